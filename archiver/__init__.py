@@ -1,0 +1,3 @@
+"""blink-archiver: keep every Blink clip, exactly once."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,262 @@
+"""The one place every Blink request goes through.
+
+Auth header, timeouts, a global request-rate limit shared by every concurrent transfer, retries with
+exponential backoff and jitter (honouring Retry-After) on connection errors, 5xx and 429, one refresh
+on a 401, and a circuit breaker that stops the run on repeated 401/403/426 instead of hammering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from archiver.config import BlinkSettings
+from archiver.errors import AccountBlocked, AuthError, BlinkError
+
+log = logging.getLogger("archiver.blink")
+
+USER_AGENT = "blink-archiver/0.1 (+https://github.com/blink-archiver)"
+
+
+class RetryableError(BlinkError):
+    """A transient failure (5xx, 429, reset, truncated body) worth another try."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RateLimiter:
+    """Paces request *starts* to ``rate`` per second across all tasks; 0 turns it off.
+
+    ``pause(seconds)`` (a 429's Retry-After) holds every caller; each 429 also lowers the rate for
+    the rest of the run, so a throttled account backs off further instead of retrying at full speed.
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        async with self._lock:
+            now = self._clock()
+            wait = self._next - now
+            if wait > 0:
+                await asyncio.sleep(wait)
+                now = self._clock()
+            interval = 1.0 / self.rate if self.rate > 0 else 0.0
+            self._next = max(self._next, now) + interval
+
+    def pause(self, seconds: float) -> None:
+        self._next = max(self._next, self._clock() + seconds)
+
+    def slow_down(self, factor: float = 0.5, floor: float = 0.2) -> None:
+        if self.rate > 0:
+            self.rate = max(floor, self.rate * factor)
+
+
+@dataclass
+class HttpStats:
+    requests: int = 0
+    retries: int = 0
+    throttled: int = 0
+    refreshes: int = 0
+    bytes_down: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    value = resp.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+class _Wait:
+    """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
+
+    def __init__(self, maximum: float) -> None:
+        self._exp = wait_exponential_jitter(initial=0.2, max=maximum, jitter=0.5)
+        self._max = maximum
+
+    def __call__(self, state: RetryCallState) -> float:
+        base = self._exp(state)
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RetryableError) and exc.retry_after is not None:
+            return min(max(base, exc.retry_after), self._max)
+        return base
+
+
+TokenSource = Callable[[], Awaitable[dict[str, str]]]
+Refresher = Callable[[], Awaitable[None]]
+
+
+class BlinkHTTP:
+    """Owns the httpx client (cookies kept: the OAuth flow needs them) and the request policy."""
+
+    def __init__(
+        self,
+        settings: BlinkSettings,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+            headers={"User-Agent": USER_AGENT},
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            follow_redirects=False,
+        )
+        self.limiter = RateLimiter(settings.max_requests_per_second)
+        self.stats = HttpStats()
+        self._auth_headers: TokenSource | None = None
+        self._refresh: Refresher | None = None
+        self._strikes = 0
+        self._blocked: str | None = None
+
+    def use_auth(self, headers: TokenSource, refresh: Refresher | None) -> None:
+        self._auth_headers = headers
+        self._refresh = refresh
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> BlinkHTTP:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- policy -----------------------------------------------------------------------------------
+    def retrying(self, attempts: int | None = None) -> AsyncRetrying:
+        n = (self.settings.retries if attempts is None else attempts) + 1
+
+        def before_sleep(state: RetryCallState) -> None:
+            self.stats.retries += 1
+            exc = state.outcome.exception() if state.outcome else None
+            log.info("retrying after: %s (attempt %d)", exc, state.attempt_number)
+
+        return AsyncRetrying(
+            retry=retry_if_exception_type((RetryableError, httpx.TransportError)),
+            wait=_Wait(self.settings.backoff_max_s),
+            stop=stop_after_attempt(n),
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    def _strike(self, reason: str) -> None:
+        self._strikes += 1
+        if self._strikes >= self.settings.breaker_threshold:
+            self._blocked = reason
+
+    def _check_status(self, resp: httpx.Response, what: str) -> None:
+        status = resp.status_code
+        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+        if status == 429:
+            self.stats.throttled += 1
+            delay = _retry_after(resp)
+            self.limiter.pause(delay if delay is not None else 5.0)
+            self.limiter.slow_down()
+            raise RetryableError(f"{what}: throttled by Blink (HTTP 429)", retry_after=delay)
+        if status >= 500:
+            raise RetryableError(f"{what}: Blink server error (HTTP {status})", retry_after=_retry_after(resp))
+        if status in (403, 426):
+            self._strike(f"HTTP {status}")
+            hint = "an app update is required" if status == 426 else "access refused"
+            raise AuthError(f"{what}: Blink refused the request ({hint}, HTTP {status})")
+        if status < 400:
+            self._strikes = 0
+
+    # -- sending -----------------------------------------------------------------------------------
+    async def _send(
+        self, request: httpx.Request, *, stream: bool, authed: bool, what: str, follow_redirects: bool = False
+    ) -> httpx.Response:
+        if self._blocked:
+            raise AccountBlocked(
+                f"stopped after repeated refusals from Blink ({self._blocked}); "
+                "check the account in the Blink app, then run `archiver login`"
+            )
+        refreshed = False
+        while True:
+            if authed and self._auth_headers is not None:
+                request.headers.update(await self._auth_headers())
+            await self.limiter.acquire()
+            self.stats.requests += 1
+            resp = await self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+            if resp.status_code == 401 and authed:
+                await resp.aclose()
+                self.stats.by_status[401] = self.stats.by_status.get(401, 0) + 1
+                if not refreshed and self._refresh is not None:
+                    refreshed = True
+                    self.stats.refreshes += 1
+                    await self._refresh()
+                    continue
+                self._strike("HTTP 401")
+                raise AuthError(f"{what}: Blink rejected the token (HTTP 401); run `archiver login`")
+            try:
+                self._check_status(resp, what)
+            except BaseException:
+                await resp.aclose()
+                raise
+            return resp
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        authed: bool = True,
+        what: str | None = None,
+        attempts: int | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; the body is read. Non-retryable 4xx answers are returned to the caller."""
+        what = what or f"{method} {httpx.URL(url).path}"
+        follow = bool(kwargs.pop("follow_redirects", False))
+        async for attempt in self.retrying(attempts):
+            with attempt:
+                request = self.client.build_request(method, url, **kwargs)
+                resp = await self._send(request, stream=True, authed=authed, what=what, follow_redirects=follow)
+                try:
+                    await resp.aread()
+                except httpx.HTTPError as exc:
+                    raise RetryableError(f"{what}: connection lost while reading ({exc})") from exc
+                finally:
+                    await resp.aclose()
+        return resp
+
+    @asynccontextmanager
+    async def stream(self, method: str, url: str, *, what: str | None = None, **kwargs: Any
+                     ) -> AsyncIterator[httpx.Response]:
+        """One attempt of a streamed request (status checked, 401 refreshed). Callers wrap the whole
+        download in ``retrying()`` so a body cut mid-way is retried from the start."""
+        what = what or f"{method} {httpx.URL(url).path}"
+        request = self.client.build_request(method, url, **kwargs)
+        resp = await self._send(request, stream=True, authed=True, what=what)
+        try:
+            yield resp
+        finally:
+            await resp.aclose()

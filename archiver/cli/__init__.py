@@ -1,0 +1,83 @@
+"""The `archiver` command (typer). Exit codes: 0 all good, 1 some clips failed (retried next run),
+2 configuration or authentication error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from archiver.config import Settings, load_settings
+from archiver.errors import ArchiverError
+from archiver.logs import REDACTOR, setup_logging
+
+app = typer.Typer(
+    name="archiver",
+    help="Archive every Blink clip (cloud and Sync Module USB) to disk or S3, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+log = logging.getLogger("archiver.cli")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (or ARCHIVER_CONFIG).", show_default=False)
+]
+
+
+class State:
+    config: Path | None = None
+    verbose: bool = False
+
+
+STATE = State()
+
+
+@app.callback()
+def _root(
+    config: ConfigOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    STATE.config = config
+    STATE.verbose = verbose
+
+
+def settings(**overrides: object) -> Settings:
+    s = load_settings(STATE.config, **overrides)
+    setup_logging("DEBUG" if STATE.verbose else s.log.level, s.log.json_format)
+    REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
+    for acct in s.accounts:
+        REDACTOR.add(acct.password.get_secret_value() if acct.password else None)
+    return s
+
+
+def fail(exc: ArchiverError) -> typer.Exit:
+    typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
+    return typer.Exit(exc.exit_code)
+
+
+def run_async(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def main() -> None:
+    from archiver.cli import commands, demo  # noqa: F401  (registers the commands)
+
+    try:
+        app()
+    except ArchiverError as exc:  # anything not handled by a command
+        typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # a bug or an unforeseen failure: one line, details with -v
+        if STATE.verbose:
+            raise
+        typer.echo(f"error: unexpected {type(exc).__name__}: {REDACTOR.scrub(str(exc))} (run with -v for details)",
+                   err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

@@ -1,0 +1,156 @@
+"""login, sync, status."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from archiver.blink.models import TwoFactorChallenge
+from archiver.cli import app, fail, settings
+from archiver.cli.progress import make_reporter
+from archiver.config import AccountSettings, Settings
+from archiver.db import repo
+from archiver.db.engine import session_scope
+from archiver.errors import ArchiverError, ConfigError
+from archiver.logs import REDACTOR
+from archiver.pipeline.runner import make_account_sync, open_engine, sync_all
+from archiver.pipeline.sync import SyncReport
+
+console = Console()
+
+
+def _account(s: Settings, name: str | None) -> AccountSettings:
+    accounts = s.account_list()
+    if name is None:
+        return accounts[0]
+    for a in accounts:
+        if a.name == name:
+            return a
+    raise ConfigError(f"no account named {name!r} in the config")
+
+
+@app.command()
+def login(
+    username: Annotated[str | None, typer.Option(help="Blink e-mail (default: from the config).")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
+    = False,
+    pin: Annotated[str | None, typer.Option(help="The 2FA PIN, for scripts.")] = None,
+    account: Annotated[str | None, typer.Option(help="Account name from [[accounts]].")] = None,
+) -> None:
+    """Log in once (with the 2FA PIN); the token is stored and reused by every sync."""
+    try:
+        s = settings()
+        acct = _account(s, account)
+        user = username or acct.username
+        if not user:
+            if not sys.stdin.isatty():
+                raise ConfigError("no username: pass --username or set blink.username")
+            user = typer.prompt("Blink e-mail")
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        elif acct.password and not username:
+            password = acct.password.get_secret_value()
+        elif sys.stdin.isatty():
+            password = getpass.getpass("Blink password: ")
+        else:
+            raise ConfigError("no password: use --password-stdin or set blink.password")
+        REDACTOR.add(password, pin)
+
+        async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
+            if pin:
+                return pin
+            if not sys.stdin.isatty():
+                return None
+            where = ", ".join(challenge.tsv_methods) or challenge.tsv_state or "SMS/e-mail"
+            return await asyncio.to_thread(typer.prompt, f"2FA PIN Blink sent you ({where})")
+
+        engine = open_engine(s)
+        acct = acct.model_copy(update={"username": user})
+
+        async def go() -> None:
+            sync = make_account_sync(s, engine, acct)
+            try:
+                await sync.login(user, password, ask_pin)
+            finally:
+                await sync.aclose()
+
+        asyncio.run(go())
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    typer.echo(f"logged in as {user}; the token is stored in {s.database_url.split('://')[0]} database")
+
+
+def print_reports(reports: list[SyncReport]) -> int:
+    code = 0
+    for r in reports:
+        if r.skipped_lease:
+            typer.echo(f"account {r.account}: another run is syncing it (lease held); nothing to do")
+            continue
+        typer.echo(
+            f"account {r.account}: listed {r.listed} ({r.new} new), stored {r.stored}, failed {r.failed}, "
+            f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
+        )
+        for e in r.errors:
+            typer.echo(f"  error: {REDACTOR.scrub(e)}", err=True)
+        for e in r.clip_errors[:10]:
+            typer.echo(f"  failed: {REDACTOR.scrub(e)}", err=True)
+        if len(r.clip_errors) > 10:
+            typer.echo(f"  ... and {len(r.clip_errors) - 10} more (see `archiver status`)", err=True)
+        code = max(code, r.exit_code)
+    return code
+
+
+@app.command()
+def sync(
+    account: Annotated[list[str] | None, typer.Option(help="Only these account names.")] = None,
+) -> None:
+    """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
+    try:
+        s = settings()
+        engine = open_engine(s)
+        reports = asyncio.run(sync_all(s, engine, accounts=account, reporter_factory=make_reporter))
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    raise typer.Exit(print_reports(reports))
+
+
+@app.command()
+def status() -> None:
+    """Cursor, clips by state (cloud and USB separately), last errors, archive size."""
+    try:
+        s = settings()
+        engine = open_engine(s)
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    from sqlmodel import select
+
+    from archiver.db.models import Account
+
+    with session_scope(engine) as ses:
+        accounts = ses.exec(select(Account)).all()
+        if not accounts:
+            typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
+            return
+        for a in accounts:
+            assert a.id is not None
+            cur = repo.get_cursor(ses, a.id)
+            counts = repo.state_counts(ses, a.id)
+            logged_in = "yes" if a.access_token else "no"
+            table = Table(title=f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})")
+            table.add_column("source")
+            for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
+                table.add_column(st, justify="right")
+            for src in ("cloud", "local"):
+                table.add_row(src, *(str(counts.get((src, st), 0)) for st in
+                                     ("discovered", "downloaded", "stored", "failed", "pruned")))
+            console.print(table)
+            console.print(f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}")
+            console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
+            for c in repo.last_errors(ses, a.id):
+                console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")

@@ -1,0 +1,80 @@
+"""A lease per account in the database, so a CronJob run, a worker and a second replica never sync the
+same account at once. A holder that dies stops renewing; its lease expires after ``ttl``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from archiver.db.engine import session_scope
+from archiver.db.models import Lease, utcnow
+
+log = logging.getLogger("archiver.lease")
+DEFAULT_TTL = timedelta(minutes=5)
+
+
+def _holder() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def try_acquire(engine: Engine, name: str, holder: str, ttl: timedelta, now: datetime | None = None) -> bool:
+    now = now or utcnow()
+    with session_scope(engine) as s:
+        res = s.exec(  # type: ignore[call-overload]
+            update(Lease)
+            .where(Lease.name == name)
+            .where((Lease.expires_at < now) | (Lease.holder == holder))
+            .values(holder=holder, expires_at=now + ttl)
+        )
+        if res.rowcount:
+            return True
+    try:
+        with session_scope(engine) as s:
+            s.add(Lease(name=name, holder=holder, expires_at=now + ttl))
+        return True
+    except IntegrityError:
+        return False
+
+
+def release(engine: Engine, name: str, holder: str) -> None:
+    with session_scope(engine) as s:
+        row = s.get(Lease, name)
+        if row is not None and row.holder == holder:
+            s.delete(row)
+
+
+@contextmanager
+def account_lease(engine: Engine, account: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[bool]:
+    """Yields True when this process holds the lease (renewed in the background until the block ends)."""
+    name, holder = f"account:{account}", _holder()
+    if not try_acquire(engine, name, holder, ttl):
+        log.warning("account=%s is being synced by another run (lease held); skipping", account)
+        yield False
+        return
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(ttl.total_seconds() / 3):
+            try:
+                try_acquire(engine, name, holder, ttl)
+            except Exception as exc:  # pragma: no cover - database hiccup; next renewal retries
+                log.warning("lease renewal failed: %s", exc)
+
+    t = threading.Thread(target=renew, name=f"lease-{account}", daemon=True)
+    t.start()
+    try:
+        yield True
+    finally:
+        stop.set()
+        t.join(timeout=5)
+        release(engine, name, holder)

@@ -1,0 +1,164 @@
+"""Tables. The database is the durable work queue: a clip row exists from the moment it is listed."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: object) -> Column:  # timezone-aware timestamps on every backend
+    return Column(DateTime(timezone=True), **kw)  # type: ignore[arg-type]
+
+
+class ClipState(enum.StrEnum):
+    discovered = "discovered"
+    downloaded = "downloaded"
+    stored = "stored"
+    failed = "failed"
+    pruned = "pruned"  # removed from every destination by retention; the row stays so it is never refetched
+
+
+class ClipSource(enum.StrEnum):
+    cloud = "cloud"
+    local = "local"
+
+
+class ObjectKind(enum.StrEnum):
+    clip = "clip"
+    thumbnail = "thumbnail"
+    generated_thumbnail = "generated_thumbnail"  # ffmpeg-made, kept beside Blink's own ("both")
+    sidecar = "sidecar"
+    transcode = "transcode"
+    preview = "preview"
+
+
+class Account(SQLModel, table=True):
+    """One Blink login. Credentials live here (the database file is created 0600 for SQLite)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    username: str | None = None
+    auth_kind: str = "oauth"
+    hardware_id: str
+    blink_account_id: int | None = None
+    user_id: int | None = None
+    client_id: int | None = None
+    tier: str | None = None
+    access_token: str | None = None
+    refresh_token: str | None = None
+    token_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Network(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("account_id", "blink_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    blink_id: int
+    name: str
+    time_zone: str | None = None
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Camera(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("account_id", "blink_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    blink_id: int
+    network_id: int
+    name: str
+    type: str | None = None
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class SyncModule(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("account_id", "blink_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    blink_id: int
+    network_id: int
+    name: str
+    status: str | None = None
+    local_storage_status: str | None = None
+    seen_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Cursor(SQLModel, table=True):
+    """Where the next media/changed listing starts, per account and source."""
+
+    __table_args__ = (UniqueConstraint("account_id", "source"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    source: str = "cloud"
+    since: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class Clip(SQLModel, table=True):
+    """One recording. ``identity`` is what makes it unique across syncs and sources."""
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "identity"),
+        Index("ix_clip_state_account", "account_id", "state"),
+        Index("ix_clip_camera_time", "account_id", "camera_blink_id", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id")
+    source: ClipSource = ClipSource.cloud
+    identity: str  # cloud:<media id> | local:<sync module>:<camera>:<utc instant>
+    blink_id: str  # media id (cloud) or the latest manifest clip id (local)
+    network_blink_id: int | None = None
+    network_name: str | None = None
+    camera_blink_id: int | None = None
+    camera_name: str | None = None
+    sync_module_blink_id: int | None = None
+    time_zone: str | None = None
+    created_at: datetime = Field(sa_column=_ts(nullable=False))
+    updated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    media_url: str | None = None
+    thumbnail_url: str | None = None
+    size_hint: int | None = None  # the manifest's size field, unit unknown (bytes or KiB)
+    deleted_upstream: bool = False
+    partial: bool = False  # Blink says the recording is not complete yet: fetch once it is
+    state: ClipState = Field(default=ClipState.discovered)
+    attempts: int = 0
+    last_error: str | None = None
+    size: int | None = None
+    sha256: str | None = None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
+    discovered_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    stored_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    cloud_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class StoredObject(SQLModel, table=True):
+    """A file a destination holds for a clip. A row exists only once the object is durable."""
+
+    __table_args__ = (UniqueConstraint("clip_id", "destination", "kind"),)
+    id: int | None = Field(default=None, primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", index=True)
+    destination: str
+    kind: ObjectKind
+    key: str
+    size: int
+    sha256: str
+    stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Lease(SQLModel, table=True):
+    """A time-limited lock per account so two runs never sync the same account at once."""
+
+    name: str = Field(primary_key=True)
+    holder: str
+    expires_at: datetime = Field(sa_column=_ts(nullable=False))

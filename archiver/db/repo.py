@@ -1,0 +1,155 @@
+"""Queries and state transitions in one place (no SQL built from strings)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import func
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from archiver.blink.auth import Credentials, new_hardware_id
+from archiver.db.engine import session_scope
+from archiver.db.models import (
+    Account,
+    Clip,
+    ClipSource,
+    ClipState,
+    Cursor,
+    ObjectKind,
+    StoredObject,
+    utcnow,
+)
+
+PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:  # SQLite returns naive values
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def get_or_create_account(engine: Engine, name: str, username: str | None, auth_kind: str) -> Account:
+    with session_scope(engine) as s:
+        acct = s.exec(select(Account).where(Account.name == name)).first()
+        if acct is None:
+            acct = Account(name=name, username=username, auth_kind=auth_kind, hardware_id=new_hardware_id())
+            s.add(acct)
+        elif username and acct.username != username:
+            # another Blink login under the same name: old tokens belong to someone else
+            acct.username = username
+            acct.access_token = acct.refresh_token = None
+            acct.token_expires_at = None
+            acct.blink_account_id = None
+            s.add(acct)
+        s.flush()
+        s.refresh(acct)
+        return acct
+
+
+def credentials_of(acct: Account) -> Credentials:
+    return Credentials(
+        hardware_id=acct.hardware_id,
+        auth_kind=acct.auth_kind,
+        access_token=acct.access_token,
+        refresh_token=acct.refresh_token,
+        expires_at=_aware(acct.token_expires_at),
+        tier=acct.tier,
+        account_id=acct.blink_account_id,
+        user_id=acct.user_id,
+        client_id=acct.client_id,
+    )
+
+
+def save_credentials(engine: Engine, account_id: int, creds: Credentials) -> None:
+    with session_scope(engine) as s:
+        acct = s.get(Account, account_id)
+        if acct is None:
+            return
+        acct.auth_kind = creds.auth_kind
+        acct.access_token = creds.access_token
+        acct.refresh_token = creds.refresh_token
+        acct.token_expires_at = creds.expires_at
+        acct.tier = creds.tier
+        acct.blink_account_id = creds.account_id
+        acct.user_id = creds.user_id
+        acct.client_id = creds.client_id
+        s.add(acct)
+
+
+def get_cursor(s: Session, account_id: int, source: str = "cloud") -> Cursor | None:
+    cur = s.exec(select(Cursor).where(Cursor.account_id == account_id, Cursor.source == source)).first()
+    if cur is not None:
+        cur.since = _aware(cur.since) or cur.since
+    return cur
+
+
+def set_cursor(s: Session, account_id: int, since: datetime, source: str = "cloud") -> None:
+    cur = get_cursor(s, account_id, source)
+    if cur is None:
+        cur = Cursor(account_id=account_id, source=source, since=since)
+    elif since > cur.since:
+        cur.since = since
+    cur.updated_at = utcnow()
+    s.add(cur)
+
+
+def clips_by_identity(s: Session, account_id: int, identities: Iterable[str]) -> dict[str, Clip]:
+    ids = list(identities)
+    out: dict[str, Clip] = {}
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        rows = s.exec(select(Clip).where(Clip.account_id == account_id, col(Clip.identity).in_(chunk)))
+        out.update({c.identity: c for c in rows})
+    return out
+
+
+def pending_clips(s: Session, account_id: int, source: ClipSource | None = None) -> Sequence[Clip]:
+    q = select(Clip).where(Clip.account_id == account_id, col(Clip.state).in_(PENDING_STATES))
+    if source is not None:
+        q = q.where(Clip.source == source)
+    return s.exec(q.order_by(col(Clip.created_at))).all()
+
+
+def objects_of(s: Session, clip_id: int) -> list[StoredObject]:
+    return list(s.exec(select(StoredObject).where(StoredObject.clip_id == clip_id)))
+
+
+def record_object(
+    s: Session, clip_id: int, destination: str, kind: ObjectKind, key: str, size: int, sha256: str
+) -> None:
+    row = s.exec(
+        select(StoredObject).where(
+            StoredObject.clip_id == clip_id, StoredObject.destination == destination, StoredObject.kind == kind
+        )
+    ).first()
+    if row is None:
+        row = StoredObject(clip_id=clip_id, destination=destination, kind=kind, key=key, size=size,
+                           sha256=sha256)
+    else:
+        row.key, row.size, row.sha256, row.stored_at = key, size, sha256, utcnow()
+    s.add(row)
+
+
+def state_counts(s: Session, account_id: int | None = None) -> dict[tuple[str, str], int]:
+    q = select(Clip.source, Clip.state, func.count()).group_by(Clip.source, Clip.state)
+    if account_id is not None:
+        q = q.where(Clip.account_id == account_id)
+    return {(str(src.value if hasattr(src, "value") else src), str(st.value if hasattr(st, "value") else st)): n
+            for src, st, n in s.exec(q)}
+
+
+def archive_bytes(s: Session, account_id: int | None = None) -> int:
+    q = select(func.coalesce(func.sum(StoredObject.size), 0))
+    if account_id is not None:
+        q = q.join(Clip, Clip.id == StoredObject.clip_id).where(Clip.account_id == account_id)
+    return int(s.exec(q).one())
+
+
+def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Sequence[Clip]:
+    q = select(Clip).where(Clip.state == ClipState.failed)
+    if account_id is not None:
+        q = q.where(Clip.account_id == account_id)
+    return s.exec(q.order_by(col(Clip.id).desc()).limit(limit)).all()

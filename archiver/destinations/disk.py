@@ -1,0 +1,253 @@
+"""A folder on a local or mounted filesystem.
+
+``put`` never exposes a partial file: it hard-links (same filesystem, zero copy) or copies the source to
+``.<name>.<random>.part`` next to the target, fsyncs it, renames it over the final name and fsyncs the
+folder. Every key is resolved under the root and refused if it would leave it (``..``, absolute paths,
+symlinks pointing outside).
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from archiver.destinations.base import DestinationError, ObjectInfo, check_key, is_temporary_key
+
+CHUNK = 1024 * 1024
+
+_LINK_FALLBACK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EACCES}
+_REASONS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EIO: "input/output error",
+}
+
+
+def _reason(exc: OSError) -> str:
+    if exc.errno in _REASONS:
+        return _REASONS[exc.errno]
+    return (exc.strerror or exc.__class__.__name__).lower()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+class DiskDestination:
+    """Files under ``root``; ``exclude`` lists root-relative folders that are not ours (a staging dir)."""
+
+    def __init__(self, root: Path, name: str = "disk", *, exclude: Iterable[str] = ()) -> None:
+        self.root = Path(root).expanduser()
+        self.name = name
+        self.exclude = tuple(p.strip("/") + "/" for p in exclude if p.strip("/"))
+
+    def __repr__(self) -> str:
+        return f"DiskDestination(name={self.name!r}, root={str(self.root)!r})"
+
+    # -- helpers ------------------------------------------------------------------------------------
+    def _error(self, action: str, key: str, exc: OSError) -> DestinationError:
+        return DestinationError(f"disk destination {self.name!r}: {_reason(exc)} {action} {key}")
+
+    def _resolve(self, key: str) -> Path:
+        check_key(key, self.name)
+        root = self.root.resolve()
+        target = root.joinpath(*key.split("/"))
+        resolved = target.resolve()
+        if not resolved.is_relative_to(root) or resolved == root:
+            raise DestinationError(f"disk destination {self.name!r}: refused key {key!r}: it leaves the root")
+        # The parent may itself be reached through a symlink inside the root; use its real path.
+        return target.parent.resolve() / target.name
+
+    def _makedirs(self, folder: Path) -> None:
+        """mkdir -p, fsyncing each parent that gained an entry so the new folder survives a crash."""
+        missing: list[Path] = []
+        p = folder
+        while not p.exists():
+            missing.append(p)
+            if p.parent == p:
+                break
+            p = p.parent
+        for d in reversed(missing):
+            try:
+                d.mkdir()
+            except FileExistsError:
+                continue
+            _fsync_dir(d.parent)
+
+    def check(self) -> None:
+        """Raise DestinationError unless the root exists (or can be created) and is writable."""
+        try:
+            self._makedirs(self.root)
+        except OSError as exc:
+            raise self._error("creating", str(self.root), exc) from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise DestinationError(f"disk destination {self.name!r}: {self.root} is not writable")
+
+    # -- Destination --------------------------------------------------------------------------------
+    def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        dest = self._resolve(key)
+        try:
+            size = os.stat(src).st_size
+        except OSError as exc:
+            raise DestinationError(
+                f"disk destination {self.name!r}: cannot read source {src}: {_reason(exc)}"
+            ) from None
+        current = self.stat(key)
+        if current is not None and current.size == size and self.hash(key) == sha256:
+            return ObjectInfo(key=key, size=size, sha256=sha256)
+
+        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+        try:
+            for attempt in range(3):  # a concurrent prune may remove an empty folder under us
+                self._makedirs(dest.parent)
+                try:
+                    self._link_or_copy(Path(src), tmp, sha256, key)
+                    break
+                except FileNotFoundError:
+                    if attempt == 2 or not Path(src).exists():
+                        raise
+            os.replace(tmp, dest)
+            _fsync_dir(dest.parent)
+        except OSError as exc:
+            self._discard(tmp)
+            raise self._error("writing", key, exc) from None
+        except BaseException:
+            self._discard(tmp)
+            raise
+        self._discard(tmp)  # rename of a hard link onto the same inode is a no-op that leaves tmp behind
+        return ObjectInfo(key=key, size=size, sha256=sha256)
+
+    def _link_or_copy(self, src: Path, tmp: Path, sha256: str, key: str) -> None:
+        try:
+            os.link(src, tmp, follow_symlinks=True)
+        except OSError as exc:
+            if exc.errno not in _LINK_FALLBACK:
+                raise
+        else:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            return
+        digest = hashlib.sha256()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            with open(src, "rb") as fsrc:
+                while chunk := fsrc.read(CHUNK):
+                    digest.update(chunk)
+                    _write_all(fd, chunk)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if digest.hexdigest() != sha256:
+            raise DestinationError(
+                f"disk destination {self.name!r}: source for {key} does not match its sha256 (changed on disk?)"
+            )
+
+    @staticmethod
+    def _discard(tmp: Path) -> None:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:  # pragma: no cover - nothing more we can do; list() hides .part names anyway
+            pass
+
+    def stat(self, key: str) -> ObjectInfo | None:
+        path = self._resolve(key)
+        try:
+            st = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._error("reading", key, exc) from None
+        if not path.is_file():
+            return None
+        return ObjectInfo(key=key, size=st.st_size)
+
+    def hash(self, key: str) -> str:
+        path = self._resolve(key)
+        try:
+            return sha256_file(path)
+        except FileNotFoundError:
+            raise DestinationError(f"disk destination {self.name!r}: {key} does not exist") from None
+        except OSError as exc:
+            raise self._error("reading", key, exc) from None
+
+    def delete(self, key: str) -> None:
+        path = self._resolve(key)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise self._error("deleting", key, exc) from None
+        root = self.root.resolve()
+        parent = path.parent
+        try:
+            _fsync_dir(parent)
+            # Tidy the date/camera folders retention empties; stop at the first one still in use.
+            while parent != root and parent.is_relative_to(root):
+                parent.rmdir()
+                parent = parent.parent
+        except OSError:
+            pass
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        root = self.root.resolve()
+        folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
+        start = root.joinpath(*folder.split("/")) if folder else root
+        if folder:
+            try:
+                check_key(folder, self.name)
+            except DestinationError:
+                return
+        if not start.is_dir():
+            return
+        for dirpath, dirnames, filenames in os.walk(start):
+            rel_dir = Path(dirpath).relative_to(root).as_posix()
+            rel_dir = "" if rel_dir == "." else rel_dir + "/"
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".") and not any((rel_dir + d + "/").startswith(x) for x in self.exclude)
+            )
+            for fname in sorted(filenames):
+                key = rel_dir + fname
+                if not key.startswith(prefix) or is_temporary_key(key):
+                    continue
+                full = Path(dirpath) / fname
+                try:
+                    st = full.lstat()
+                except OSError:
+                    continue
+                if not full.is_file() or full.is_symlink():
+                    continue
+                yield ObjectInfo(key=key, size=st.st_size)

@@ -1,0 +1,77 @@
+"""Logging setup: plain or JSON lines, with every known secret and token-shaped value redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import threading
+from datetime import UTC, datetime
+
+_PATTERNS = [
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+    re.compile(r'(?i)((?:access_token|refresh_token|token|password|2fa_code|pin|secret_access_key|'
+               r'token-auth)["\']?\s*[:=]\s*["\']?)[^"\'&\s,}]+'),
+]
+
+
+class Redactor(logging.Filter):
+    """Replaces registered secrets and token-shaped substrings in every record's final message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, *secrets: str | None) -> None:
+        with self._lock:
+            self._secrets.update(s for s in secrets if s and len(s) >= 4)
+
+    def scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, "***")
+        for pat in _PATTERNS:
+            text = pat.sub(r"\1***", text)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        msg = self.scrub(record.getMessage())
+        record.msg, record.args = msg, None
+        if record.exc_info:
+            record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+REDACTOR = Redactor()
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_text:
+            doc["exc"] = record.exc_text
+        return json.dumps(doc)
+
+
+def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -> None:  # type: ignore[no-untyped-def]
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.addFilter(REDACTOR)
+    handler.setFormatter(
+        JsonFormatter() if json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_archiver", False):
+            root.removeHandler(h)
+    handler._archiver = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for noisy in ("httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,123 @@
+"""Still thumbnails (JPEG) and short animated previews (WebP, or GIF) from a clip."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import ffmpeg as ffmpeg_python
+
+from archiver.errors import MediaError
+from archiver.media import ffmpeg as ff
+from archiver.media.probe import looks_like_jpeg, probe_header
+
+PreviewKind = Literal["webp", "gif"]
+
+
+def thumbnail_time(duration: float, at_s: float | None = None) -> float:
+    """Where to grab the still: ``at_s`` (default 1 s, or the middle of clips shorter than 2 s), clamped
+    into the clip so the seek always lands on a frame."""
+    if duration <= 0:
+        return 0.0
+    t = at_s if at_s is not None else (1.0 if duration >= 2.0 else duration / 2)
+    last = max(duration - 0.1, 0.0)  # a seek right at the end can fall past the last frame
+    return min(max(t, 0.0), last)
+
+
+def _tmp_for(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.{os.getpid()}.part{dst.suffix}")
+
+
+def _remaining(deadline: float) -> float:
+    return max(deadline - time.monotonic(), 0.001)
+
+
+def make_thumbnail(src: str | os.PathLike[str], dst_jpg: str | os.PathLike[str], ffmpeg: str,
+                   at_s: float | None = None, width: int = 640, timeout: float = 60,
+                   duration: float | None = None) -> Path:
+    """Write one frame of ``src`` as a JPEG ``width`` px wide (never upscaled, aspect kept, even height).
+
+    ``duration`` (if known from a previous probe) saves reading the header again. Returns ``dst_jpg``;
+    MediaError if ffmpeg fails or what it wrote is not a JPEG."""
+    deadline = time.monotonic() + timeout
+    src, dst = Path(src), Path(dst_jpg)
+    if duration is None:
+        duration = probe_header(src, ffmpeg, timeout=timeout).duration
+    t = thumbnail_time(duration, at_s)
+    tmp = _tmp_for(dst)
+    stream = (
+        ffmpeg_python.input(ff.path_arg(src), ss=f"{t:.3f}")
+        .filter("scale", f"min({int(width)},iw)", -2)
+        .output(ff.path_arg(tmp), vframes=1, format="image2", vcodec="mjpeg", pix_fmt="yuvj420p",
+                **{"q:v": 3})
+    )
+    try:
+        ff.run(ff.compile_cmd(stream, ffmpeg), _remaining(deadline))
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise MediaError(f"{src.name}: no frame at {t:.2f}s for the thumbnail")
+        with open(tmp, "rb") as f:
+            if not looks_like_jpeg(f.read(3)):
+                raise MediaError(f"{src.name}: thumbnail is not a JPEG")
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return dst
+
+
+@dataclass(frozen=True)
+class Preview:
+    path: Path
+    kind: PreviewKind
+    note: str | None = None  # e.g. why a GIF was written although WebP was asked for
+
+
+def webp_encoder(ffmpeg: str) -> str | None:
+    """``libwebp_anim`` (animated) if present, else ``libwebp`` (recent builds animate with it), else None."""
+    have = ff.encoders(ffmpeg)
+    return next((e for e in ("libwebp_anim", "libwebp") if e in have), None)
+
+
+def make_preview(src: str | os.PathLike[str], dst: str | os.PathLike[str], ffmpeg: str,
+                 kind: PreviewKind = "webp", seconds: float = 3.0, width: int = 320, fps: int = 5,
+                 timeout: float = 120, duration: float | None = None) -> Preview:
+    """A short looping animation: ``seconds`` from about 1 s in (from the start for short clips),
+    ``width`` px wide, ``fps`` frames/s. WebP needs libwebp in the ffmpeg build; without it a GIF is
+    written instead (``dst`` gets the ``.gif`` suffix) and :attr:`Preview.note` says so."""
+    deadline = time.monotonic() + timeout
+    src, dst = Path(src), Path(dst)
+    if duration is None:
+        duration = probe_header(src, ffmpeg, timeout=timeout).duration
+    note = None
+    encoder = None
+    if kind == "webp":
+        encoder = webp_encoder(ffmpeg)
+        if encoder is None:
+            note = "ffmpeg has no WebP encoder (libwebp): wrote a GIF preview instead"
+            kind = "gif"
+    dst = dst.with_suffix(f".{kind}")
+    start = 1.0 if duration >= seconds + 1.0 else 0.0
+    inp = ffmpeg_python.input(ff.path_arg(src), ss=f"{start:.3f}", t=f"{seconds:.3f}")
+    v = inp.video.filter("fps", fps).filter("scale", f"min({int(width)},iw)", -2, flags="lanczos")
+    tmp = _tmp_for(dst)
+    if kind == "webp":
+        out = v.output(ff.path_arg(tmp), vcodec=encoder, loop=0, quality=60, compression_level=4,
+                       pix_fmt="yuv420p", an=None, format="webp")
+    else:
+        split = v.split()
+        palette = split[0].filter("palettegen", stats_mode="diff")
+        gif = ffmpeg_python.filter([split[1], palette], "paletteuse", dither="bayer", bayer_scale=3)
+        out = gif.output(ff.path_arg(tmp), loop=0, an=None, format="gif")
+    try:
+        ff.run(ff.compile_cmd(out, ffmpeg), _remaining(deadline))
+        if not tmp.exists() or tmp.stat().st_size == 0:
+            raise MediaError(f"{src.name}: preview came out empty")
+        os.replace(tmp, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return Preview(path=dst, kind=kind, note=note)

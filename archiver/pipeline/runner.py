@@ -1,0 +1,79 @@
+"""Run a sync for every configured account: open the database, build destinations, report."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from archiver.config import AccountSettings, Settings
+from archiver.db.engine import open_database
+from archiver.destinations import build_destinations
+from archiver.pipeline.sync import AccountSync, Reporter, SyncReport
+
+log = logging.getLogger("archiver.runner")
+
+
+def open_engine(settings: Settings) -> Engine:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_database(settings.database_url)
+
+
+def make_account_sync(
+    settings: Settings,
+    engine: Engine,
+    account: AccountSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    reporter: Reporter | None = None,
+) -> AccountSync:
+    from archiver.sources.local_storage import attach as attach_local_storage
+
+    sync = AccountSync(
+        settings, engine, account, build_destinations(settings),
+        transport=transport, reporter=reporter, processor=_processor(settings),
+    )
+    attach_local_storage(sync)
+    return sync
+
+
+def _processor(settings: Settings) -> object | None:
+    p = settings.processing
+    if p.transcode == "off" and p.thumbnail == "blink" and p.preview == "off" and not p.probe:
+        return None
+    try:
+        from archiver.media.processor import MediaProcessor
+    except ImportError:  # pragma: no cover
+        return None
+    return MediaProcessor(p)
+
+
+async def sync_all(
+    settings: Settings,
+    engine: Engine,
+    *,
+    accounts: list[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    reporter_factory: Callable[[str], Reporter] | None = None,
+) -> list[SyncReport]:
+    from archiver.db.lease import account_lease
+
+    reports: list[SyncReport] = []
+    for account in settings.account_list():
+        if accounts and account.name not in accounts:
+            continue
+        with account_lease(engine, account.name) as held:
+            if not held:
+                reports.append(SyncReport(account=account.name, skipped_lease=True))
+                continue
+            sync = make_account_sync(
+                settings, engine, account, transport=transport,
+                reporter=reporter_factory(account.name) if reporter_factory else None,
+            )
+            try:
+                reports.append(await sync.run())
+            finally:
+                await sync.aclose()
+    return reports

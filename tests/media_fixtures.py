@@ -1,0 +1,109 @@
+"""Small media files generated with the real ffmpeg (imageio-ffmpeg's binary unless one is on PATH).
+
+Clips are made once per test session (session-scoped fixtures) so the media tests stay fast. Import the
+fixtures into a test module: ``from media_fixtures import good_clip, ...  # noqa: F401``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from archiver.media.ffmpeg import encoders, find_ffmpeg
+
+
+def ffmpeg_exe() -> str:
+    return find_ffmpeg(None)
+
+
+def make_clip(dst: Path, *, seconds: float = 2.0, size: str = "320x240", rate: int = 15,
+              faststart: bool = True, audio: bool = False, ffmpeg: str | None = None) -> Path:
+    """A ``testsrc`` clip: libx264 if the build has it, else mpeg4; optional AAC sine audio."""
+    exe = ffmpeg or ffmpeg_exe()
+    vcodec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] if "libx264" in encoders(exe) else ["-c:v", "mpeg4"]
+    cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-y",
+           "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}"]
+    if audio:
+        cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
+    cmd += ["-t", str(seconds), *vcodec]
+    if audio:
+        cmd += ["-c:a", "aac", "-b:a", "32k"]
+    if faststart:
+        cmd += ["-movflags", "+faststart"]
+    cmd.append(str(dst))
+    subprocess.run(cmd, check=True, timeout=60)
+    return dst
+
+
+def make_audio_only(dst: Path, seconds: float = 1.0) -> Path:
+    exe = ffmpeg_exe()
+    subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "sine=frequency=440:sample_rate=16000", "-t", str(seconds), "-c:a", "aac",
+                    str(dst)], check=True, timeout=60)
+    return dst
+
+
+def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
+    """Copy the first ``keep`` bytes (an int) or fraction (a float < 1) of ``src`` to ``dst``."""
+    data = src.read_bytes()
+    n = int(len(data) * keep) if isinstance(keep, float) else keep
+    dst.write_bytes(data[:n])
+    return dst
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_path() -> str:
+    return ffmpeg_exe()
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("media")
+
+
+@pytest.fixture(scope="session")
+def good_clip(media_dir: Path, ffmpeg_path: str) -> Path:
+    """2 s, 320x240, 15 fps, faststart, with an AAC track (like a Blink clip)."""
+    return make_clip(media_dir / "good.mp4", audio=True, ffmpeg=ffmpeg_path)
+
+
+@pytest.fixture(scope="session")
+def moov_last_clip(media_dir: Path, ffmpeg_path: str) -> Path:
+    """Same picture, ``moov`` after ``mdat`` (no faststart)."""
+    return make_clip(media_dir / "moov_last.mp4", faststart=False, ffmpeg=ffmpeg_path)
+
+
+@pytest.fixture(scope="session")
+def short_clip(media_dir: Path, ffmpeg_path: str) -> Path:
+    """0.6 s clip (thumbnail falls in the middle)."""
+    return make_clip(media_dir / "short.mp4", seconds=0.6, ffmpeg=ffmpeg_path)
+
+
+@pytest.fixture(scope="session")
+def truncated_clip(media_dir: Path, good_clip: Path) -> Path:
+    """The good clip cut at 60 %: ``mdat`` runs past the end of the file."""
+    return truncate_copy(good_clip, media_dir / "truncated.mp4", 0.6)
+
+
+@pytest.fixture(scope="session")
+def json_file(media_dir: Path) -> Path:
+    """What a broken download sometimes is: an API error body."""
+    p = media_dir / "error.json"
+    p.write_text('{"message": "Unauthorized Access", "code": 101}\n')
+    return p
+
+
+@pytest.fixture(scope="session")
+def audio_only(media_dir: Path) -> Path:
+    return make_audio_only(media_dir / "audio.m4a")
+
+
+@pytest.fixture
+def clip_copy(tmp_path: Path, good_clip: Path) -> Path:
+    """A per-test copy of the good clip (tests may write next to it)."""
+    dst = tmp_path / "clip.mp4"
+    shutil.copyfile(good_clip, dst)
+    return dst

@@ -1,0 +1,516 @@
+"""Deployment artefacts: Dockerfile, docker-compose.yml and the kustomize manifests.
+
+Fast and offline. The kustomizations are rendered by a minimal in-test kustomize (resources, namespace,
+labels, images and strategic-merge patches, the subset the manifests use) and every object is validated
+strictly against the Kubernetes JSON schemas that ship inside ``kubernetes-validate``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import shlex
+import socket
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from packaging.version import Version
+
+from archiver.config import load_settings
+
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+from kubernetes_validate.utils import all_versions  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "kubernetes"
+BASE = K8S / "base"
+OVERLAY = K8S / "overlays" / "postgres-s3"
+KUSTOMIZATIONS = [BASE, OVERLAY]
+IMAGE = "ghcr.io/blink-archiver/blink-archiver"
+CONFIG_PATH = "/config/archiver.toml"
+OLDEST_K8S = "1.30"
+
+# Cluster-scoped kinds the namespace transformer must leave alone.
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "PersistentVolume", "StorageClass"}
+# Strategic-merge list keys for the lists the patches touch (all keyed by `name` in Kubernetes).
+MERGE_BY_NAME = {"containers", "initContainers", "env", "volumes", "volumeMounts", "ports"}
+
+
+def _versions() -> list[str]:
+    """Validate against 1.30 (or the oldest newer version shipped) and the newest shipped schemas."""
+    shipped = [v for v in all_versions() if Version(v) >= Version(OLDEST_K8S)]
+    assert shipped, "kubernetes-validate ships no recent schemas"
+    return sorted({shipped[0], shipped[-1]}, key=Version)
+
+
+K8S_VERSIONS = _versions()
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Schemas are bundled: any connection attempt is a bug (and would make the test slow/flaky)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"network access attempted: {args!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+# --------------------------------------------------------------------------------------------------
+# a minimal kustomize
+# --------------------------------------------------------------------------------------------------
+def load_docs(path: Path) -> list[dict[str, Any]]:
+    with path.open() as fh:
+        return [d for d in yaml.safe_load_all(fh) if d is not None]
+
+
+def kustomization(directory: Path) -> dict[str, Any]:
+    docs = load_docs(directory / "kustomization.yaml")
+    assert len(docs) == 1
+    return docs[0]
+
+
+def _key(obj: dict[str, Any]) -> tuple[str, str]:
+    return obj["kind"], obj["metadata"]["name"]
+
+
+def strategic_merge(base: Any, patch: Any) -> Any:
+    """Strategic merge for maps, `null` deletions and name-keyed lists (enough for these patches)."""
+    if not isinstance(base, dict) or not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = copy.deepcopy(base)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif key in MERGE_BY_NAME and isinstance(value, list) and isinstance(out.get(key), list):
+            merged = out[key]
+            for item in value:
+                match = next((i for i, cur in enumerate(merged) if cur.get("name") == item.get("name")), None)
+                if match is None:
+                    merged.append(strategic_merge({}, item))
+                else:
+                    merged[match] = strategic_merge(merged[match], item)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = strategic_merge(out[key], value)
+        else:
+            out[key] = strategic_merge({}, value) if isinstance(value, dict) else copy.deepcopy(value)
+    return out
+
+
+def pod_templates(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    spec = obj.get("spec", {})
+    if obj["kind"] == "CronJob":
+        return [spec["jobTemplate"]["spec"]["template"]]
+    if obj["kind"] in {"Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet"}:
+        return [spec["template"]]
+    return []
+
+
+def pod_specs(obj: dict[str, Any]) -> list[dict[str, Any]]:
+    if obj["kind"] == "Pod":
+        return [obj["spec"]]
+    return [t["spec"] for t in pod_templates(obj)]
+
+
+def build(directory: Path) -> list[dict[str, Any]]:
+    kz = kustomization(directory)
+    objects: list[dict[str, Any]] = []
+    for res in kz.get("resources", []):
+        path = (directory / res).resolve()
+        objects.extend(build(path) if path.is_dir() else load_docs(path))
+
+    for entry in kz.get("patches", []):
+        assert set(entry) <= {"path"}, f"unsupported patch entry (the test's kustomize is minimal): {entry}"
+        for patch in load_docs(directory / entry["path"]):
+            idx = [i for i, o in enumerate(objects) if _key(o) == _key(patch)]
+            assert idx, f"{directory.name}/{entry['path']}: no {_key(patch)} to patch"
+            if patch.get("$patch") == "delete":
+                del objects[idx[0]]
+            else:
+                objects[idx[0]] = strategic_merge(objects[idx[0]], patch)
+
+    namespace = kz.get("namespace")
+    for obj in objects:
+        if namespace and obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"]["namespace"] = namespace
+        for group in kz.get("labels", []):
+            assert not group.get("includeSelectors"), "selectors are spelled out in the manifests"
+            obj["metadata"].setdefault("labels", {}).update(group["pairs"])
+            if group.get("includeTemplates"):
+                for tpl in pod_templates(obj):
+                    tpl.setdefault("metadata", {}).setdefault("labels", {}).update(group["pairs"])
+        for image in kz.get("images", []):
+            for spec in pod_specs(obj):
+                for c in spec.get("containers", []) + spec.get("initContainers", []):
+                    name, _, tag = c["image"].partition(":")
+                    if name == image["name"]:
+                        c["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
+    return objects
+
+
+def find(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    hits = [o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)]
+    assert len(hits) == 1, f"expected exactly one {kind} {name or ''}, found {len(hits)}"
+    return hits[0]
+
+
+def archiver_container(obj: dict[str, Any]) -> dict[str, Any]:
+    (spec,) = pod_specs(obj)
+    return next(c for c in spec["containers"] if c["name"] == "archiver")
+
+
+def server_port(objects: list[dict[str, Any]]) -> int:
+    toml_text = find(objects, "ConfigMap", "blink-archiver-config")["data"]["archiver.toml"]
+    return tomllib.loads(toml_text).get("server", {}).get("port", 9090)
+
+
+# --------------------------------------------------------------------------------------------------
+# kubernetes manifests
+# --------------------------------------------------------------------------------------------------
+ALL_YAML = sorted(K8S.rglob("*.yaml"))
+
+
+def test_manifest_tree_is_present() -> None:
+    names = {p.relative_to(K8S).as_posix() for p in ALL_YAML}
+    for required in (
+        "base/kustomization.yaml",
+        "base/configmap.yaml",
+        "base/secret.example.yaml",
+        "base/pvc.yaml",
+        "base/cronjob.yaml",
+        "base/deployment.yaml",
+        "base/service.yaml",
+        "overlays/postgres-s3/kustomization.yaml",
+    ):
+        assert required in names
+
+
+@pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: p.relative_to(K8S).as_posix())
+def test_every_yaml_parses(path: Path) -> None:
+    docs = load_docs(path)
+    assert docs, f"{path} is empty"
+    for doc in docs:
+        assert isinstance(doc, dict) and "apiVersion" in doc and "kind" in doc
+
+
+@pytest.mark.parametrize("directory", KUSTOMIZATIONS, ids=lambda p: p.name)
+def test_kustomization_references_exist(directory: Path) -> None:
+    kz = kustomization(directory)
+    assert kz["apiVersion"] == "kustomize.config.k8s.io/v1beta1" and kz["kind"] == "Kustomization"
+    for res in kz.get("resources", []):
+        path = directory / res
+        assert path.exists(), f"{directory.name}: resource {res} is missing"
+        if path.is_dir():
+            assert (path / "kustomization.yaml").is_file()
+    for entry in kz.get("patches", []):
+        assert (directory / entry["path"]).is_file(), f"{directory.name}: patch {entry['path']} is missing"
+
+
+def test_every_object_file_is_used_or_standalone() -> None:
+    """A manifest next to a kustomization is either a resource/patch of it or a documented extra."""
+    used = set()
+    for directory in KUSTOMIZATIONS:
+        kz = kustomization(directory)
+        used |= {(directory / r).resolve() for r in kz.get("resources", [])}
+        used |= {(directory / p["path"]).resolve() for p in kz.get("patches", [])}
+    standalone = {(BASE / "login-pod.yaml").resolve()}
+    for path in ALL_YAML:
+        if path.name != "kustomization.yaml":
+            assert path.resolve() in used | standalone, f"{path} is not referenced"
+
+
+def _validate(obj: dict[str, Any], version: str) -> None:
+    try:
+        kubernetes_validate.validate(obj, version, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        where = ".".join(str(p) for p in exc.path)
+        problem = f"{obj['kind']}/{obj['metadata']['name']} invalid for {version}: {where}: {exc.message}"
+    else:
+        return
+    pytest.fail(problem[:500], pytrace=False)
+
+
+def _built_objects() -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for directory in KUSTOMIZATIONS:
+        for obj in build(directory):
+            out.append((f"{directory.name}:{obj['kind']}/{obj['metadata']['name']}", obj))
+    for obj in load_docs(BASE / "login-pod.yaml"):
+        out.append((f"login-pod:{obj['kind']}/{obj['metadata']['name']}", obj))
+    return out
+
+
+BUILT = _built_objects()
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize(("name", "obj"), BUILT, ids=[n for n, _ in BUILT])
+def test_objects_validate_strictly(name: str, obj: dict[str, Any], version: str) -> None:
+    _validate(obj, version)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d["spec"]["template"]["spec"]["containers"][0].update(livenessprobe={}),  # typo
+        lambda d: d["spec"]["template"]["spec"].update(terminationGracePeriodSeconds="60"),  # wrong type
+        lambda d: d["spec"].pop("selector"),  # required field
+    ],
+    ids=["unknown-field", "wrong-type", "missing-required"],
+)
+def test_strict_validation_can_fail(mutate: Any) -> None:
+    broken = copy.deepcopy(find(build(BASE), "Deployment", "blink-archiver"))
+    mutate(broken)
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, K8S_VERSIONS[-1], strict=True)
+
+
+def test_base_cronjob() -> None:
+    cron = find(build(BASE), "CronJob", "blink-archiver-sync")
+    spec = cron["spec"]
+    assert spec["schedule"] == "*/15 * * * *"
+    assert spec["concurrencyPolicy"] == "Forbid"
+    assert spec["startingDeadlineSeconds"] == 300
+    assert spec["successfulJobsHistoryLimit"] >= 1 and spec["failedJobsHistoryLimit"] >= 1
+    job = spec["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 2
+    assert job["activeDeadlineSeconds"] > 0
+    assert job["template"]["spec"]["restartPolicy"] == "Never"
+    container = archiver_container(cron)
+    assert container["args"] == ["sync"]
+    assert "command" not in container, "the image ENTRYPOINT is `archiver`"
+
+
+def test_base_deployment_and_service() -> None:
+    objects = build(BASE)
+    port = server_port(objects)
+    dep = find(objects, "Deployment", "blink-archiver")
+    assert dep["spec"]["replicas"] == 1
+    assert dep["spec"]["strategy"]["type"] == "Recreate", "RWO PVC + SQLite: never two pods at once"
+    pod = dep["spec"]["template"]
+    assert pod["spec"]["terminationGracePeriodSeconds"] == 60
+    container = archiver_container(dep)
+    assert container["args"] == ["run"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": port}
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path
+        assert get["port"] in ("metrics", port)
+    annotations = pod["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(port)
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+    selector = dep["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod["metadata"]["labels"].items()
+    svc = find(objects, "Service", "blink-archiver-metrics")
+    assert svc["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    cron_labels = find(objects, "CronJob")["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["labels"]
+    assert not svc["spec"]["selector"].items() <= cron_labels.items(), "Service must not select sync pods"
+    (svc_port,) = svc["spec"]["ports"]
+    assert svc_port["targetPort"] in ("metrics", port) and svc_port["port"] == port
+
+
+@pytest.mark.parametrize(("name", "obj"), BUILT, ids=[n for n, _ in BUILT])
+def test_pods_are_hardened(name: str, obj: dict[str, Any]) -> None:
+    for spec in pod_specs(obj):
+        psc = spec["securityContext"]
+        assert psc["runAsNonRoot"] is True
+        assert psc["runAsUser"] == 10001 and psc["fsGroup"] == 10001
+        assert psc["seccompProfile"]["type"] == "RuntimeDefault"
+        assert spec.get("automountServiceAccountToken") is False
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert sc.get("runAsNonRoot", True) is True
+            assert c["image"].startswith(IMAGE + ":")
+            res = c["resources"]
+            assert {"cpu", "memory"} <= res["requests"].keys() and {"cpu", "memory"} <= res["limits"].keys()
+            mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]], "read-only root fs needs a writable /tmp"
+            assert "/data" in mounts
+            config = volumes[mounts["/config"]]
+            assert config["configMap"]["name"] == "blink-archiver-config"
+
+
+def _env_of(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[str, str]:
+    """The container's environment as the kubelet would assemble it (Secrets resolved)."""
+
+    def secret(name: str) -> dict[str, str]:
+        return dict(find(objects, "Secret", name).get("stringData", {}))
+
+    env: dict[str, str] = {}
+    for src in container.get("envFrom", []):
+        env.update(secret(src["secretRef"]["name"]))
+    for item in container.get("env", []):
+        if "value" in item:
+            env[item["name"]] = item["value"]
+        else:
+            ref = item["valueFrom"]["secretKeyRef"]
+            env[item["name"]] = secret(ref["name"])[ref["key"]]
+    return env
+
+
+def _settings_for(obj: dict[str, Any], objects: list[dict[str, Any]], tmp_path: Path, monkeypatch):
+    """Load the app settings exactly as the container would: ConfigMap file + container env."""
+    container = archiver_container(obj)
+    env = _env_of(container, objects)
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    (spec,) = pod_specs(obj)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    config_dir, filename = env["ARCHIVER_CONFIG"].rsplit("/", 1)
+    cm_name = volumes[mounts[config_dir]["name"]]["configMap"]["name"]
+    toml_text = find(objects, "ConfigMap", cm_name)["data"][filename]
+    path = tmp_path / filename
+    path.write_text(toml_text)
+    for key in [k for k in os.environ if k.upper().startswith(("ARCHIVER_", "AWS_"))]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key != "ARCHIVER_CONFIG":
+            monkeypatch.setenv(key, value)
+    return load_settings(path), env
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
+def test_base_config_is_valid_for_the_app(kind: str, tmp_path: Path, monkeypatch) -> None:
+    objects = build(BASE)
+    settings, env = _settings_for(find(objects, kind), objects, tmp_path, monkeypatch)
+    assert env["ARCHIVER_CONFIG"] == CONFIG_PATH
+    assert str(settings.data_dir) == "/data"
+    assert settings.blink.username and settings.blink.password
+    assert settings.database_url.startswith("sqlite:////data/")
+    (dest,) = settings.destination_list()
+    assert dest.type == "disk" and str(dest.path) == "/data/archive"
+    assert settings.server.port == server_port(objects)
+    assert settings.server.enabled is (kind == "Deployment")
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
+def test_overlay_uses_postgres_and_s3(kind: str, tmp_path: Path, monkeypatch) -> None:
+    objects = build(OVERLAY)
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+    obj = find(objects, kind)
+    (spec,) = pod_specs(obj)
+    data = next(v for v in spec["volumes"] if v["name"] == "data")
+    assert "emptyDir" in data and "persistentVolumeClaim" not in data
+    settings, env = _settings_for(obj, objects, tmp_path, monkeypatch)
+    assert settings.database_url.startswith("postgresql+psycopg://")
+    (dest,) = settings.destination_list()
+    assert dest.type == "s3" and dest.bucket and dest.endpoint_url
+    assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    db_env = next(e for e in archiver_container(obj)["env"] if e["name"] == "ARCHIVER_DATABASE__URL")
+    assert "secretKeyRef" in db_env["valueFrom"], "the database URL holds a password: Secret only"
+    if kind == "Deployment":
+        assert obj["spec"]["replicas"] == 2
+        assert obj["spec"]["strategy"]["type"] == "RollingUpdate"
+
+
+def test_overlay_patch_targets_exist_in_base() -> None:
+    base = {_key(o) for o in build(BASE)}
+    for entry in kustomization(OVERLAY)["patches"]:
+        for patch in load_docs(OVERLAY / entry["path"]):
+            assert _key(patch) in base
+
+
+def test_images_are_overridable() -> None:
+    for directory in KUSTOMIZATIONS:
+        for obj in build(directory):
+            for spec in pod_specs(obj):
+                for c in spec["containers"]:
+                    assert c["image"] == f"{IMAGE}:0.1.0"
+    (image,) = kustomization(BASE)["images"]
+    assert image["name"] == IMAGE
+
+
+# --------------------------------------------------------------------------------------------------
+# Dockerfile
+# --------------------------------------------------------------------------------------------------
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = (DEPLOY / "Dockerfile").read_text()
+    text = re.sub(r"\\\n", " ", text)  # line continuations
+    out = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            op, _, rest = line.partition(" ")
+            out.append((op.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile() -> None:
+    ins = dockerfile_instructions()
+    ops = [op for op, _ in ins]
+    args = dict(tuple(rest.split("=", 1)) for op, rest in ins if op == "ARG" and "=" in rest)
+    base_image = args.get("PYTHON_IMAGE", "")
+    froms = [rest.replace("${PYTHON_IMAGE}", base_image) for op, rest in ins if op == "FROM"]
+    assert len(froms) >= 2, "multi-stage build"
+    assert all(f.startswith("python:3.11-slim") for f in froms)
+    assert any("pip install" in rest and ".[postgres,notify]" in rest for op, rest in ins if op == "RUN")
+    assert any(rest.startswith("--from=builder /opt/venv") for op, rest in ins if op == "COPY")
+
+    users = [rest for op, rest in ins if op == "USER"]
+    assert users and users[-1].split(":")[0] == "10001", "non-root numeric USER (runAsNonRoot needs a uid)"
+    assert ops.index("USER") > max(i for i, op in enumerate(ops) if op == "RUN")
+    assert [rest for op, rest in ins if op == "WORKDIR"][-1] == "/data"
+    env = " ".join(rest for op, rest in ins if op == "ENV")
+    assert "ARCHIVER_DATA_DIR=/data" in env
+    assert "ARCHIVER_CONFIG" not in env, "a missing config file is an error: set it where the file is mounted"
+
+    assert json.loads(next(rest for op, rest in ins if op == "ENTRYPOINT")) == ["archiver"]
+    assert json.loads(next(rest for op, rest in ins if op == "CMD")) == ["run"]
+    assert next(rest for op, rest in ins if op == "STOPSIGNAL") == "SIGTERM"
+    assert any(op == "LABEL" and "org.opencontainers.image.title" in rest for op, rest in ins)
+
+    health = next(rest for op, rest in ins if op == "HEALTHCHECK")
+    assert "/healthz" in health and "urllib" in health
+    assert "9090" in health and str(server_port(build(BASE))) in health
+    cmd = json.loads(health.split("CMD", 1)[1])
+    compile(cmd[-1], "<healthcheck>", "exec")  # the python -c snippet is valid Python
+    assert "9090" in next(rest for op, rest in ins if op == "EXPOSE").split()
+
+
+def test_dockerignore() -> None:
+    patterns = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
+    assert {".git", "archiver-data", ".pytest_cache", ".venv"} <= patterns
+    assert not {"archiver", "pyproject.toml", "README.md"} & patterns, "the build needs these"
+
+
+# --------------------------------------------------------------------------------------------------
+# docker-compose
+# --------------------------------------------------------------------------------------------------
+def test_docker_compose(tmp_path: Path, monkeypatch) -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    svc = compose["services"]["archiver"]
+    assert svc["command"] == ["run"] or shlex.split(str(svc["command"])) == ["run"]
+    assert svc["restart"] == "unless-stopped"
+    assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve() == (
+        DEPLOY / "Dockerfile"
+    ).resolve()
+    assert any(str(v).split(":")[1] == "/data" for v in svc["volumes"])
+    assert any(str(p).endswith("9090:9090") for p in svc["ports"])
+    assert svc["environment"]["ARCHIVER_CONFIG"] == CONFIG_PATH
+
+    (cfg,) = svc["configs"]
+    assert cfg["target"] == CONFIG_PATH
+    toml_text = compose["configs"][cfg["source"]]["content"]
+    assert tomllib.loads(toml_text)["server"]["enabled"] is True
+    path = tmp_path / "archiver.toml"
+    path.write_text(toml_text)
+    for key in [k for k in os.environ if k.upper().startswith("ARCHIVER_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("ARCHIVER_DATA_DIR", svc["environment"]["ARCHIVER_DATA_DIR"])
+    settings = load_settings(path)
+    assert settings.server.port == 9090
+    assert str(settings.destination_list()[0].path) == "/data/archive"

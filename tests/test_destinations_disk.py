@@ -1,0 +1,219 @@
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from archiver.config import DiskDestinationSettings, S3DestinationSettings, Settings, load_settings
+from archiver.destinations import DiskDestination, build_destinations, unique_names
+from archiver.destinations.base import Destination, DestinationError, is_temporary_key
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+
+
+def make_file(path: Path, data: bytes) -> tuple[Path, str]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+@pytest.fixture
+def dest(tmp_path: Path) -> DiskDestination:
+    return DiskDestination(tmp_path / "archive")
+
+
+def test_protocol(dest: DiskDestination) -> None:
+    assert isinstance(dest, Destination)
+
+
+def test_round_trip(tmp_path: Path, dest: DiskDestination) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    src, sha = make_file(tmp_path / "staging" / "a.mp4", data)
+    key = "Home/Front Door/2024-05-01/12-00-00_42.mp4"
+
+    info = dest.put(src, key, sha256=sha, metadata={"clip-id": "42"})
+    assert (info.key, info.size, info.sha256) == (key, len(data), sha)
+    assert src.exists()  # never consumes src
+    assert (tmp_path / "archive" / key).read_bytes() == data
+
+    stat = dest.stat(key)
+    assert stat is not None and stat.size == len(data)
+    assert dest.hash(key) == sha
+    assert [o.key for o in dest.list()] == [key]
+    assert [o.key for o in dest.list("Home/Front")] == [key]
+    assert list(dest.list("Other/")) == []
+
+    dest.delete(key)
+    assert dest.stat(key) is None
+    dest.delete(key)  # missing is not an error
+    assert list(dest.list()) == []
+    assert not (tmp_path / "archive" / "Home").exists()  # emptied folders are tidied
+    assert (tmp_path / "archive").is_dir()
+
+
+def test_same_filesystem_put_is_a_hard_link(tmp_path: Path, dest: DiskDestination) -> None:
+    data = b"clip bytes" * 1000
+    src, sha = make_file(tmp_path / "staging" / "b.mp4", data)
+    dest.put(src, "cam/b.mp4", sha256=sha, metadata={})
+    target = tmp_path / "archive" / "cam" / "b.mp4"
+    assert os.stat(src).st_nlink == 2
+    assert os.stat(target).st_ino == os.stat(src).st_ino
+    assert target.read_bytes() == data
+    assert not [p for p in target.parent.iterdir() if p.name.endswith(".part")]
+
+
+def test_cross_filesystem_put_copies(tmp_path: Path, dest: DiskDestination, monkeypatch) -> None:
+    data = os.urandom(2 * 1024 * 1024 + 5)  # several 1 MiB chunks
+    src, sha = make_file(tmp_path / "staging" / "c.mp4", data)
+
+    def no_link(*a, **kw):
+        raise OSError(errno.EXDEV, "Invalid cross-device link")
+
+    monkeypatch.setattr(os, "link", no_link)
+    dest.put(src, "cam/c.mp4", sha256=sha, metadata={})
+    target = tmp_path / "archive" / "cam" / "c.mp4"
+    assert os.stat(src).st_nlink == 1
+    assert target.read_bytes() == data
+    assert dest.hash("cam/c.mp4") == sha
+
+
+def test_copy_refuses_a_source_that_does_not_match_its_hash(tmp_path, dest, monkeypatch) -> None:
+    src, _ = make_file(tmp_path / "staging" / "d.mp4", b"abc")
+    monkeypatch.setattr(os, "link", lambda *a, **kw: (_ for _ in ()).throw(OSError(errno.EXDEV, "x")))
+    with pytest.raises(DestinationError, match="does not match"):
+        dest.put(src, "cam/d.mp4", sha256="0" * 64, metadata={})
+    assert dest.stat("cam/d.mp4") is None
+    assert not list((tmp_path / "archive" / "cam").iterdir())
+
+
+def test_put_is_idempotent(tmp_path: Path, dest: DiskDestination, monkeypatch) -> None:
+    src, sha = make_file(tmp_path / "staging" / "e.mp4", b"same bytes")
+    dest.put(src, "cam/e.mp4", sha256=sha, metadata={})
+    target = tmp_path / "archive" / "cam" / "e.mp4"
+    inode = os.stat(target).st_ino
+
+    calls: list[object] = []
+    monkeypatch.setattr(os, "replace", lambda *a: calls.append(a))
+    info = dest.put(src, "cam/e.mp4", sha256=sha, metadata={})
+    assert calls == [] and info.size == 10
+    assert os.stat(target).st_ino == inode
+    assert not [p for p in target.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_put_replaces_a_different_file(tmp_path: Path, dest: DiskDestination) -> None:
+    target = tmp_path / "archive" / "cam" / "f.mp4"
+    make_file(target, b"old and wrong")
+    src, sha = make_file(tmp_path / "staging" / "f.mp4", b"new")
+    dest.put(src, "cam/f.mp4", sha256=sha, metadata={})
+    assert target.read_bytes() == b"new"
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["../escape.mp4", "a/../../escape.mp4", "/etc/passwd", "a//b.mp4", "", "a/./b", "a\\..\\b", "link/x.mp4"],
+    ids=["dotdot", "nested-dotdot", "absolute", "empty-segment", "empty", "dot", "backslash", "symlink"],
+)
+def test_escapes_are_refused(tmp_path: Path, dest: DiskDestination, key: str) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "link").symlink_to(outside, target_is_directory=True)
+    src, sha = make_file(tmp_path / "staging" / "g.mp4", b"x")
+    with pytest.raises(DestinationError):
+        dest.put(src, key, sha256=sha, metadata={})
+    with pytest.raises(DestinationError):
+        dest.stat(key)
+    with pytest.raises(DestinationError):
+        dest.delete(key)
+    assert list(outside.iterdir()) == []
+    assert not (tmp_path / "escape.mp4").exists()
+
+
+def test_symlink_inside_root_is_allowed(tmp_path: Path, dest: DiskDestination) -> None:
+    real = tmp_path / "archive" / "real"
+    real.mkdir(parents=True)
+    (tmp_path / "archive" / "alias").symlink_to(real, target_is_directory=True)
+    src, sha = make_file(tmp_path / "staging" / "h.mp4", b"x")
+    dest.put(src, "alias/h.mp4", sha256=sha, metadata={})
+    assert (real / "h.mp4").read_bytes() == b"x"
+
+
+def test_enospc_becomes_destination_error_and_leaves_no_temp(tmp_path, dest, monkeypatch) -> None:
+    src, sha = make_file(tmp_path / "staging" / "i.mp4", os.urandom(3 * 1024 * 1024))
+    monkeypatch.setattr(os, "link", lambda *a, **kw: (_ for _ in ()).throw(OSError(errno.EXDEV, "x")))
+    real_write = os.write
+    written = []
+
+    def full_disk(fd: int, data) -> int:
+        if written:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        written.append(len(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", full_disk)
+    with pytest.raises(DestinationError) as info:
+        dest.put(src, "cam/i.mp4", sha256=sha, metadata={})
+    monkeypatch.undo()
+    message = str(info.value)
+    assert message == "disk destination 'disk': no space left on device writing cam/i.mp4"
+    assert "\n" not in message
+    assert list((tmp_path / "archive" / "cam").iterdir()) == []
+
+
+def test_eacces_is_one_line(tmp_path: Path, dest: DiskDestination, monkeypatch) -> None:
+    src, sha = make_file(tmp_path / "staging" / "j.mp4", b"x")
+
+    def denied(*a, **kw):
+        raise OSError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "link", denied)
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(DestinationError, match=r"^disk destination 'disk': permission denied writing cam/j\.mp4$"):
+        dest.put(src, "cam/j.mp4", sha256=sha, metadata={})
+
+
+def test_list_skips_temp_hidden_and_excluded(tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    dest = DiskDestination(root, exclude=["staging"])
+    make_file(root / "cam" / "a.mp4", b"a")
+    make_file(root / "cam" / ".a.mp4.1234.part", b"partial")
+    make_file(root / ".hidden" / "x.mp4", b"x")
+    make_file(root / "staging" / "y.mp4", b"y")
+    (root / "cam" / "link.mp4").symlink_to(root / "cam" / "a.mp4")
+    assert [(o.key, o.size) for o in dest.list()] == [("cam/a.mp4", 1)]
+    assert is_temporary_key("cam/.a.mp4.1234.part") and not is_temporary_key("cam/a.mp4")
+
+
+def test_unique_names() -> None:
+    assert unique_names(["disk", "disk", "s3", "disk"]) == ["disk", "disk-2", "s3", "disk-3"]
+    assert unique_names(["disk", "disk", "disk-2"]) == ["disk", "disk-3", "disk-2"]
+
+
+def test_build_destinations(tmp_path: Path) -> None:
+    default = build_destinations(Settings(data_dir=tmp_path))
+    assert len(default) == 1 and isinstance(default[0], DiskDestination)
+    assert default[0].name == "disk" and default[0].root == tmp_path / "archive"
+
+    settings = Settings(
+        data_dir=tmp_path,
+        sync={"staging_dir": tmp_path / "a" / ".staging"},
+        destinations=[
+            DiskDestinationSettings(path=tmp_path / "a"),
+            DiskDestinationSettings(path=tmp_path / "b"),
+            S3DestinationSettings(bucket="bkt", name="offsite"),
+            S3DestinationSettings(bucket="bkt2", region="us-east-1"),
+        ],
+    )
+    built = build_destinations(settings)
+    assert [d.name for d in built] == ["disk", "disk-2", "offsite", "s3"]
+    assert built[0].exclude == (".staging/",) and built[1].exclude == ()
+
+
+@pytest.mark.parametrize("name", ["disk", "s3", "minio"])
+def test_config_examples_load(name: str, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(CONFIG_DIR / f"archiver.{name}.example.toml")
+    assert settings.destination_list()
