@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r'(?i)((?:access_token|refresh_token|token|password|2fa_code|pin|secret_access_key|'
-               r'token-auth)["\']?\s*[:=]\s*["\']?)[^"\'&\s,}]+'),
+    re.compile(r'(?i)(\b(?:access_token|refresh_token|password|2fa_code|secret_access_key|token-auth|'
+               r'token_auth)["\']?\s*[:=]\s*["\']?)[^"\'&\s,}]+'),
 ]
 
 

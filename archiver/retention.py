@@ -41,6 +41,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
@@ -122,11 +123,18 @@ def plan(items: Sequence[RetentionItem], policy: RetentionSettings, now: datetim
     ordered = _newest_first(items)
     keep_rules = any(
         _active(v)
-        for v in (policy.max_age_days, policy.keep_last, policy.keep_daily, policy.keep_weekly, policy.keep_monthly)
+        for v in (
+            policy.max_age_days,
+            policy.keep_last,
+            policy.keep_daily,
+            policy.keep_weekly,
+            policy.keep_monthly,
+        )
     )
     cap = policy.max_total_bytes if _active(policy.max_total_bytes) else None
     if not keep_rules and cap is None:
-        return result  # nothing configured: nothing is forgotten, and no reasons to list
+        result.keep = {item.clip_id: ["no retention rule configured"] for item in ordered}
+        return result
 
     keep: dict[int, list[str]] = {}
 
@@ -220,8 +228,7 @@ class PruneReport(BaseModel):
         return not self.errors
 
 
-@dataclass(slots=True)
-class _Obj:
+class _Obj(NamedTuple):
     id: int
     destination: str
     key: str
@@ -231,6 +238,18 @@ class _Obj:
 def _camera_label(network: str | None, camera: str | None, camera_id: int | None) -> str:
     name = camera or (f"#{camera_id}" if camera_id is not None else "unknown")
     return f"{network}/{name}" if network else name
+
+
+def _unreachable(dest: Destination) -> str | None:
+    """The destination's own health check (``check()``, when it has one) as an error line, or None."""
+    check = getattr(dest, "check", None)
+    if check is None:
+        return None
+    try:
+        check()
+    except Exception as exc:
+        return str(exc)
+    return None
 
 
 def load_candidates(session: Session) -> tuple[list[RetentionItem], dict[int, list[_Obj]]]:
@@ -251,19 +270,22 @@ def load_candidates(session: Session) -> tuple[list[RetentionItem], dict[int, li
         .join(StoredObject, StoredObject.clip_id == Clip.id)  # type: ignore[arg-type]
         .where(Clip.state == ClipState.stored)
     )
-    objects: dict[int, list[_Obj]] = defaultdict(list)
-    meta: dict[int, tuple[str, datetime, str | None]] = {}
-    for cid, net, cam, cam_id, created, tz, oid, dest, key, size in session.exec(stmt):
-        objects[cid].append(_Obj(oid, dest, key, size))
-        if cid not in meta:
-            if created.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
-                created = created.replace(tzinfo=UTC)
-            meta[cid] = (_camera_label(net, cam, cam_id), created, tz)
-    items = []
-    for cid, (camera, created, tz) in meta.items():
-        per_dest: dict[str, int] = defaultdict(int)
+    objects: dict[int, list[_Obj]] = {}
+    meta: list[tuple[int, str, datetime, str | None]] = []
+    # Core execution (no ORM identity map): this reads every stored object of the archive.
+    for cid, net, cam, cam_id, created, tz, oid, dest, key, size in session.connection().execute(stmt).all():
+        objs = objects.get(cid)
+        if objs is None:
+            objs = objects[cid] = []
+            meta.append((cid, _camera_label(net, cam, cam_id), created, tz))
+        objs.append(_Obj(oid, dest, key, size))
+    items: list[RetentionItem] = []
+    for cid, camera, created, tz in meta:
+        if created.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
+            created = created.replace(tzinfo=UTC)
+        per_dest: dict[str, int] = {}
         for obj in objects[cid]:
-            per_dest[obj.destination] += obj.size
+            per_dest[obj.destination] = per_dest.get(obj.destination, 0) + obj.size
         items.append(RetentionItem(cid, camera, created, max(per_dest.values()), tz))
     return items, objects
 
@@ -290,6 +312,7 @@ def prune(
         clip_ids=[i.clip_id for i in result.forget],
     )
     unconfigured: dict[str, int] = defaultdict(int)
+    down: dict[str, int] = {}  # destinations found unreachable mid-prune -> objects skipped
 
     def tally(dest: str, size: int) -> None:
         stats = report.destinations.setdefault(dest, DestinationDeletes())
@@ -308,11 +331,17 @@ def prune(
             if dry_run:
                 tally(obj.destination, obj.size)
                 continue
+            if obj.destination in down:
+                down[obj.destination] += 1
+                continue
             try:
                 backend.delete(obj.key)
             except Exception as exc:  # one failed object must not stop the prune
                 report.errors.append(f"clip {item.clip_id}: {obj.destination}: {exc}")
                 log.warning("prune delete failed clip=%s destination=%s", item.clip_id, obj.destination)
+                if (problem := _unreachable(backend)) is not None:  # don't wait out a timeout per object
+                    report.errors.append(f"{problem} (skipping its remaining deletes)")
+                    down[obj.destination] = 0
                 continue
             tally(obj.destination, obj.size)
             gone.append(obj.id)
@@ -324,15 +353,26 @@ def prune(
                 update(Clip).where(Clip.id == item.clip_id).values(state=ClipState.pruned)  # type: ignore[call-overload,arg-type]
             )
             report.pruned += 1
-            log.info("pruned clip=%s reason=%s", item.clip_id, result.forget_reasons.get(item.clip_id))
+            log.debug("pruned clip=%s reason=%s", item.clip_id, result.forget_reasons.get(item.clip_id))
         pending += 1
         if pending >= COMMIT_EVERY:
             session.commit()
             pending = 0
     if not dry_run:
         session.commit()
+    for dest, count in sorted(down.items()):
+        if count:
+            report.errors.append(f"destination {dest!r} was unreachable: {count} more object(s) kept")
     for dest, count in sorted(unconfigured.items()):
         report.errors.append(
             f"destination {dest!r} is not configured: {count} object(s) kept (add it back or remove the rows)"
         )
+    log.info(
+        "prune dry_run=%s candidates=%s forget=%s pruned=%s errors=%s",
+        dry_run,
+        report.candidates,
+        report.clips,
+        report.pruned,
+        len(report.errors),
+    )
     return report

@@ -71,7 +71,7 @@ def verify(
     ignore_prefixes: Sequence[str] = (),
     now: datetime | None = None,
 ) -> VerifyReport:
-    """Check objects against their rows; ``strays`` defaults to on for full runs and off for samples."""
+    """Check objects against their rows; ``strays`` defaults to on when every row is checked."""
     report = VerifyReport()
     now = now or datetime.now(UTC)
     rows = list(
@@ -89,8 +89,9 @@ def verify(
     known: dict[str, set[str]] = defaultdict(set)
     for _oid, _cid, dest, key, _size, _sha in rows:
         known[dest].add(key)
-    if sample is not None and sample < len(rows):
-        rows = (rng or random.Random()).sample(rows, sample)
+    full = sample is None or sample >= len(rows)
+    if not full:
+        rows = (rng or random.Random()).sample(rows, sample or 0)
     rows.sort(key=lambda r: (r[2], r[3]))
 
     down: dict[str, str] = {}
@@ -112,7 +113,9 @@ def verify(
         try:
             info = dest.stat(key)
             if info is None:
-                report.missing.append(ObjectProblem(destination=dest_name, key=key, clip_id=cid, object_id=oid))
+                report.missing.append(
+                    ObjectProblem(destination=dest_name, key=key, clip_id=cid, object_id=oid)
+                )
             elif info.size != size:
                 report.corrupt.append(
                     ObjectProblem(
@@ -153,7 +156,7 @@ def verify(
         session.exec(update(StoredObject).where(StoredObject.id.in_(chunk)).values(verified_at=now))  # type: ignore[union-attr,call-overload]
     session.commit()
 
-    if strays if strays is not None else sample is None:
+    if strays if strays is not None else full:
         prefixes = tuple(p.strip("/") + "/" for p in ignore_prefixes if p.strip("/"))
         for name, dest in sorted(destinations.items()):
             if name in down:
@@ -163,7 +166,9 @@ def verify(
                 for info in dest.list():
                     if info.key in names or is_temporary_key(info.key) or info.key.startswith(prefixes):
                         continue
-                    report.stray.append(ObjectProblem(destination=name, key=info.key, detail=f"{info.size} bytes"))
+                    report.stray.append(
+                        ObjectProblem(destination=name, key=info.key, detail=f"{info.size} bytes")
+                    )
             except Exception as exc:
                 report.errors.append(str(exc) if isinstance(exc, DestinationError) else f"{name}: {exc!r}")
     log.info(

@@ -1,7 +1,9 @@
 """Small media files generated with the real ffmpeg (imageio-ffmpeg's binary unless one is on PATH).
 
-Clips are made once per test session (session-scoped fixtures) so the media tests stay fast. Import the
-fixtures into a test module: ``from media_fixtures import good_clip, ...  # noqa: F401``.
+Clips are made once per test session (session-scoped fixtures) so the media tests stay fast. Use the
+fixtures with ``pytest_plugins = ["media_fixtures"]`` in a test module (or import them by name with
+``# noqa: F401``; ruff then also flags each fixture parameter as F811). The plain helpers
+(:func:`make_clip`, :func:`truncate_copy` ...) are ordinary imports.
 """
 
 from __future__ import annotations

@@ -171,7 +171,9 @@ def test_eacces_is_one_line(tmp_path: Path, dest: DiskDestination, monkeypatch) 
 
     monkeypatch.setattr(os, "link", denied)
     monkeypatch.setattr(os, "open", denied)
-    with pytest.raises(DestinationError, match=r"^disk destination 'disk': permission denied writing cam/j\.mp4$"):
+    with pytest.raises(
+        DestinationError, match=r"^disk destination 'disk': permission denied writing cam/j\.mp4$"
+    ):
         dest.put(src, "cam/j.mp4", sha256=sha, metadata={})
 
 

@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from s3_fixtures are shadowed by test parameters)
 from __future__ import annotations
 
 import hashlib
@@ -120,7 +121,7 @@ def test_key_escapes_refused(s3_bucket, tmp_path: Path) -> None:
             dest.put(src, key, sha256=sha, metadata={})
 
 
-def test_missing_bucket(moto_server: str, tmp_path: Path, monkeypatch) -> None:  # noqa: F811
+def test_missing_bucket(moto_server: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     dest = s3dest(moto_server, "no-such-bucket-here")

@@ -11,10 +11,10 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from tenacity import (
@@ -99,7 +99,7 @@ class _Wait:
     """Exponential backoff with jitter, but never shorter than the server's Retry-After."""
 
     def __init__(self, maximum: float) -> None:
-        self._exp = wait_exponential_jitter(initial=0.2, max=maximum, jitter=0.5)
+        self._exp = wait_exponential_jitter(multiplier=0.2, max=maximum, jitter=0.5)
         self._max = maximum
 
     def __call__(self, state: RetryCallState) -> float:
@@ -116,6 +116,9 @@ Refresher = Callable[[], Awaitable[None]]
 
 class BlinkHTTP:
     """Owns the httpx client (cookies kept: the OAuth flow needs them) and the request policy."""
+
+    # optional metrics hook, called with (what, status, seconds) after each response; never breaks a request
+    observer: ClassVar[Callable[[str, int, float], None] | None] = None
 
     def __init__(
         self,
@@ -205,7 +208,11 @@ class BlinkHTTP:
                 request.headers.update(await self._auth_headers())
             await self.limiter.acquire()
             self.stats.requests += 1
+            started = time.monotonic()
             resp = await self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+            if (observe := type(self).observer) is not None:
+                with suppress(Exception):
+                    observe(what, resp.status_code, time.monotonic() - started)
             if resp.status_code == 401 and authed:
                 await resp.aclose()
                 self.stats.by_status[401] = self.stats.by_status.get(401, 0) + 1

@@ -101,11 +101,15 @@ class DiskDestination:
             _fsync_dir(d.parent)
 
     def check(self) -> None:
-        """Raise DestinationError unless the root exists (or can be created) and is writable."""
-        try:
-            self._makedirs(self.root)
-        except OSError as exc:
-            raise self._error("creating", str(self.root), exc) from None
+        """Raise DestinationError unless the root exists and is writable.
+
+        Never creates the root: a missing root is usually an unmounted disk, and verify or prune must
+        say so instead of judging an empty folder (``put`` creates it on first use).
+        """
+        if not self.root.is_dir():
+            raise DestinationError(
+                f"disk destination {self.name!r}: {self.root} does not exist (not mounted?)"
+            )
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise DestinationError(f"disk destination {self.name!r}: {self.root} is not writable")
 
@@ -168,7 +172,7 @@ class DiskDestination:
             os.close(fd)
         if digest.hexdigest() != sha256:
             raise DestinationError(
-                f"disk destination {self.name!r}: source for {key} does not match its sha256 (changed on disk?)"
+                f"disk destination {self.name!r}: source for {key} does not match its sha256 (changed?)"
             )
 
     @staticmethod

@@ -24,9 +24,11 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionError as BotoConnectionError,
     NoCredentialsError,
     PartialCredentialsError,
+)
+from botocore.exceptions import (
+    ConnectionError as BotoConnectionError,
 )
 
 from archiver.config import S3DestinationSettings
@@ -215,9 +217,9 @@ class S3Destination:
             )
         # A single-part upload carries a full-object SHA-256 computed by the server: compare it too.
         server_sum = head.get("ChecksumSHA256")
-        if server_sum and "-" not in server_sum and size < self.multipart_bytes:
-            if base64.b64decode(server_sum).hex() != sha256:
-                raise self._fail(f"{key}: the server's SHA-256 differs from the clip's (source changed?)")
+        single_part = server_sum and "-" not in server_sum and size < self.multipart_bytes
+        if single_part and base64.b64decode(server_sum).hex() != sha256:
+            raise self._fail(f"{key}: the server's SHA-256 differs from the clip's (source changed?)")
         return ObjectInfo(key=key, size=size, sha256=sha256)
 
     @staticmethod

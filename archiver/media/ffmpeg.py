@@ -5,8 +5,9 @@ enforces a timeout by killing the whole process group (ffmpeg may spawn helpers)
 a one-line :class:`FFmpegError` (a :class:`~archiver.errors.MediaError`).
 
 Cancellation: :class:`KillScope` collects the processes started by :func:`run` in the current context
-(``contextvars``, which ``asyncio.to_thread`` copies into the worker thread), so an awaiting coroutine
-that is cancelled can kill the ffmpeg its thread is waiting on instead of leaving it running.
+(``contextvars``; the worker thread must run in a copy of that context, as ``asyncio.to_thread`` does),
+so an awaiting coroutine that is cancelled can kill the ffmpeg its thread is waiting on instead of
+leaving it running.
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ _scope: contextvars.ContextVar[KillScope | None] = contextvars.ContextVar("archi
 def kill_scope() -> Iterator[KillScope]:
     """Make a fresh :class:`KillScope` current.
 
-    Enter it *before* ``asyncio.to_thread`` so the worker thread (which copies the context) sees it."""
+    Enter it *before* handing work to a thread, and run that work in a copy of the context
+    (``asyncio.to_thread`` does this; ``run_in_executor`` needs ``contextvars.copy_context().run``)."""
     scope = KillScope()
     token = _scope.set(scope)
     try:
@@ -234,7 +236,12 @@ def run(cmd: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            out, err = proc.communicate()
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipes open
+                proc.kill()
+                proc.wait()
+                err = b""
             stderr = err.decode("utf-8", "replace")
             raise FFmpegError(f"{prog} timed out after {timeout:g}s", stderr=stderr, timed_out=True) from None
         except BaseException:  # KeyboardInterrupt etc.: never leave ffmpeg behind

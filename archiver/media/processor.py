@@ -2,8 +2,11 @@
 
 ``MediaProcessor.process`` validates a downloaded clip (probe) and derives the files the settings ask
 for: a generated thumbnail, a transcode, an animated preview. Every ffmpeg job runs in a worker thread
-(``asyncio.to_thread``) under a semaphore of ``workers`` slots shared by all clips of this processor,
-with ``settings.timeout_s`` per job. If the awaiting task is cancelled, the job's ffmpeg is killed.
+of this processor's own thread pool under a semaphore of ``workers`` slots shared by all clips, with
+``settings.timeout_s`` per job. A dedicated pool (rather than ``asyncio.to_thread``'s default executor)
+keeps long ffmpeg jobs from starving the pipeline's other blocking calls, and the default executor's
+size (min(32, cpus + 4)) from silently capping ``workers``. If the awaiting task is cancelled, the
+job's ffmpeg is killed.
 
 Failure policy: a probe failure of the original raises :class:`~archiver.errors.MediaError` (the
 pipeline marks the clip failed and retries next run); a failed/timed-out thumbnail, transcode or preview
@@ -13,9 +16,12 @@ only adds a warning: the original is kept and stored regardless.
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import functools
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -53,6 +59,19 @@ class MediaProcessor:
         self._ffmpeg: str | None = None
         self._ffprobe: str | None = None
         self._sems: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self._executor: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Release the worker threads (idempotent; a later job starts a new pool)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    def __enter__(self) -> MediaProcessor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------------------------- setup
 
@@ -95,9 +114,13 @@ class MediaProcessor:
     async def _job(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> T:
         """Run one blocking media job in a thread, inside the pool, killable by cancellation."""
         async with self._sem():
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="media")
             with ff.kill_scope() as scope:
+                ctx = contextvars.copy_context()  # carries the kill scope into the worker thread
+                call = functools.partial(ctx.run, fn, *args, **kwargs)
                 try:
-                    return await asyncio.to_thread(fn, *args, **kwargs)
+                    return await asyncio.get_running_loop().run_in_executor(self._executor, call)
                 except asyncio.CancelledError:
                     scope.kill()
                     raise

@@ -1,0 +1,202 @@
+"""Prometheus metrics (own registry) and the worker's HTTP server: /healthz, /readyz, /metrics.
+
+Everything is labelled by account. Run counters are fed by the worker after each sync; the clip backlog
+and the cursor lag are read from the database at scrape time; ``blink_request_seconds`` is fed by the
+``BlinkHTTP.observer`` hook (the account comes from a context variable the worker sets per sync).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+
+log = logging.getLogger("archiver.metrics")
+
+CURRENT_ACCOUNT: contextvars.ContextVar[str] = contextvars.ContextVar("archiver_account", default="unknown")
+
+_DIGITS = re.compile(r"\d+")
+
+
+def request_label(what: str) -> str:
+    """Keep the ``what`` label's cardinality bounded: ids and page numbers become ``N``."""
+    return _DIGITS.sub("N", what)[:60]
+
+
+class DatabaseCollector(Collector):
+    """clips_pending{account,state} and cursor_lag_seconds{account}, read at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from sqlmodel import select
+
+        from archiver.db import repo
+        from archiver.db.engine import session_scope
+        from archiver.db.models import Account
+
+        pending = GaugeMetricFamily(
+            "archiver_clips_pending", "Clips not yet stored, by state", labels=["account", "state"]
+        )
+        lag = GaugeMetricFamily(
+            "archiver_cursor_lag_seconds", "Now minus the account's cloud listing cursor", labels=["account"]
+        )
+        try:
+            now = datetime.now(UTC)
+            with session_scope(self.engine) as s:
+                for acct in s.exec(select(Account)).all():
+                    assert acct.id is not None
+                    counts = repo.state_counts(s, acct.id)
+                    for state in repo.PENDING_STATES:
+                        n = sum(v for (_src, st), v in counts.items() if st == state.value)
+                        pending.add_metric([acct.name, state.value], n)
+                    cur = repo.get_cursor(s, acct.id)
+                    if cur is not None:
+                        lag.add_metric([acct.name], max(0.0, (now - cur.since).total_seconds()))
+        except Exception as exc:  # a scrape must not fail because the database hiccups
+            log.warning("metrics: database gauges unavailable: %s", exc)
+        yield pending
+        yield lag
+
+
+class Metrics:
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.registry = CollectorRegistry()
+        r, acc = self.registry, ["account"]
+        self.clips_listed = Counter("archiver_clips_listed", "Clips seen in listings", acc, registry=r)
+        self.clips_new = Counter("archiver_clips_new", "Newly discovered clips", acc, registry=r)
+        self.clips_stored = Counter("archiver_clips_stored", "Clips downloaded and stored", acc, registry=r)
+        self.clips_failed = Counter("archiver_clips_failed", "Clip attempts that failed", acc, registry=r)
+        self.bytes_stored = Counter("archiver_bytes_stored", "Bytes stored", acc, registry=r)
+        self.throttled = Counter("archiver_blink_throttled", "HTTP 429 answers from Blink", acc, registry=r)
+        self.syncs = Counter("archiver_syncs", "Sync runs by result (ok, failed, error, skipped)",
+                             ["account", "result"], registry=r)
+        self.last_success = Gauge("archiver_last_success_timestamp_seconds", "End of the last good sync",
+                                  acc, registry=r)
+        self.last_duration = Gauge("archiver_last_run_duration_seconds", "Duration of the last sync",
+                                   acc, registry=r)
+        self.requests = Histogram(
+            "archiver_blink_request_seconds", "Blink request latency (to response headers)",
+            ["account", "what", "status"], registry=r,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        if engine is not None:
+            r.register(DatabaseCollector(engine))
+
+    def observe_request(self, what: str, status: int, seconds: float) -> None:
+        """The ``BlinkHTTP.observer`` hook."""
+        self.requests.labels(CURRENT_ACCOUNT.get(), request_label(what), str(status)).observe(seconds)
+
+    def record_sync(self, report: Any, result: str) -> None:
+        """Count one run; ``report`` is a SyncReport or None (the run raised before reporting)."""
+        account = report.account if report is not None else CURRENT_ACCOUNT.get()
+        self.syncs.labels(account, result).inc()
+        if report is None or report.skipped_lease:
+            return
+        self.clips_listed.labels(account).inc(report.listed)
+        self.clips_new.labels(account).inc(report.new)
+        self.clips_stored.labels(account).inc(report.stored)
+        self.clips_failed.labels(account).inc(report.failed)
+        self.bytes_stored.labels(account).inc(report.bytes)
+        self.throttled.labels(account).inc(report.throttled)
+        self.last_duration.labels(account).set(report.duration_s)
+        if result == "ok":
+            self.last_success.labels(account).set_to_current_time()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+ReadyCheck = Callable[[], tuple[bool, str]]
+
+
+def database_ready(engine: Engine, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """``SELECT 1`` within ``timeout_s`` (a hung connection attempt must not hang the probe)."""
+
+    def ping() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(ping).result(timeout=timeout_s)
+        return True, "ok"
+    except FutureTimeout:
+        return False, f"database did not answer within {timeout_s:g} s"
+    except Exception as exc:
+        return False, f"database unavailable: {type(exc).__name__}"
+    finally:
+        pool.shutdown(wait=False)
+
+
+class HealthServer:
+    """A tiny threaded HTTP server in a daemon thread."""
+
+    def __init__(self, host: str, port: int, metrics: Metrics, ready: ReadyCheck) -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    self._answer(200, b"ok\n")
+                elif path == "/readyz":
+                    try:
+                        ok, reason = outer.ready()
+                    except Exception as exc:  # pragma: no cover - the check itself broke
+                        ok, reason = False, f"readiness check failed: {type(exc).__name__}"
+                    line = reason.splitlines()[0] if reason else ""
+                    self._answer(200 if ok else 503, line.encode() + b"\n")
+                elif path == "/metrics":
+                    self._answer(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
+                else:
+                    self._answer(404, b"not found\n")
+
+            def _answer(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.metrics = metrics
+        self.ready = ready
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="health-server", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    def start(self) -> HealthServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

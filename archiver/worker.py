@@ -1,0 +1,322 @@
+"""`archiver run`: a long-running worker. APScheduler (asyncio) drives sync, prune and verify jobs; a
+daemon thread serves /healthz, /readyz and /metrics; Apprise tells a person when an account keeps failing.
+
+Stopping (SIGTERM/SIGINT): no new jobs start, the sync in flight is cancelled (staging files are
+cleaned and a clip is only marked stored once durable, so this is safe), the account lease is released
+by its context manager, and the process exits 0 well within a Kubernetes grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from archiver.config import Settings, parse_duration
+from archiver.errors import ArchiverError
+from archiver.logs import REDACTOR
+from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
+from archiver.notify import AlertTracker, Notifier
+
+log = logging.getLogger("archiver.worker")
+
+MIN_SYNC_GAP_S = 59.0  # never start syncs more often than once a minute (cron + the immediate first run)
+STOP_GRACE_S = 8.0  # how long a cancelled job may take to unwind before we give up waiting
+
+
+def _one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return REDACTOR.scrub(lines[0][:300]) if lines else ""
+
+
+def sync_trigger(settings: Settings) -> IntervalTrigger | CronTrigger:
+    if settings.schedule.cron:
+        return CronTrigger.from_crontab(settings.schedule.cron)
+    seconds = max(60.0, parse_duration(settings.schedule.interval).total_seconds())
+    return IntervalTrigger(seconds=seconds)
+
+
+class Worker:
+    def __init__(self, settings: Settings, engine: Engine, *, transport: Any = None) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.transport = transport  # tests can route Blink traffic through an httpx transport
+        self.metrics = Metrics(engine)
+        self.alerts = AlertTracker.from_settings(settings.notify, Notifier(settings.notify))
+        self.unhealthy_after = parse_duration(settings.server.unhealthy_after)
+        self.server: HealthServer | None = None
+        self.scheduler: AsyncIOScheduler | None = None
+        self._stop: asyncio.Event | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._last_sync_start: float | None = None
+        self._warned: set[str] = set()
+        self._lock = threading.Lock()
+        self.stopping = False
+
+    # -- readiness -------------------------------------------------------------------------------------
+    def ready(self) -> tuple[bool, str]:
+        ok, reason = database_ready(self.engine)
+        if not ok:
+            return False, reason
+        limit = self.unhealthy_after.total_seconds()
+        now = time.time()
+        for acct in self.settings.account_list():
+            since = self.alerts.failing_since(acct.name)
+            if since is not None and now - since > limit:
+                return False, f"account {acct.name}: syncs failing for {(now - since) / 60:.0f} min"
+        return True, "ok"
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def _track(self) -> asyncio.Task[Any] | None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def sync_job(self) -> None:
+        if self.stopping:
+            return
+        now = time.monotonic()
+        if self._last_sync_start is not None and now - self._last_sync_start < MIN_SYNC_GAP_S:
+            log.info("sync skipped: the previous one started %.0f s ago (at most one a minute)",
+                     now - self._last_sync_start)
+            return
+        self._last_sync_start = now
+        self._track()
+        try:
+            for account in self.settings.account_list():
+                if self.stopping:
+                    break
+                await self.sync_account(account.name)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise  # not our doing
+
+    async def sync_account(self, name: str) -> None:
+        from archiver.pipeline.runner import sync_all
+
+        token = CURRENT_ACCOUNT.set(name)
+        started_wall, started = time.time(), time.monotonic()
+        log.info("sync start account=%s", name)
+        try:
+            reports = await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
+        except asyncio.CancelledError:
+            log.info("sync cancelled account=%s (stopping)", name)
+            raise
+        except ArchiverError as exc:
+            msg = _one_line(str(exc))
+            log.error("sync failed account=%s: %s", name, msg)
+            self.metrics.record_sync(None, "error")
+            self.metrics.last_duration.labels(name).set(time.monotonic() - started)
+            await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg,
+                                    error=exc)
+            return
+        except Exception as exc:  # a bug: keep the worker alive, count it as a failure
+            msg = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+            log.exception("sync crashed account=%s", name)
+            self.metrics.record_sync(None, "error")
+            await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg)
+            return
+        finally:
+            CURRENT_ACCOUNT.reset(token)
+        for r in reports:
+            if r.skipped_lease:
+                log.info("sync skipped account=%s: another run holds the lease", r.account)
+                self.metrics.record_sync(r, "skipped")
+                continue
+            result = "ok" if r.exit_code == 0 else "failed"
+            self.metrics.record_sync(r, result)
+            problems = [_one_line(e) for e in r.errors] + [_one_line(e) for e in r.clip_errors[:3]]
+            log.log(
+                logging.INFO if result == "ok" else logging.WARNING,
+                "sync done account=%s result=%s listed=%d new=%d stored=%d failed=%d bytes=%d requests=%d "
+                "throttled=%d duration_s=%.1f%s",
+                r.account, result, r.listed, r.new, r.stored, r.failed, r.bytes, r.requests, r.throttled,
+                r.duration_s, f" errors={'; '.join(problems)}" if problems else "",
+            )
+            await asyncio.to_thread(
+                self.alerts.record, r.account, result == "ok", started=started_wall,
+                message="; ".join(problems), stored=r.stored, bytes_=r.bytes, failed=r.failed,
+            )
+
+    def _destinations(self) -> dict[str, Any]:
+        from archiver.destinations import build_destinations
+
+        return {d.name: d for d in build_destinations(self.settings)}
+
+    def _job_lease(self, name: str, ttl: timedelta) -> tuple[bool, str]:
+        import os
+        import socket
+
+        from archiver.db.lease import try_acquire
+
+        holder = f"{socket.gethostname()}:{os.getpid()}:worker"
+        return try_acquire(self.engine, f"job:{name}", holder, ttl), holder
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning(message)
+
+    def prune_once(self) -> Any:
+        """Thin adapter over archiver.retention.prune (skipped when that module is not available)."""
+        try:
+            from archiver.retention import prune
+        except ImportError as exc:
+            self._warn_once("prune", f"prune job skipped: retention is not available ({exc})")
+            return None
+        from archiver.db.engine import session_scope
+        from archiver.db.lease import release
+
+        held, holder = self._job_lease("prune", timedelta(hours=1))
+        if not held:
+            log.info("prune skipped: another process is pruning")
+            return None
+        try:
+            with session_scope(self.engine) as s:
+                report = prune(s, self._destinations(), self.settings.retention, datetime.now(UTC), False)
+        finally:
+            release(self.engine, "job:prune", holder)
+        log.info("prune done clips=%s pruned=%s errors=%d", getattr(report, "clips", "?"),
+                 getattr(report, "pruned", "?"), len(getattr(report, "errors", []) or []))
+        return report
+
+    def verify_once(self) -> Any:
+        """Thin adapter over archiver.verify.verify (skipped when that module is not available)."""
+        try:
+            from archiver.verify import verify
+        except ImportError as exc:
+            self._warn_once("verify", f"verify job skipped: verify is not available ({exc})")
+            return None
+        from archiver.db.engine import session_scope
+
+        sample = self.settings.schedule.verify_sample or None
+        with session_scope(self.engine) as s:
+            report = verify(s, self._destinations(), sample)
+        ok = getattr(report, "ok", True)
+        log.log(logging.INFO if ok else logging.WARNING, "verify done checked=%s ok=%s",
+                getattr(report, "checked", "?"), ok)
+        if not ok:
+            counts = {k: len(getattr(report, k, []) or []) for k in ("missing", "corrupt", "stray", "errors")}
+            self.alerts.notifier.send("blink-archiver: verify found problems",
+                                      " ".join(f"{k}={v}" for k, v in counts.items()))
+        return report
+
+    async def _in_thread(self, name: str, fn: Any) -> None:
+        """Blocking jobs run in a daemon thread, so a stop never waits for them."""
+        if self.stopping:
+            return
+        self._track()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+
+        def target() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("%s job failed", name)
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+
+        threading.Thread(target=target, name=f"job-{name}", daemon=True).start()
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
+            log.info("%s job abandoned (stopping)", name)
+
+    async def prune_job(self) -> None:
+        await self._in_thread("prune", self.prune_once)
+
+    async def verify_job(self) -> None:
+        await self._in_thread("verify", self.verify_once)
+
+    async def summary_job(self) -> None:
+        await asyncio.to_thread(self.alerts.daily_summary)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+    def request_stop(self, signame: str = "stop") -> None:
+        if self._stop is None or self._stop.is_set():
+            return
+        log.info("received %s: stopping (the sync in flight is cancelled safely)", signame)
+        self.stopping = True
+        self._stop.set()
+
+    def _schedule(self, scheduler: AsyncIOScheduler) -> None:
+        s = self.settings.schedule
+        common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        scheduler.add_job(self.sync_job, sync_trigger(self.settings), id="sync", name="sync",
+                          next_run_time=datetime.now(UTC), **common)
+        if self.settings.retention.configured:
+            scheduler.add_job(self.prune_job, IntervalTrigger(seconds=parse_duration(s.prune_interval)
+                                                              .total_seconds()),
+                              id="prune", name="prune", **common)
+        if s.verify_interval:
+            scheduler.add_job(self.verify_job, IntervalTrigger(seconds=parse_duration(s.verify_interval)
+                                                               .total_seconds()),
+                              id="verify", name="verify", **common)
+        if self.settings.notify.daily_summary and self.alerts.notifier.enabled:
+            scheduler.add_job(self.summary_job, CronTrigger(hour=0, minute=5), id="summary", name="summary",
+                              **common)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with suppress(NotImplementedError, RuntimeError):  # not the main thread / Windows
+                loop.add_signal_handler(sig, self.request_stop, sig.name)
+        from archiver.blink.http import BlinkHTTP
+
+        BlinkHTTP.observer = self.metrics.observe_request
+        logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job start/stop lines are ours
+        srv = self.settings.server
+        if srv.enabled:
+            self.server = HealthServer(srv.host, srv.port, self.metrics, self.ready).start()
+            log.info("health and metrics on http://%s:%d (/healthz /readyz /metrics)", srv.host,
+                     self.server.port)
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        self._schedule(self.scheduler)
+        self.scheduler.start()
+        names = ",".join(a.name for a in self.settings.account_list())
+        log.info("worker started: accounts=%s sync=%s", names,
+                 self.settings.schedule.cron or self.settings.schedule.interval)
+        try:
+            await self._stop.wait()
+        finally:
+            await self._shutdown()
+        return 0
+
+    async def _shutdown(self) -> None:
+        self.stopping = True
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        tasks = [t for t in self._tasks if not t.done()]
+        for t in tasks:
+            t.cancel()
+        if tasks:
+            _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
+            if pending:
+                log.warning("%d job(s) did not stop within %.0f s; exiting anyway", len(pending),
+                            STOP_GRACE_S)
+        if self.server is not None:
+            self.server.stop()
+        from archiver.blink.http import BlinkHTTP
+
+        if BlinkHTTP.observer == self.metrics.observe_request:
+            BlinkHTTP.observer = None
+        log.info("worker stopped")
+
+
+def run_worker(settings: Settings, engine: Engine) -> int:
+    return asyncio.run(Worker(settings, engine).run())

@@ -1,0 +1,112 @@
+"""Account leases: exclusivity, expiry of a dead holder, release — on SQLite and PostgreSQL — and two real
+`archiver sync` processes racing for the same account."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from archiver.db.engine import open_database
+from archiver.db.lease import account_lease, release, try_acquire
+from archiver.db.models import utcnow
+from archiver.simulator import Faults, SimConfig, Simulator
+
+pytest_plugins = ["pg_fixtures"]
+
+CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'lease.db'}"
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def engine(database_url: str):  # type: ignore[no-untyped-def]
+    eng = open_database(database_url)
+    yield eng
+    eng.dispose()
+
+
+TTL = timedelta(minutes=5)
+
+
+@pytest.mark.timeout(60)
+def test_exclusive_until_released(engine: Engine) -> None:
+    assert try_acquire(engine, "account:a", "holder-1", TTL)
+    assert not try_acquire(engine, "account:a", "holder-2", TTL)
+    assert try_acquire(engine, "account:a", "holder-1", TTL)  # renewal by the holder
+    assert try_acquire(engine, "account:b", "holder-2", TTL)  # other names are independent
+    release(engine, "account:a", "holder-2")  # not the holder: no effect
+    assert not try_acquire(engine, "account:a", "holder-2", TTL)
+    release(engine, "account:a", "holder-1")
+    assert try_acquire(engine, "account:a", "holder-2", TTL)
+
+
+@pytest.mark.timeout(60)
+def test_dead_holder_expires(engine: Engine) -> None:
+    t0 = utcnow()
+    assert try_acquire(engine, "account:a", "dead", TTL, now=t0)
+    assert not try_acquire(engine, "account:a", "alive", TTL, now=t0 + TTL - timedelta(seconds=1))
+    assert try_acquire(engine, "account:a", "alive", TTL, now=t0 + TTL + timedelta(seconds=1))
+    assert not try_acquire(engine, "account:a", "dead", TTL, now=t0 + TTL + timedelta(seconds=2))
+
+
+@pytest.mark.timeout(60)
+def test_account_lease_context_manager(engine: Engine) -> None:
+    with account_lease(engine, "acct") as held:
+        assert held
+        with account_lease(engine, "acct") as second:
+            assert not second
+    with account_lease(engine, "acct") as again:
+        assert again
+    with pytest.raises(RuntimeError), account_lease(engine, "acct") as held:  # released on errors too
+        raise RuntimeError("boom")
+    assert try_acquire(engine, "account:acct", "someone-else", TTL)
+
+
+def _config(tmp_path: Path, sim: Simulator, db_url: str) -> Path:
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'[blink]\nserver_url = "{sim.url}"\nusername = "{sim.config.username}"\n'
+        f'password = "{sim.config.password}"\nmax_requests_per_second = 0\n'
+        f'[database]\nurl = "{db_url}"\n'
+        "[processing]\nprobe = false\n"
+    )
+    return cfg
+
+
+@pytest.mark.timeout(90)
+def test_two_sync_processes_one_wins(tmp_path: Path) -> None:
+    db_url = f"sqlite:///{tmp_path / 'data' / 'archiver.db'}"
+    open_database(db_url).dispose()  # schema first, so the two processes only race for the lease
+    with Simulator(SimConfig(two_factor=False), Faults(latency_s=0.25)) as sim:
+        cam = sim.add_camera(sim.add_network("Home"), "Front")
+        sim.add_clips(cam, 5)
+        cfg = _config(tmp_path, sim, db_url)
+        env = {**os.environ, "ARCHIVER_CONFIG": str(cfg)}
+        env.pop("ARCHIVER_DATA_DIR", None)
+        procs = [
+            subprocess.Popen([sys.executable, "-c", CLI, "sync"], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(2)
+        ]
+        outs = []
+        for p in procs:
+            out, _ = p.communicate(timeout=75)
+            outs.append((p.returncode, out))
+    assert [rc for rc, _ in outs] == [0, 0], outs
+    held = [out for _, out in outs if "lease held" in out]
+    synced = [out for _, out in outs if "stored 5" in out]
+    assert len(held) == 1 and len(synced) == 1, outs
+    files = list((tmp_path / "data" / "archive").rglob("*.mp4"))
+    assert len(files) == 5

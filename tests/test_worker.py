@@ -1,0 +1,159 @@
+"""`archiver run` as a real process against the simulator: health, readiness, metrics, a clean SIGTERM
+in the middle of a sync, and a following `archiver sync` that completes the archive exactly once."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from archiver.db.engine import make_engine, session_scope
+from archiver.db.models import Clip, ClipState
+from archiver.simulator import Faults, SimConfig, Simulator
+
+CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(tmp_path: Path, sim: Simulator, port: int) -> Path:
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'[blink]\nserver_url = "{sim.url}"\nusername = "{sim.config.username}"\n'
+        f'password = "{sim.config.password}"\nmax_requests_per_second = 0\n'
+        "[processing]\nprobe = false\n"
+        '[schedule]\ninterval = "1m"\n'
+        f'[server]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\nunhealthy_after = "1h"\n'
+        "[log]\njson = true\n"
+    )
+    return cfg
+
+
+def start(cfg: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
+    env = {**os.environ, "ARCHIVER_CONFIG": str(cfg)}
+    env.pop("ARCHIVER_DATA_DIR", None)
+    out = log.open("w") if log else subprocess.PIPE
+    return subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdin=subprocess.DEVNULL,
+                            stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"worker exited early with {proc.returncode} while waiting for {what}"
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def metric(text: str, name: str, **labels: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + "{") or line.startswith(name + " "):
+            m = re.match(r"[^{ ]+(?:\{(.*)\})? (\S+)$", line)
+            if not m:
+                continue
+            got = dict(re.findall(r'(\w+)="([^"]*)"', m[1] or ""))
+            if all(got.get(k) == v for k, v in labels.items()):
+                return float(m[2])
+    return None
+
+
+def stored_in_db(tmp_path: Path) -> int:
+    engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'archiver.db'}")
+    try:
+        with session_scope(engine) as s:
+            return len(s.exec(__import__("sqlmodel").select(Clip).where(Clip.state == ClipState.stored)).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.timeout(90)
+def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+        sim.add_clips(cam, 6)
+        cfg = write_config(tmp_path, sim, port)
+
+        # 1) first sync runs at once; health, readiness and metrics reflect it
+        proc = start(cfg, "run", log=tmp_path / "worker1.log")
+        try:
+            wait_for(lambda: httpx.get(f"{base}/healthz").status_code == 200, 20, "/healthz", proc)
+
+            def stored_six() -> bool:
+                text = httpx.get(f"{base}/metrics").text
+                return metric(text, "archiver_clips_stored_total", account="default") == 6.0
+
+            wait_for(stored_six, 30, "6 stored clips in /metrics", proc)
+            text = httpx.get(f"{base}/metrics").text
+            assert metric(text, "archiver_syncs_total", account="default", result="ok") == 1.0
+            assert (metric(text, "archiver_last_success_timestamp_seconds", account="default") or 0) > 0
+            assert metric(text, "archiver_clips_pending", account="default", state="discovered") == 0.0
+            assert metric(text, "archiver_cursor_lag_seconds", account="default") is not None
+            assert metric(text, "archiver_bytes_stored_total", account="default")
+            assert 'archiver_blink_request_seconds_count{account="default"' in text
+            assert 'what="download clip"' in text
+            ready = httpx.get(f"{base}/readyz")
+            assert ready.status_code == 200, ready.text
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        log1 = (tmp_path / "worker1.log").read_text()
+        assert sim.config.password not in log1
+        assert '"msg": "sync done account=default result=ok' in log1
+
+        # 2) a slow sync is in flight when SIGTERM arrives: exit 0 fast, nothing half-written
+        sim.add_clips(cam, 8)
+        sim.faults.bandwidth_bps = 100_000
+        sim.faults.latency_s = 0.1
+        proc = start(cfg, "run", log=tmp_path / "worker2.log")
+        try:
+            def downloading() -> bool:
+                text = httpx.get(f"{base}/metrics").text
+                return 'what="download clip"' in text
+
+            wait_for(downloading, 30, "a download in flight", proc)
+            time.sleep(0.5)
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+            assert time.monotonic() - t0 < 15
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        log2 = (tmp_path / "worker2.log").read_text()
+        assert "sync cancelled account=default" in log2, log2[-2000:]
+        assert not list((tmp_path / "data" / "archive").rglob("*.part"))
+        assert stored_in_db(tmp_path) < 14  # it really was interrupted
+
+        # 3) the next sync completes everything: nothing lost, nothing duplicated
+        sim.faults.bandwidth_bps = 0
+        sim.faults.latency_s = 0
+        out = start(cfg, "sync")
+        stdout, _ = out.communicate(timeout=40)
+        assert out.returncode == 0, stdout
+    clips = list((tmp_path / "data" / "archive").rglob("*.mp4"))
+    assert len(clips) == 14
+    assert stored_in_db(tmp_path) == 14
+    assert not list((tmp_path / "data").rglob("*.part"))
