@@ -75,6 +75,10 @@ def rows(settings: Settings, source: ClipSource | None = None) -> list[Clip]:
         engine.dispose()
 
 
+def archived_hashes(settings: Settings) -> list[str]:
+    return sorted(sha(p) for p in archive_files(settings, ".mp4"))
+
+
 def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -100,7 +104,8 @@ def test_usb_clips_archived_then_noop_sync(sim: Simulator, tmp_path: Path) -> No
     report = run_sync(settings)
     assert report.exit_code == 0, report
     mod = report.local[str(sm)]
-    assert (mod["status"], mod["manifest_clips"], mod["new"], mod["stored"], mod["failed"]) == ("ok", 4, 4, 4, 0)
+    summary = (mod["status"], mod["manifest_clips"], mod["new"], mod["stored"], mod["failed"])
+    assert summary == ("ok", 4, 4, 4, 0)
     mp4s = archive_files(settings, ".mp4")
     assert sorted(sha(p) for p in mp4s) == sorted(sim.local_clip_sha256(i) for i in ids)
     for p in mp4s:  # USB clips have no Blink thumbnail: a generated one lands next to each clip
@@ -169,13 +174,14 @@ def test_offline_module_is_reported_and_cloud_still_stored(sim: Simulator, tmp_p
     # offline while the discovery cache still says "active": the module answers 409 code 1007
     sim.set_sync_module_online(sm, False)
     sim.add_local_clip(sm, cam)
-    base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)  # not the USB recordings' instants
+    base = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)  # not a USB recording's instant
     cloud_ids = [sim.add_clip(cam, created_at=base + timedelta(minutes=i)) for i in range(2)]
     report = run_sync(settings)
     assert report.exit_code == 1
     assert report.stored == 2 and report.failed == 0
     assert report.local[str(sm)]["status"] == "offline"
-    assert any("'Cabin SM2'" in e and "offline" in e and "next run" in e for e in report.errors), report.errors
+    message = f"sync module 'Cabin SM2' (id {sm}): offline; its USB clips will be fetched next run"
+    assert message in report.errors, report.errors
     stored_cloud = [c for c in rows(settings, ClipSource.cloud) if c.state == ClipState.stored]
     assert {c.blink_id for c in stored_cloud} == {str(i) for i in cloud_ids}
 
@@ -204,7 +210,7 @@ def test_busy_module_and_slow_uploads(sim: Simulator, tmp_path: Path) -> None:
     settings = make_settings(sim, tmp_path)
     report = run_sync(settings)
     assert report.exit_code == 0, report
-    assert sorted(sha(p) for p in archive_files(settings, ".mp4")) == sorted(sim.local_clip_sha256(i) for i in ids)
+    assert archived_hashes(settings) == sorted(sim.local_clip_sha256(i) for i in ids)
     posts = sim.request_count(UPLOAD_POST, "POST") + sim.request_count(MANIFEST_POST, "POST")
     assert posts > 5  # some of the 5 needed POSTs were answered busy and retried
 
@@ -286,7 +292,7 @@ def test_kill_during_upload_wait_then_resume(sim: Simulator, tmp_path: Path) -> 
     engine.dispose()
     report = run_sync(settings)
     assert report.exit_code == 0, report
-    assert sorted(sha(p) for p in archive_files(settings, ".mp4")) == sorted(sim.local_clip_sha256(i) for i in ids)
+    assert archived_hashes(settings) == sorted(sim.local_clip_sha256(i) for i in ids)
     local = rows(settings, ClipSource.local)
     assert len(local) == 2 and {c.state for c in local} == {ClipState.stored}
     engine = open_engine(settings)

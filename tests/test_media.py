@@ -196,6 +196,10 @@ def test_mp4_structure_problem(good_clip: Path, tmp_path: Path) -> None:
     assert mp4_structure_problem(good_clip) is None
     cut = truncate_copy(good_clip, tmp_path / "c.mp4", len(good_clip.read_bytes()) - 1)
     assert "mdat box is missing 1 bytes" in (mp4_structure_problem(cut) or "")
+    padded = tmp_path / "padded.mp4"
+    padded.write_bytes(good_clip.read_bytes() + b"\0" * 100)  # trailing junk after complete boxes: fine
+    assert mp4_structure_problem(padded) is None
+    assert "no moov" in (mp4_structure_problem(truncate_copy(good_clip, tmp_path / "f.mp4", 32)) or "")
 
 
 def test_parse_ffprobe_json() -> None:

@@ -15,10 +15,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Clip, ClipState
-from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.simulator import SimConfig, Simulator
+
+pytest_plugins = ["pg_fixtures"]
 
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 
@@ -80,7 +83,7 @@ def stored_in_db(tmp_path: Path) -> int:
     engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'archiver.db'}")
     try:
         with session_scope(engine) as s:
-            return len(s.exec(__import__("sqlmodel").select(Clip).where(Clip.state == ClipState.stored)).all())
+            return len(s.exec(select(Clip).where(Clip.state == ClipState.stored)).all())
     finally:
         engine.dispose()
 
@@ -157,3 +160,65 @@ def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
     assert len(clips) == 14
     assert stored_in_db(tmp_path) == 14
     assert not list((tmp_path / "data").rglob("*.part"))
+
+
+def test_sync_trigger() -> None:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from archiver.config import Settings
+    from archiver.worker import sync_trigger
+
+    cron = sync_trigger(Settings(schedule={"cron": "*/15 * * * *"}))  # type: ignore[arg-type]
+    assert isinstance(cron, CronTrigger)
+    interval = sync_trigger(Settings(schedule={"interval": "15m"}))  # type: ignore[arg-type]
+    assert isinstance(interval, IntervalTrigger) and interval.interval.total_seconds() == 900
+
+
+@pytest.mark.timeout(60)
+def test_worker_on_postgres(tmp_path: Path, pg_url: str) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+        sim.add_clips(cam, 3)
+        cfg = write_config(tmp_path, sim, port)
+        cfg.write_text(cfg.read_text() + f'[database]\nurl = "{pg_url}"\n')
+        proc = start(cfg, "run", log=tmp_path / "worker.log")
+        try:
+            def stored() -> bool:
+                text = httpx.get(f"{base}/metrics").text
+                return metric(text, "archiver_clips_stored_total", account="default") == 3.0
+
+            wait_for(stored, 30, "3 stored clips in /metrics", proc)
+            text = httpx.get(f"{base}/metrics").text
+            assert metric(text, "archiver_clips_pending", account="default", state="failed") == 0.0
+            assert httpx.get(f"{base}/readyz").status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=15) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert len(list((tmp_path / "data" / "archive").rglob("*.mp4"))) == 3
+
+
+def test_readyz_reports_database_down(tmp_path: Path) -> None:
+    from archiver.config import Settings
+    from archiver.worker import Worker
+
+    s = Settings(data_dir=tmp_path, server={"enabled": True, "host": "127.0.0.1", "port": 0})  # type: ignore[arg-type]
+    engine = make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing")
+    worker = Worker(s, engine)
+    from archiver.metrics import HealthServer
+
+    srv = HealthServer("127.0.0.1", 0, worker.metrics, worker.ready).start()
+    try:
+        base = f"http://127.0.0.1:{srv.port}"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        r = httpx.get(f"{base}/readyz")
+        assert r.status_code == 503 and r.text.startswith("database unavailable")
+        m = httpx.get(f"{base}/metrics")  # the DB gauges are skipped, the rest still renders
+        assert m.status_code == 200 and "archiver_syncs_total" in m.text
+    finally:
+        srv.stop()
+        engine.dispose()

@@ -65,7 +65,7 @@ def run_async(coro):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    from archiver.cli import commands, demo  # noqa: F401  (registers the commands)
+    from archiver.cli import commands, demo, maintenance  # noqa: F401  (registers the commands)
 
     try:
         app()

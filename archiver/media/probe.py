@@ -66,9 +66,10 @@ _TOP_LEVEL_OK = re.compile(rb"^[\x20-\x7e]{4}$")
 
 
 def mp4_structure_problem(path: str | os.PathLike[str]) -> str | None:
-    """Walk the top-level ISO-BMFF boxes; a one-line problem, or None if they tile the file and hold a moov.
+    """Walk the top-level ISO-BMFF boxes; a one-line problem, or None if they fit the file and include a moov.
 
-    Only box headers are read (a seek per box), so this costs microseconds even for large files."""
+    A box claiming more bytes than the file holds means a cut download. Non-box bytes after a complete
+    ``moov`` are tolerated. Only box headers are read (a seek per box): microseconds even for big files."""
     size = os.path.getsize(path)
     seen: set[bytes] = set()
     with open(path, "rb") as f:
@@ -76,11 +77,14 @@ def mp4_structure_problem(path: str | os.PathLike[str]) -> str | None:
         while pos < size:
             f.seek(pos)
             head = f.read(16)
-            if len(head) < 8:
-                return f"truncated: {size - pos} stray bytes after the last box"
+            if len(head) < 8 or not _TOP_LEVEL_OK.match(head[4:8]):
+                # Bytes that are not a box header. After a complete moov, tolerate them as trailing junk
+                # (padding some writers leave; ffmpeg ignores it and the decode check still runs);
+                # before one, this is not an MP4 we can play.
+                if b"moov" in seen:
+                    return None
+                return f"not an MP4: no box header at offset {pos}"
             box_size, box_type = struct.unpack(">I4s", head[:8])
-            if not _TOP_LEVEL_OK.match(box_type):
-                return f"not an MP4: garbage box type at offset {pos}"
             if box_size == 1:
                 if len(head) < 16:
                     return f"truncated: {box_type.decode()} header cut short"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 
@@ -76,4 +77,10 @@ async def sync_all(
                 reports.append(await sync.run())
             finally:
                 await sync.aclose()
+    if reports and settings.retention.configured and settings.retention.prune_after_sync:
+        from archiver.maintenance import run_prune
+
+        pruned = await asyncio.to_thread(run_prune, settings, engine)
+        reports[0].pruned = pruned.pruned
+        reports[0].errors.extend(f"prune: {e}" for e in pruned.errors)
     return reports

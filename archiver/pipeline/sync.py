@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
@@ -42,6 +43,8 @@ log = logging.getLogger("archiver.sync")
 class SyncReport(BaseModel):
     account: str
     skipped_lease: bool = False  # another run holds this account's lease
+    cloud_deleted: int = 0
+    pruned: int = 0
     listed: int = 0
     new: int = 0
     pages: int = 0
@@ -145,6 +148,8 @@ class AccountSync:
                     # what was discovered is safe in the database; keep going with what we have
                     report.errors.append(_one_line(exc))
             await self._fetch_pending(report)
+            if self.settings.cloud_cleanup.enabled:
+                await self._cloud_cleanup(report)
         finally:
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
@@ -186,6 +191,44 @@ class AccountSync:
                 await self.archive_clip(clip, report)
 
         await asyncio.gather(*(one(c) for c in pending))
+
+    async def _cloud_cleanup(self, report: SyncReport) -> None:
+        """Opt-in: delete archived clips from the Blink cloud, only once every destination was checked
+        to hold every file of the clip (size and, where the backend knows it, sha256)."""
+        with session_scope(self.engine) as s:
+            rows = s.exec(
+                select(Clip).where(
+                    Clip.account_id == self.account_id, Clip.source == ClipSource.cloud,
+                    Clip.state == ClipState.stored, col(Clip.cloud_deleted_at).is_(None),
+                    col(Clip.deleted_upstream).is_(False),
+                )
+            ).all()
+            objects = {c.id: repo.objects_of(s, c.id) for c in rows if c.id is not None}
+        by_name = {d.name: d for d in self.destinations}
+
+        def held_everywhere(clip_id: int) -> bool:
+            objs = objects.get(clip_id, [])
+            for dest in self.destinations:
+                mine = [o for o in objs if o.destination == dest.name]
+                if not any(o.kind == ObjectKind.clip or o.kind == ObjectKind.transcode for o in mine):
+                    return False
+                for o in mine:
+                    info = by_name[o.destination].stat(o.key)
+                    if info is None or info.size != o.size or (info.sha256 and info.sha256 != o.sha256):
+                        return False
+            return True
+
+        verified = [c for c in rows if c.id is not None and await asyncio.to_thread(held_everywhere, c.id)]
+        for i in range(0, len(verified), 50):
+            batch = verified[i : i + 50]
+            try:
+                await self.api.delete_media([int(c.blink_id) for c in batch])
+            except ArchiverError as exc:
+                report.errors.append(f"cloud cleanup: {_one_line(exc)}")
+                return
+            for c in batch:
+                self._mark(c, ClipState.stored, cloud_deleted_at=utcnow())
+            report.cloud_deleted += len(batch)
 
     # -- one clip ------------------------------------------------------------------------------------
     def key_for(self, clip: Clip) -> str:

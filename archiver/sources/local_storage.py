@@ -17,11 +17,12 @@ Decisions (see the module's tests):
   camera) when a camera becomes mapped/unmapped, so a mapping change never downloads a clip twice.
 * cross-source duplicates (same camera id, ``created_at`` within ±2 s): the cloud copy wins because
   it costs no module wake-up. While the cloud row is still pending the local row is left untouched
-  (skipped this run, re-checked next run, so a cloud clip that vanishes before it is archived is still
-  fetched from USB). Once the cloud row is stored (or pruned) the local row is marked ``stored`` with no
-  objects, ``size`` NULL and ``last_error`` = ``"duplicate: same recording archived from the cloud as
-  cloud:<id>"``. The same marker is written the other way (``"duplicate: same recording archived
-  from USB as local:..."``) on a pending cloud row whose recording is already stored from USB.
+  (skipped this run, re-checked next run, so a cloud clip that vanishes before it is archived, or fails
+  ``CLOUD_GIVE_UP`` times, is still fetched from USB). Once the cloud row is stored (or pruned) the
+  local row is marked ``stored`` with no objects, ``size`` NULL and ``last_error`` =
+  ``"duplicate: same recording archived from the cloud as cloud:<id>"``. The same marker is written the
+  other way (``"duplicate: same recording archived from USB as local:..."``) on a pending cloud row
+  whose recording is already stored from USB.
 * discovery (homescreen) is cached in the Network/Camera/SyncModule tables; the time of the last
   homescreen read is a Cursor row with source ``"homescreen"`` (so an account with no USB modules is
   remembered too). The cache is re-read after ``local_storage.discovery_interval`` and at once after a
@@ -66,6 +67,7 @@ HOMESCREEN_CURSOR = "homescreen"
 DUPLICATE_WINDOW = timedelta(seconds=2)
 OFFLINE_CODE = 1007
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+CLOUD_GIVE_UP = 3  # failed cloud attempts after which the USB copy of the same recording is fetched
 ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
 PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
 
@@ -380,8 +382,10 @@ def _find_duplicate(s: Session, account_id: int, source: ClipSource, camera_id: 
         col(Clip.state).in_(list(states)),
     )
     for row in s.exec(q.order_by(col(Clip.id))):
-        if source == ClipSource.cloud and row.deleted_upstream and row.state not in ARCHIVED_STATES:
-            continue  # vanished from the cloud before it was archived: USB is the only copy
+        if source == ClipSource.cloud and row.state not in ARCHIVED_STATES and (
+            row.deleted_upstream or (row.state == ClipState.failed and row.attempts >= CLOUD_GIVE_UP)
+        ):
+            continue  # vanished from the cloud / keeps failing there: fetch the USB copy instead
         return row
     return None
 

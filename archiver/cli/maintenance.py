@@ -1,0 +1,55 @@
+"""prune and verify."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from archiver.cli import app, fail, settings
+from archiver.errors import ArchiverError
+from archiver.maintenance import run_prune, run_verify
+from archiver.pipeline.runner import open_engine
+
+
+@app.command("prune")
+def prune_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; change nothing.")] = False,
+) -> None:
+    """Apply the [retention] policy: delete objects first, rows only after the delete succeeded."""
+    try:
+        s = settings()
+        if not s.retention.configured:
+            typer.echo("no [retention] rule is configured: nothing is ever deleted")
+            raise typer.Exit(0)
+        report = run_prune(s, open_engine(s), dry_run=dry_run)
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    verb = "would delete" if dry_run else "deleted"
+    typer.echo(f"{report.candidates} stored clips checked; {verb} {report.clips} clips, "
+               f"{report.bytes / 1e6:.1f} MB")
+    for name, d in report.destinations.items():
+        typer.echo(f"  {name}: {d.objects} objects, {d.bytes / 1e6:.1f} MB")
+    for e in report.errors:
+        typer.echo(f"  error: {e}", err=True)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("verify")
+def verify_cmd(
+    sample: Annotated[int | None, typer.Option(min=1, help="Check a random sample of N objects.")] = None,
+) -> None:
+    """Re-read stored objects against the database; report missing, corrupt and stray objects."""
+    try:
+        s = settings()
+        report = run_verify(s, open_engine(s), sample=sample)
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    typer.echo(f"checked {report.checked} objects: {report.verified} intact, {len(report.missing)} missing, "
+               f"{len(report.corrupt)} corrupt, {len(report.stray)} stray")
+    for label, problems in (("missing", report.missing), ("corrupt", report.corrupt), ("stray", report.stray)):
+        for p in problems[:20]:
+            typer.echo(f"  {label}: {p.destination}:{p.key} {p.detail}".rstrip(), err=True)
+    for e in report.errors:
+        typer.echo(f"  error: {e}", err=True)
+    raise typer.Exit(0 if report.ok else 1)
