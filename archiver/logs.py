@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r'(?i)(\b(?:access_token|refresh_token|password|2fa_code|secret_access_key|token-auth|'
-               r'token_auth)["\']?\s*[:=]\s*["\']?)[^"\'&\s,}]+'),
+    re.compile(
+        r"(?i)(\b(?:access_token|refresh_token|password|2fa_code|secret_access_key|token-auth|"
+        r'token_auth)["\']?\s*[:=]\s*["\']?)[^"\'&\s,}]+'
+    ),
 ]
 
 
@@ -64,7 +66,9 @@ def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(REDACTOR)
     handler.setFormatter(
-        JsonFormatter() if json_format else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter()
+        if json_format
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     for h in list(root.handlers):

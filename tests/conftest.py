@@ -18,7 +18,17 @@ from archiver.pipeline.runner import open_engine, sync_all
 from archiver.pipeline.sync import SyncReport
 from archiver.simulator import SimConfig, Simulator
 
+pytest_plugins = ["pg_fixtures"]
+
 USER, PASSWORD, PIN = "demo@example.com", "demo-password", "123456"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same test on SQLite and on a real PostgreSQL server (skipped only when none is configured)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'archiver.db'}"
+    return str(request.getfixturevalue("pg_url"))
 
 
 @pytest.fixture(autouse=True)
@@ -41,8 +51,13 @@ def camera(sim: Simulator) -> int:
 
 
 def make_settings(tmp_path: Path, sim: Simulator, **over: Any) -> Settings:
-    blink = {"server_url": sim.url, "username": USER, "password": PASSWORD, "max_requests_per_second": 0,
-             "backoff_max_s": 0.5}
+    blink = {
+        "server_url": sim.url,
+        "username": USER,
+        "password": PASSWORD,
+        "max_requests_per_second": 0,
+        "backoff_max_s": 0.5,
+    }
     blink.update(over.pop("blink", {}))
     database = over.pop("database", {"url": f"sqlite:///{tmp_path / 'archiver.db'}"})
     return load_settings(None, data_dir=tmp_path, blink=blink, database=database, **over)
@@ -75,9 +90,14 @@ def cli_env(settings_dir: Path, sim: Simulator, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 120
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: dict[str, str], input: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", "from archiver.cli import main; main()", *args],
-        env=env, input=input, capture_output=True, text=True, timeout=timeout,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -34,7 +34,9 @@ def test_5xx_is_retried_until_success() -> None:
 
 @respx.mock
 def test_429_waits_at_least_retry_after_and_slows_the_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    respx.get(URL).mock(side_effect=[httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200)])
+    respx.get(URL).mock(
+        side_effect=[httpx.Response(429, headers={"Retry-After": "0.3"}), httpx.Response(200)]
+    )
     slept: list[float] = []
     real_sleep = asyncio.sleep
 
@@ -128,15 +130,30 @@ def test_rate_limiter_spaces_request_starts(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("Front Door", "Front Door"), ("../../etc", "_.._etc"), ("..", "_"), ("a/b\\c", "a_b_c"),
-     ("\x00x", "_x"), ("", "_"), ("   ", "_"), ("." * 5, "_"), ("x" * 300, "x" * 120)],
+    [
+        ("Front Door", "Front Door"),
+        ("../../etc", "_.._etc"),
+        ("..", "_"),
+        ("a/b\\c", "a_b_c"),
+        ("\x00x", "_x"),
+        ("", "_"),
+        ("   ", "_"),
+        ("." * 5, "_"),
+        ("x" * 300, "x" * 120),
+    ],
 )
 def test_sanitize_segment(raw: str, expected: str) -> None:
     assert sanitize_segment(raw) == expected
 
 
 def test_clip_key_renders_local_time_and_never_escapes() -> None:
-    key = clip_key("{network}/{camera}/{date}/{time}_{id}.mp4", network="..", camera="../x", clip_id="7",
-                   created_at=datetime(2024, 3, 10, 8, 30, tzinfo=UTC), time_zone="America/New_York")
+    key = clip_key(
+        "{network}/{camera}/{date}/{time}_{id}.mp4",
+        network="..",
+        camera="../x",
+        clip_id="7",
+        created_at=datetime(2024, 3, 10, 8, 30, tzinfo=UTC),
+        time_zone="America/New_York",
+    )
     assert key == "_/_x/2024-03-10/04-30-00_7.mp4"
     assert ".." not in key.split("/")

@@ -89,8 +89,9 @@ def test_credential_storage_is_not_world_readable(tmp_path: Path, sim2fa: Simula
     ],
     ids=["wrong-type", "out-of-range", "unknown-section", "broken-toml", "bad-template"],
 )
-def test_bad_config_is_one_line_naming_the_key_with_exit_2(tmp_path: Path, sim2fa: Simulator, toml: str,
-                                                           needle: str) -> None:
+def test_bad_config_is_one_line_naming_the_key_with_exit_2(
+    tmp_path: Path, sim2fa: Simulator, toml: str, needle: str
+) -> None:
     cfg = tmp_path / "archiver.toml"
     cfg.write_text(toml)
     env = cli_env(tmp_path, sim2fa, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)

@@ -28,7 +28,11 @@ def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("ARCHIVER_BLINK__SERVER_URL", "http://env")
     monkeypatch.setenv("ARCHIVER_DATABASE__URL", "sqlite:///x.db")
     s = load_settings(cfg)
-    assert (s.blink.username, s.blink.server_url, s.database_url) == ("file@x", "http://env", "sqlite:///x.db")
+    assert (s.blink.username, s.blink.server_url, s.database_url) == (
+        "file@x",
+        "http://env",
+        "sqlite:///x.db",
+    )
     assert s.blink.hosts("u011") == ("http://env", "http://env", "http://env")
 
 
@@ -44,7 +48,7 @@ def test_regional_host_from_the_tier() -> None:
 
 
 def test_schedule_refuses_less_than_a_minute() -> None:
-    with pytest.raises(ConfigError, match="schedule.interval"):
+    with pytest.raises(ConfigError, match=r"schedule\.interval"):
         load_settings(None, schedule={"interval": "30s"})
 
 
@@ -62,8 +66,11 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
 
 def test_every_setting_is_documented_in_the_example_config() -> None:
     text = EXAMPLE.read_text()
-    missing = [k for k in _keys(Settings)
-               if not re.search(rf"^#?\s*{re.escape(k.split('.')[-1])}\s*=|\[\[{k}\]\]|\[\[{k}\]\]", text, re.M)
-               and k not in ("destinations", "accounts")]
+    missing = [
+        k
+        for k in _keys(Settings)
+        if not re.search(rf"^#?\s*{re.escape(k.split('.')[-1])}\s*=|\[\[{k}\]\]|\[\[{k}\]\]", text, re.M)
+        and k not in ("destinations", "accounts")
+    ]
     assert missing == []
     load_settings(EXAMPLE)  # and it is a valid config

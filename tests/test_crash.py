@@ -23,8 +23,10 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
     rng = random.Random(7)
     with Simulator(SimConfig(two_factor=False)) as sim:
         net = sim.add_network("Home")
-        ids = [*sim.add_clips(sim.add_camera(net, "Front Door"), 15, size=150_000),
-               *sim.add_clips(sim.add_camera(net, "Garage"), 15, size=150_000)]
+        ids = [
+            *sim.add_clips(sim.add_camera(net, "Front Door"), 15, size=150_000),
+            *sim.add_clips(sim.add_camera(net, "Garage"), 15, size=150_000),
+        ]
         sim.faults.latency_s = 0.01
         sim.faults.bandwidth_bps = 1_000_000
         env = cli_env(tmp_path, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)
@@ -32,7 +34,9 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
         for _ in range(10):
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from archiver.cli import main; main()", "sync"],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             time.sleep(rng.uniform(0.8, 3.5))
             if proc.poll() is None:
@@ -50,11 +54,15 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
         assert sorted(sha256(p) for p in clips) == sorted(sim.clip_sha256(i) for i in ids)
         assert len(archive_files(archive, ".jpg")) == len(ids)
         assert len(archive_files(archive, ".json")) == len(ids)
-        leftovers = [p for p in tmp_path.rglob("*") if p.is_file() and (p.name.endswith(".part")
-                     or p.name.startswith("."))]
+        leftovers = [
+            p
+            for p in tmp_path.rglob("*")
+            if p.is_file() and (p.name.endswith(".part") or p.name.startswith("."))
+        ]
         assert leftovers == []
         with Session(make_engine(f"sqlite:///{tmp_path / 'archiver.db'}")) as s:
             assert s.exec(select(func.count()).select_from(Clip)).one() == len(ids)
-            assert s.exec(select(func.count()).select_from(Clip).where(Clip.state == ClipState.stored)
-                          ).one() == len(ids)
+            assert s.exec(
+                select(func.count()).select_from(Clip).where(Clip.state == ClipState.stored)
+            ).one() == len(ids)
             assert s.exec(select(func.count()).select_from(StoredObject)).one() == 3 * len(ids)

@@ -7,18 +7,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from conftest import archive_files, make_settings, run_sync, sha256
+from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipState, StoredObject
 from archiver.simulator import Simulator
-from sqlmodel import select
 
 
 def test_n_clips_arrive_with_thumbnails_and_sidecars_equal_to_what_was_served(
-    tmp_path: Path, sim: Simulator, camera: int
+    tmp_path: Path, sim: Simulator, camera: int, database_url: str
 ) -> None:
     ids = sim.add_clips(camera, 7, size=60_000)
-    report = run_sync(make_settings(tmp_path, sim))
+    report = run_sync(make_settings(tmp_path, sim, database={"url": database_url}))
     assert (report.stored, report.failed, report.exit_code) == (7, 0, 0)
     archive = tmp_path / "archive"
     clips, thumbs, sidecars = (archive_files(archive, s) for s in (".mp4", ".jpg", ".json"))
@@ -32,10 +32,10 @@ def test_n_clips_arrive_with_thumbnails_and_sidecars_equal_to_what_was_served(
 
 
 def test_second_sync_downloads_nothing_with_one_listing_request_and_no_login(
-    tmp_path: Path, sim: Simulator, camera: int
+    tmp_path: Path, sim: Simulator, camera: int, database_url: str
 ) -> None:
     sim.add_clips(camera, 5, size=20_000)
-    settings = make_settings(tmp_path, sim)
+    settings = make_settings(tmp_path, sim, database={"url": database_url})
     run_sync(settings)
     run_sync(settings)  # the first sync's downloads re-surface once (Blink marks clips watched)
     sim.reset_requests()
@@ -55,11 +55,14 @@ def test_only_new_clips_are_fetched_on_the_next_sync(tmp_path: Path, sim: Simula
     report = run_sync(settings)
     assert report.stored == 2
     assert sim.request_count("/media/clip/") == 2
-    assert {sha256(p) for p in archive_files(tmp_path / "archive", ".mp4")} >= {sim.clip_sha256(i) for i in new}
+    assert {sha256(p) for p in archive_files(tmp_path / "archive", ".mp4")} >= {
+        sim.clip_sha256(i) for i in new
+    }
 
 
-def test_clip_appearing_during_a_sync_is_fetched_by_the_next(tmp_path: Path, sim: Simulator, camera: int
-                                                             ) -> None:
+def test_clip_appearing_during_a_sync_is_fetched_by_the_next(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
     sim.add_clips(camera, 3, size=20_000)
     added: list[int] = []
 
@@ -76,12 +79,13 @@ def test_clip_appearing_during_a_sync_is_fetched_by_the_next(tmp_path: Path, sim
     assert sim.clip_sha256(added[0]) in hashes and len(hashes) == 4
 
 
-def test_faults_end_with_every_clip_stored_and_no_partial_file(tmp_path: Path, sim: Simulator, camera: int
-                                                               ) -> None:
+def test_faults_end_with_every_clip_stored_and_no_partial_file(
+    tmp_path: Path, sim: Simulator, camera: int, database_url: str
+) -> None:
     ids = sim.add_clips(camera, 30, size=40_000)
     f = sim.faults
     f.error_rate, f.reset_rate, f.truncate_rate, f.garbage_rate = 0.1, 0.1, 0.1, 0.05
-    settings = make_settings(tmp_path, sim, sync={"concurrency": 4})
+    settings = make_settings(tmp_path, sim, sync={"concurrency": 4}, database={"url": database_url})
     first = run_sync(settings)
     if first.exit_code != 0:  # a clip that ran out of retries is stored by the next sync
         second = run_sync(settings)

@@ -7,10 +7,9 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-
-import httpx
 from typing import TypeVar
 
+import httpx
 from pydantic import BaseModel, ValidationError
 
 from archiver.blink.auth import Authenticator
@@ -25,7 +24,6 @@ from archiver.blink.models import (
 )
 from archiver.errors import BlinkError
 
-
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -36,8 +34,9 @@ def format_since(ts: datetime) -> str:
 def _parse(model: type[M], resp: httpx.Response, what: str) -> M:
     ctype = resp.headers.get("content-type", "")
     if "json" not in ctype:
-        raise BlinkError(f"{what}: Blink answered {ctype or 'no content type'} instead of JSON "
-                         f"(HTTP {resp.status_code})")
+        raise BlinkError(
+            f"{what}: Blink answered {ctype or 'no content type'} instead of JSON (HTTP {resp.status_code})"
+        )
     try:
         return model.model_validate_json(resp.content)
     except ValidationError as exc:
@@ -92,7 +91,9 @@ class BlinkAPI:
     # -- discovery -------------------------------------------------------------------------------
     async def homescreen(self) -> Homescreen:
         await self.auth.ensure()
-        return await self._get_json(Homescreen, f"/api/v3/accounts/{self.account_id}/homescreen", "homescreen")
+        return await self._get_json(
+            Homescreen, f"/api/v3/accounts/{self.account_id}/homescreen", "homescreen"
+        )
 
     # -- cloud media -------------------------------------------------------------------------------
     async def media_pages(self, since: datetime) -> AsyncIterator[ListingPage]:
@@ -134,8 +135,9 @@ class BlinkAPI:
             CommandStatus, f"/network/{network_id}/command/{command_id}", "command status"
         )
 
-    async def wait_for_command(self, network_id: int, command_id: int, deadline_s: float, poll_s: float
-                               ) -> None:
+    async def wait_for_command(
+        self, network_id: int, command_id: int, deadline_s: float, poll_s: float
+    ) -> None:
         end = time.monotonic() + deadline_s
         while True:
             status = await self.command_status(network_id, command_id)
@@ -163,7 +165,9 @@ class BlinkAPI:
 
     async def request_manifest(self, network_id: int, sync_id: int) -> CommandRef:
         await self.auth.ensure()
-        return await self._command_post(f"{self._ls(network_id, sync_id)}/manifest/request", "manifest request")
+        return await self._command_post(
+            f"{self._ls(network_id, sync_id)}/manifest/request", "manifest request"
+        )
 
     async def get_manifest(self, network_id: int, sync_id: int, request_id: int) -> Manifest:
         resp = await self.http.request(
@@ -181,8 +185,9 @@ class BlinkAPI:
     def local_clip_url(self, network_id: int, sync_id: int, manifest_id: str, clip_id: str) -> str:
         return f"{self._ls(network_id, sync_id)}/manifest/{manifest_id}/clip/request/{clip_id}"
 
-    async def request_clip_upload(self, network_id: int, sync_id: int, manifest_id: str, clip_id: str
-                                  ) -> CommandRef:
+    async def request_clip_upload(
+        self, network_id: int, sync_id: int, manifest_id: str, clip_id: str
+    ) -> CommandRef:
         return await self._command_post(
             self.local_clip_url(network_id, sync_id, manifest_id, clip_id), "clip upload request"
         )

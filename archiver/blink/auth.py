@@ -69,7 +69,9 @@ class Credentials:
         return (now or datetime.now(UTC)) + REFRESH_MARGIN < self.expires_at
 
     def __repr__(self) -> str:  # never print tokens
-        return f"Credentials(hardware_id={self.hardware_id!r}, tier={self.tier!r}, account_id={self.account_id})"
+        return (
+            f"Credentials(hardware_id={self.hardware_id!r}, tier={self.tier!r}, account_id={self.account_id})"
+        )
 
 
 _CSRF_RE = re.compile(r'<script[^>]*id="oauth-args"[^>]*>(.*?)</script>', re.S)
@@ -244,8 +246,13 @@ class Authenticator:
         }
         http.client.cookies.clear()
         resp = await http.request(
-            "GET", f"{base}/oauth/v2/authorize", authed=False, what="OAuth authorize",
-            params=params, headers=browser, follow_redirects=True,
+            "GET",
+            f"{base}/oauth/v2/authorize",
+            authed=False,
+            what="OAuth authorize",
+            params=params,
+            headers=browser,
+            follow_redirects=True,
         )
         if resp.status_code != 200:
             raise AuthError(f"Blink refused the OAuth authorize step (HTTP {resp.status_code})")
@@ -261,8 +268,12 @@ class Authenticator:
             "Referer": f"{base}/oauth/v2/signin",
         }
         resp = await http.request(
-            "POST", f"{base}/oauth/v2/signin", authed=False, what="OAuth sign-in",
-            data={"username": username, "password": password, "csrf-token": csrf}, headers=form_headers,
+            "POST",
+            f"{base}/oauth/v2/signin",
+            authed=False,
+            what="OAuth sign-in",
+            data={"username": username, "password": password, "csrf-token": csrf},
+            headers=form_headers,
         )
         status = resp.status_code
         challenge_body = TwoFactorChallenge.model_validate(_json(resp))
@@ -273,7 +284,10 @@ class Authenticator:
             if not code:
                 raise TwoFactorRequired()
             resp = await http.request(
-                "POST", f"{base}/oauth/v2/2fa/verify", authed=False, what="2FA verify",
+                "POST",
+                f"{base}/oauth/v2/2fa/verify",
+                authed=False,
+                what="2FA verify",
                 data={"2fa_code": code.strip(), "csrf-token": csrf, "remember_me": "false"},
                 headers=form_headers,
             )
@@ -284,7 +298,10 @@ class Authenticator:
         else:
             raise AuthError(f"unexpected answer from Blink's sign-in (HTTP {status})")
         resp = await http.request(
-            "GET", f"{base}/oauth/v2/authorize", authed=False, what="OAuth authorization code",
+            "GET",
+            f"{base}/oauth/v2/authorize",
+            authed=False,
+            what="OAuth authorization code",
             headers={**browser, "Referer": f"{base}/oauth/v2/signin"},
         )
         location = resp.headers.get("location", "")
@@ -292,7 +309,10 @@ class Authenticator:
         if resp.status_code not in (301, 302, 303, 307, 308) or not code_values:
             raise AuthError(f"Blink did not hand out an authorization code (HTTP {resp.status_code})")
         resp = await http.request(
-            "POST", f"{base}/oauth/token", authed=False, what="OAuth token",
+            "POST",
+            f"{base}/oauth/token",
+            authed=False,
+            what="OAuth token",
             data={
                 "app_brand": "blink",
                 "client_id": "ios",
@@ -322,7 +342,10 @@ class Authenticator:
 
     async def _tier(self, access_token: str) -> TierInfo:
         resp = await self.http.request(
-            "GET", f"{self.rest_prod_url}/api/v1/users/tier_info", authed=False, what="tier_info",
+            "GET",
+            f"{self.rest_prod_url}/api/v1/users/tier_info",
+            authed=False,
+            what="tier_info",
             headers={"Authorization": f"Bearer {access_token}"},
         )
         if resp.status_code != 200:
@@ -335,7 +358,10 @@ class Authenticator:
     async def _legacy_login(self, username: str, password: str, pin: PinProvider | None) -> Credentials:
         base = self.rest_prod_url
         resp = await self.http.request(
-            "POST", f"{base}/api/v5/account/login", authed=False, what="legacy login",
+            "POST",
+            f"{base}/api/v5/account/login",
+            authed=False,
+            what="legacy login",
             json={
                 "email": username,
                 "password": password,
@@ -347,7 +373,7 @@ class Authenticator:
         if resp.status_code in (401, 403):
             raise AuthError("Blink rejected the username or password")
         if resp.status_code != 200:
-            raise AuthError(f"the legacy login answered HTTP {resp.status_code}; try blink.auth = \"oauth\"")
+            raise AuthError(f'the legacy login answered HTTP {resp.status_code}; try blink.auth = "oauth"')
         try:
             data = LegacyLogin.model_validate(_json(resp))
         except ValidationError:
@@ -372,8 +398,10 @@ class Authenticator:
             resp = await self.http.request(
                 "POST",
                 f"{verify_base}/api/v4/account/{acct.account_id}/client/{acct.client_id}/pin/verify",
-                authed=False, what="legacy PIN verify",
-                json={"pin": code.strip()}, headers={"TOKEN-AUTH": data.auth.token},
+                authed=False,
+                what="legacy PIN verify",
+                json={"pin": code.strip()},
+                headers={"TOKEN-AUTH": data.auth.token},
             )
             if resp.status_code != 200 or not _json(resp).get("valid", False):
                 raise AuthError("Blink rejected the 2FA PIN; run `archiver login` again for a new one")

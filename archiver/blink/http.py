@@ -185,7 +185,9 @@ class BlinkHTTP:
             self.limiter.slow_down()
             raise RetryableError(f"{what}: throttled by Blink (HTTP 429)", retry_after=delay)
         if status >= 500:
-            raise RetryableError(f"{what}: Blink server error (HTTP {status})", retry_after=_retry_after(resp))
+            raise RetryableError(
+                f"{what}: Blink server error (HTTP {status})", retry_after=_retry_after(resp)
+            )
         if status in (403, 426):
             self._strike(f"HTTP {status}")
             hint = "an app update is required" if status == 426 else "access refused"
@@ -246,7 +248,9 @@ class BlinkHTTP:
         async for attempt in self.retrying(attempts):
             with attempt:
                 request = self.client.build_request(method, url, **kwargs)
-                resp = await self._send(request, stream=True, authed=authed, what=what, follow_redirects=follow)
+                resp = await self._send(
+                    request, stream=True, authed=authed, what=what, follow_redirects=follow
+                )
                 try:
                     await resp.aread()
                 except httpx.HTTPError as exc:
@@ -256,8 +260,9 @@ class BlinkHTTP:
         return resp
 
     @asynccontextmanager
-    async def stream(self, method: str, url: str, *, what: str | None = None, **kwargs: Any
-                     ) -> AsyncIterator[httpx.Response]:
+    async def stream(
+        self, method: str, url: str, *, what: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[httpx.Response]:
         """One attempt of a streamed request (status checked, 401 refreshed). Callers wrap the whole
         download in ``retrying()`` so a body cut mid-way is retried from the start."""
         what = what or f"{method} {httpx.URL(url).path}"

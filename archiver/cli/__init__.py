@@ -25,7 +25,8 @@ app = typer.Typer(
 log = logging.getLogger("archiver.cli")
 
 ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="TOML config file (or ARCHIVER_CONFIG).", show_default=False)
+    Path | None,
+    typer.Option("--config", "-c", help="TOML config file (or ARCHIVER_CONFIG).", show_default=False),
 ]
 
 
@@ -65,7 +66,7 @@ def run_async(coro):  # type: ignore[no-untyped-def]
 
 
 def main() -> None:
-    from archiver.cli import commands, demo, maintenance  # noqa: F401  (registers the commands)
+    from archiver.cli import commands, demo, maintenance, worker  # noqa: F401  (registers the commands)
 
     try:
         app()
@@ -75,8 +76,10 @@ def main() -> None:
     except Exception as exc:  # a bug or an unforeseen failure: one line, details with -v
         if STATE.verbose:
             raise
-        typer.echo(f"error: unexpected {type(exc).__name__}: {REDACTOR.scrub(str(exc))} (run with -v for details)",
-                   err=True)
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {REDACTOR.scrub(str(exc))} (run with -v for details)",
+            err=True,
+        )
         sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)

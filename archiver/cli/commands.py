@@ -38,8 +38,9 @@ def _account(s: Settings, name: str | None) -> AccountSettings:
 @app.command()
 def login(
     username: Annotated[str | None, typer.Option(help="Blink e-mail (default: from the config).")] = None,
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")]
-    = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
     pin: Annotated[str | None, typer.Option(help="The 2FA PIN, for scripts.")] = None,
     account: Annotated[str | None, typer.Option(help="Account name from [[accounts]].")] = None,
 ) -> None:
@@ -147,10 +148,17 @@ def status() -> None:
             for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
                 table.add_column(st, justify="right")
             for src in ("cloud", "local"):
-                table.add_row(src, *(str(counts.get((src, st), 0)) for st in
-                                     ("discovered", "downloaded", "stored", "failed", "pruned")))
+                table.add_row(
+                    src,
+                    *(
+                        str(counts.get((src, st), 0))
+                        for st in ("discovered", "downloaded", "stored", "failed", "pruned")
+                    ),
+                )
             console.print(table)
-            console.print(f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}")
+            console.print(
+                f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}"
+            )
             console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
             for c in repo.last_errors(ses, a.id):
                 console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")

@@ -15,7 +15,7 @@ from archiver.errors import ArchiverError
 from archiver.pipeline.runner import make_account_sync, open_engine, sync_all
 
 DEMO_USER = "demo@example.com"
-DEMO_PASSWORD = "demo-password"  # noqa: S105 - the simulator's fixed demo account
+DEMO_PASSWORD = "demo-password"
 DEMO_PIN = "123456"
 
 
@@ -29,7 +29,9 @@ def demo(
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
     from archiver.simulator import SimConfig, Simulator
 
-    with Simulator(SimConfig(username=DEMO_USER, password=DEMO_PASSWORD, pin=DEMO_PIN, two_factor=True)) as sim:
+    with Simulator(
+        SimConfig(username=DEMO_USER, password=DEMO_PASSWORD, pin=DEMO_PIN, two_factor=True)
+    ) as sim:
         home = sim.add_network("Home", time_zone="America/Chicago")
         cabin = sim.add_network("Cabin", time_zone="Europe/Berlin")
         sm = sim.add_sync_module(cabin, "Cabin Sync Module", local_storage=True)

@@ -26,8 +26,9 @@ def prune_cmd(
     except ArchiverError as exc:
         raise fail(exc) from None
     verb = "would delete" if dry_run else "deleted"
-    typer.echo(f"{report.candidates} stored clips checked; {verb} {report.clips} clips, "
-               f"{report.bytes / 1e6:.1f} MB")
+    typer.echo(
+        f"{report.candidates} stored clips checked; {verb} {report.clips} clips, {report.bytes / 1e6:.1f} MB"
+    )
     for name, d in report.destinations.items():
         typer.echo(f"  {name}: {d.objects} objects, {d.bytes / 1e6:.1f} MB")
     for e in report.errors:
@@ -45,9 +46,15 @@ def verify_cmd(
         report = run_verify(s, open_engine(s), sample=sample)
     except ArchiverError as exc:
         raise fail(exc) from None
-    typer.echo(f"checked {report.checked} objects: {report.verified} intact, {len(report.missing)} missing, "
-               f"{len(report.corrupt)} corrupt, {len(report.stray)} stray")
-    for label, problems in (("missing", report.missing), ("corrupt", report.corrupt), ("stray", report.stray)):
+    typer.echo(
+        f"checked {report.checked} objects: {report.verified} intact, {len(report.missing)} missing, "
+        f"{len(report.corrupt)} corrupt, {len(report.stray)} stray"
+    )
+    for label, problems in (
+        ("missing", report.missing),
+        ("corrupt", report.corrupt),
+        ("stray", report.stray),
+    ):
         for p in problems[:20]:
             typer.echo(f"  {label}: {p.destination}:{p.key} {p.detail}".rstrip(), err=True)
     for e in report.errors:

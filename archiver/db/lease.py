@@ -20,11 +20,31 @@ from archiver.db.engine import session_scope
 from archiver.db.models import Lease, utcnow
 
 log = logging.getLogger("archiver.lease")
-DEFAULT_TTL = timedelta(minutes=5)
+DEFAULT_TTL = timedelta(minutes=2)
+_LIVE: set[str] = set()  # holders alive in this process
 
 
 def _holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _dead_local_holder(holder: str) -> bool:
+    """A holder on this host whose process is gone (kill -9, OOM) need not wait for its lease to expire.
+    A holder with our own pid but another token is a previous incarnation (a restarted container)."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return holder not in _LIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def try_acquire(engine: Engine, name: str, holder: str, ttl: timedelta, now: datetime | None = None) -> bool:
@@ -38,6 +58,18 @@ def try_acquire(engine: Engine, name: str, holder: str, ttl: timedelta, now: dat
         )
         if res.rowcount:
             return True
+        row = s.get(Lease, name)
+        if row is not None and row.holder != holder and _dead_local_holder(row.holder):
+            log.warning("lease %s: holder %s is gone; taking over", name, row.holder)
+            res = s.exec(  # type: ignore[call-overload]
+                update(Lease)
+                .where(Lease.name == name)
+                .where(Lease.holder == row.holder)
+                .values(holder=holder, expires_at=now + ttl)
+            )
+            return bool(res.rowcount)
+        if row is not None:
+            return False
     try:
         with session_scope(engine) as s:
             s.add(Lease(name=name, holder=holder, expires_at=now + ttl))
@@ -61,6 +93,7 @@ def account_lease(engine: Engine, account: str, ttl: timedelta = DEFAULT_TTL) ->
         log.warning("account=%s is being synced by another run (lease held); skipping", account)
         yield False
         return
+    _LIVE.add(holder)
     stop = threading.Event()
 
     def renew() -> None:
@@ -78,3 +111,4 @@ def account_lease(engine: Engine, account: str, ttl: timedelta = DEFAULT_TTL) ->
         stop.set()
         t.join(timeout=5)
         release(engine, name, holder)
+        _LIVE.discard(holder)

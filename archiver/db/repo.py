@@ -122,12 +122,15 @@ def record_object(
 ) -> None:
     row = s.exec(
         select(StoredObject).where(
-            StoredObject.clip_id == clip_id, StoredObject.destination == destination, StoredObject.kind == kind
+            StoredObject.clip_id == clip_id,
+            StoredObject.destination == destination,
+            StoredObject.kind == kind,
         )
     ).first()
     if row is None:
-        row = StoredObject(clip_id=clip_id, destination=destination, kind=kind, key=key, size=size,
-                           sha256=sha256)
+        row = StoredObject(
+            clip_id=clip_id, destination=destination, kind=kind, key=key, size=size, sha256=sha256
+        )
     else:
         row.key, row.size, row.sha256, row.stored_at = key, size, sha256, utcnow()
     s.add(row)
@@ -137,8 +140,10 @@ def state_counts(s: Session, account_id: int | None = None) -> dict[tuple[str, s
     q = select(Clip.source, Clip.state, func.count()).group_by(Clip.source, Clip.state)
     if account_id is not None:
         q = q.where(Clip.account_id == account_id)
-    return {(str(src.value if hasattr(src, "value") else src), str(st.value if hasattr(st, "value") else st)): n
-            for src, st, n in s.exec(q)}
+    return {
+        (str(src.value if hasattr(src, "value") else src), str(st.value if hasattr(st, "value") else st)): n
+        for src, st, n in s.exec(q)
+    }
 
 
 def archive_bytes(s: Session, account_id: int | None = None) -> int:

@@ -8,7 +8,9 @@ symlinks pointing outside).
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
 import hashlib
 import os
 import uuid
@@ -126,6 +128,7 @@ class DiskDestination:
         if current is not None and current.size == size and self.hash(key) == sha256:
             return ObjectInfo(key=key, size=size, sha256=sha256)
 
+        self._sweep_stale_temps(dest)
         tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
         try:
             for attempt in range(3):  # a concurrent prune may remove an empty folder under us
@@ -146,6 +149,14 @@ class DiskDestination:
             raise
         self._discard(tmp)  # rename of a hard link onto the same inode is a no-op that leaves tmp behind
         return ObjectInfo(key=key, size=size, sha256=sha256)
+
+    @staticmethod
+    def _sweep_stale_temps(dest: Path) -> None:
+        """Temp files of an earlier, killed put of this key (one writer per key: the account lease)."""
+        with contextlib.suppress(OSError):
+            for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
+                with contextlib.suppress(OSError):
+                    stale.unlink()
 
     def _link_or_copy(self, src: Path, tmp: Path, sha256: str, key: str) -> None:
         try:

@@ -80,7 +80,9 @@ async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_
                 http.stats.bytes_down += size
         except httpx.HTTPError as exc:
             tmp.unlink(missing_ok=True)
-            raise RetryableError(f"{what}: connection lost after {size} bytes ({type(exc).__name__})") from exc
+            raise RetryableError(
+                f"{what}: connection lost after {size} bytes ({type(exc).__name__})"
+            ) from exc
         if expected is not None and expected.isdigit() and int(expected) != size:
             tmp.unlink(missing_ok=True)
             raise RetryableError(f"{what}: body truncated ({size} of {expected} bytes)")

@@ -11,8 +11,20 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from archiver.errors import ConfigError
 
 _BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
-_FIELDS = {"network", "camera", "date", "time", "id", "source", "camera_id", "network_id", "year", "month",
-           "day", "utc"}
+_FIELDS = {
+    "network",
+    "camera",
+    "date",
+    "time",
+    "id",
+    "source",
+    "camera_id",
+    "network_id",
+    "year",
+    "month",
+    "day",
+    "utc",
+}
 MAX_SEGMENT = 120
 
 

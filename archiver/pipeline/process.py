@@ -27,8 +27,14 @@ async def run_processor(
     original = files[0]
     result = await sync.processor.process(original.path, work / "derived", has_thumbnail)  # type: ignore[union-attr]
     if result.info is not None:
-        sync._mark(clip, clip.state, duration=result.info.duration, width=result.info.width,
-                   height=result.info.height, codec=result.info.codec)
+        sync._mark(
+            clip,
+            clip.state,
+            duration=result.info.duration,
+            width=result.info.width,
+            height=result.info.height,
+            codec=result.info.codec,
+        )
     out = list(files) if result.keep_original else list(files[1:])
     for d in result.derived:
         if d.kind == "thumbnail":

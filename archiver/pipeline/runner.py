@@ -33,22 +33,24 @@ def make_account_sync(
     from archiver.sources.local_storage import attach as attach_local_storage
 
     sync = AccountSync(
-        settings, engine, account, build_destinations(settings),
-        transport=transport, reporter=reporter, processor=_processor(settings),
+        settings,
+        engine,
+        account,
+        build_destinations(settings),
+        transport=transport,
+        reporter=reporter,
+        processor=_processor(settings),
     )
     attach_local_storage(sync)
     return sync
 
 
-def _processor(settings: Settings) -> object | None:
-    p = settings.processing
-    if p.transcode == "off" and p.thumbnail == "blink" and p.preview == "off" and not p.probe:
-        return None
-    try:
-        from archiver.media.processor import MediaProcessor
-    except ImportError:  # pragma: no cover
-        return None
-    return MediaProcessor(p)
+def _processor(settings: Settings) -> object:
+    """Always present: even with every option off, USB clips (no Blink thumbnail) get a generated one.
+    ffmpeg is only looked up when a job needs it."""
+    from archiver.media.processor import MediaProcessor
+
+    return MediaProcessor(settings.processing)
 
 
 async def sync_all(
@@ -70,7 +72,10 @@ async def sync_all(
                 reports.append(SyncReport(account=account.name, skipped_lease=True))
                 continue
             sync = make_account_sync(
-                settings, engine, account, transport=transport,
+                settings,
+                engine,
+                account,
+                transport=transport,
                 reporter=reporter_factory(account.name) if reporter_factory else None,
             )
             try:

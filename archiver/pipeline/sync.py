@@ -10,10 +10,9 @@ import asyncio
 import hashlib
 import json
 import logging
-import os
+import shutil
 import time
 from collections.abc import Callable, Sequence
-from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -128,6 +127,9 @@ class AccountSync:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        close = getattr(self.processor, "close", None)
+        if close is not None:
+            close()
 
     async def login(self, username: str, password: str, pin: PinProvider | None) -> None:
         await self.auth.login(username, password, pin)
@@ -179,7 +181,8 @@ class AccountSync:
     async def _fetch_pending(self, report: SyncReport) -> None:
         with session_scope(self.engine) as s:
             pending = [
-                c for c in repo.pending_clips(s, self.account_id)
+                c
+                for c in repo.pending_clips(s, self.account_id)
                 if not c.deleted_upstream and not c.partial and c.source == ClipSource.cloud
             ]
         report.pending_before = len(pending)
@@ -198,8 +201,10 @@ class AccountSync:
         with session_scope(self.engine) as s:
             rows = s.exec(
                 select(Clip).where(
-                    Clip.account_id == self.account_id, Clip.source == ClipSource.cloud,
-                    Clip.state == ClipState.stored, col(Clip.cloud_deleted_at).is_(None),
+                    Clip.account_id == self.account_id,
+                    Clip.source == ClipSource.cloud,
+                    Clip.state == ClipState.stored,
+                    col(Clip.cloud_deleted_at).is_(None),
                     col(Clip.deleted_upstream).is_(False),
                 )
             ).all()
@@ -261,16 +266,22 @@ class AccountSync:
                 media = await fetch_clip(work / "clip.mp4")
             else:
                 media = await download(
-                    self.http, self.api.url(clip.media_url or ""), work / "clip.mp4",
-                    kind="clip", min_bytes=self.settings.sync.min_clip_bytes,
+                    self.http,
+                    self.api.url(clip.media_url or ""),
+                    work / "clip.mp4",
+                    kind="clip",
+                    min_bytes=self.settings.sync.min_clip_bytes,
                 )
             self.reporter.bytes_fetched(media.size)
             self._mark(clip, ClipState.downloaded, size=media.size, sha256=media.sha256)
             files = [StagedFile(ObjectKind.clip, media.path, key, media.size, media.sha256)]
             thumb = await self._thumbnail(clip, work)
             if thumb is not None:
-                files.append(StagedFile(ObjectKind.thumbnail, thumb.path, sibling(key, ".jpg"),
-                                        thumb.size, thumb.sha256))
+                files.append(
+                    StagedFile(
+                        ObjectKind.thumbnail, thumb.path, sibling(key, ".jpg"), thumb.size, thumb.sha256
+                    )
+                )
             files = await self._process(clip, work, key, files, has_thumbnail=thumb is not None)
             if self.settings.sync.sidecar:
                 files.append(self._sidecar(clip, work, key, files))
@@ -349,8 +360,9 @@ class AccountSync:
         data = json.dumps(doc, indent=2, sort_keys=True).encode()
         path.write_bytes(data)
         fsync_file(path)
-        return StagedFile(ObjectKind.sidecar, path, sibling(key, ".json"), len(data),
-                          hashlib.sha256(data).hexdigest())
+        return StagedFile(
+            ObjectKind.sidecar, path, sibling(key, ".json"), len(data), hashlib.sha256(data).hexdigest()
+        )
 
     # -- state -------------------------------------------------------------------------------------
     def _mark(self, clip: Clip, state: ClipState, **fields: Any) -> None:
@@ -376,21 +388,8 @@ class AccountSync:
             s.add(row)
 
     def _remove(self, work: Path) -> None:
-        for p in work.glob("*"):
-            with suppress(OSError):
-                p.unlink()
-        with suppress(OSError):
-            work.rmdir()
+        shutil.rmtree(work, ignore_errors=True)
 
     def _clean_staging(self) -> None:
         """Leftovers of a killed run are never trusted: they are refetched."""
-        if not self.staging.exists():
-            return
-        for root, dirs, files in os.walk(self.staging, topdown=False):
-            for name in files:
-                with suppress(OSError):
-                    os.unlink(os.path.join(root, name))
-            for name in dirs:
-                with suppress(OSError):
-                    os.rmdir(os.path.join(root, name))
-
+        shutil.rmtree(self.staging, ignore_errors=True)

@@ -58,7 +58,12 @@ def _apply(clip: Clip, item: MediaItem) -> None:
 
 
 async def discover(
-    api: BlinkAPI, engine: Engine, account_id: int, filters: Filters, overlap: timedelta, first_since: datetime
+    api: BlinkAPI,
+    engine: Engine,
+    account_id: int,
+    filters: Filters,
+    overlap: timedelta,
+    first_since: datetime,
 ) -> ListingResult:
     """List every page since the cursor; the cursor moves only after the last page was read."""
     with session_scope(engine) as s:
@@ -104,5 +109,7 @@ async def discover(
                 s.add(clip)
     with session_scope(engine) as s:
         repo.set_cursor(s, account_id, (window_start or datetime.now(UTC)) - overlap)
-    log.info("listed account=%s pages=%d items=%d new=%d", account_id, result.pages, result.listed, result.new)
+    log.info(
+        "listed account=%s pages=%d items=%d new=%d", account_id, result.pages, result.listed, result.new
+    )
     return result
