@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -38,9 +39,10 @@ def demo(
         for net, name in ((home, "Front Door"), (home, "Back Yard"), (cabin, "Porch")):
             cam = sim.add_camera(net, name)
             sim.add_clips(cam, clips, size=120_000)
-            if net == cabin:
-                for _ in range(2):
-                    sim.add_local_clip(sm, cam, size=90_000)
+            if net == cabin:  # older recordings that only the USB stick still has
+                for hours in (30, 26):
+                    sim.add_local_clip(sm, cam, created_at=datetime.now(UTC) - timedelta(hours=hours),
+                                       size=90_000)
         folder = folder.resolve()
         try:
             s = settings(
@@ -77,5 +79,5 @@ def demo(
             typer.echo(f"  {p.relative_to(s.archive_dir)}")
         if len(files) > 12:
             typer.echo(f"  ... and {len(files) - 12} more")
-        typer.echo(f"\nrun it again: `archiver --config /dev/null status` with ARCHIVER_DATA_DIR={folder}")
+        typer.echo(f"\nsee it with: ARCHIVER_DATA_DIR={folder} archiver status")
         raise typer.Exit(code)

@@ -369,7 +369,9 @@ class ModuleResult:
 
 
 def _find_duplicate(s: Session, account_id: int, source: ClipSource, camera_id: int | None, at: datetime,
-                    states: Iterable[ClipState]) -> Clip | None:
+                    states: Iterable[ClipState], identity: str | None = None) -> Clip | None:
+    """The nearest clip of the other source at the same instant; one recording matches at most one clip
+    (a cloud clip already claimed by another USB clip is not a match)."""
     if camera_id is None:
         return None
     at = _utc(at)
@@ -381,19 +383,33 @@ def _find_duplicate(s: Session, account_id: int, source: ClipSource, camera_id: 
         col(Clip.created_at) <= at + DUPLICATE_WINDOW,
         col(Clip.state).in_(list(states)),
     )
-    for row in s.exec(q.order_by(col(Clip.id))):
+    rows = sorted(s.exec(q), key=lambda r: (abs((_utc(r.created_at) - at).total_seconds()), r.id or 0))
+    for row in rows:
         if source == ClipSource.cloud and row.state not in ARCHIVED_STATES and (
             row.deleted_upstream or (row.state == ClipState.failed and row.attempts >= CLOUD_GIVE_UP)
         ):
             continue  # vanished from the cloud / keeps failing there: fetch the USB copy instead
+        claimed = s.exec(
+            select(Clip.id).where(
+                Clip.account_id == account_id,
+                Clip.identity != (identity or ""),
+                Clip.last_error == _marker(row, "the cloud" if source == ClipSource.cloud else "USB"),
+            )
+        ).first()
+        if claimed is not None:
+            continue
         return row
     return None
+
+
+def _marker(other: Clip, where: str) -> str:
+    return f"duplicate: same recording archived from {where} as {other.identity}"
 
 
 def _mark_duplicate(row: Clip, other: Clip, where: str) -> None:
     row.state = ClipState.stored
     row.stored_at = utcnow()
-    row.last_error = f"duplicate: same recording archived from {where} as {other.identity}"
+    row.last_error = _marker(other, where)
 
 
 def upsert_manifest(
@@ -454,7 +470,7 @@ def upsert_manifest(
             s.add(row)
             if row.state in PENDING_STATES:
                 dup = _find_duplicate(s, sync.account_id, ClipSource.cloud, row.camera_blink_id, at,
-                                      (*ARCHIVED_STATES, *PENDING_STATES))
+                                      (*ARCHIVED_STATES, *PENDING_STATES), identity)
                 if dup is not None:
                     if dup.state in ARCHIVED_STATES:
                         _mark_duplicate(row, dup, "the cloud")
@@ -479,7 +495,7 @@ def mark_cloud_duplicates(sync: AccountSync) -> int:
         )).all()
         for row in pending:
             dup = _find_duplicate(s, sync.account_id, ClipSource.local, row.camera_blink_id, row.created_at,
-                                  ARCHIVED_STATES)
+                                  ARCHIVED_STATES, row.identity)
             if dup is not None and dup.size is not None:  # a real USB copy, not a duplicate marker
                 _mark_duplicate(row, dup, "USB")
                 s.add(row)
