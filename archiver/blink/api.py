@@ -66,6 +66,23 @@ class SyncModuleBusy(BlinkError):
     """The Sync Module answered 409 'busy'."""
 
 
+class SyncModuleOffline(BlinkError):
+    """409 code 1007 (or a message saying so): nothing on its USB storage can be reached this run."""
+
+
+OFFLINE_CODE = 1007
+
+
+def _offline(resp: httpx.Response) -> bool:
+    if "json" not in resp.headers.get("content-type", ""):
+        return False
+    try:
+        msg = ApiMessage.model_validate_json(resp.content)
+    except ValidationError:
+        return False
+    return msg.code == OFFLINE_CODE or "offline" in (msg.message or "").lower()
+
+
 class BlinkAPI:
     def __init__(self, http: BlinkHTTP, auth: Authenticator) -> None:
         self.http = http
@@ -150,14 +167,17 @@ class BlinkAPI:
             await asyncio.sleep(poll_s)
 
     # -- Sync Module local storage -----------------------------------------------------------------
-    def _ls(self, network_id: int, sync_id: int) -> str:
+    def local_storage_url(self, network_id: int, sync_id: int) -> str:
         return self.url(
             f"/api/v1/accounts/{self.account_id}/networks/{network_id}/sync_modules/{sync_id}/local_storage"
         )
 
-    async def _command_post(self, url: str, what: str) -> CommandRef:
+    async def command_post(self, url: str, what: str) -> CommandRef:
+        """POST that starts a Sync Module command; 409 is 'offline' (code 1007) or 'busy'."""
         resp = await self.http.request("POST", url, what=what)
         if resp.status_code == 409:
+            if _offline(resp):
+                raise SyncModuleOffline(f"{what}: the Sync Module is offline")
             raise SyncModuleBusy(f"{what}: the Sync Module is busy (HTTP 409)")
         if resp.status_code != 200:
             raise BlinkError(f"{what}: Blink answered HTTP {resp.status_code}")
@@ -165,30 +185,37 @@ class BlinkAPI:
 
     async def request_manifest(self, network_id: int, sync_id: int) -> CommandRef:
         await self.auth.ensure()
-        return await self._command_post(
-            f"{self._ls(network_id, sync_id)}/manifest/request", "manifest request"
+        return await self.command_post(
+            f"{self.local_storage_url(network_id, sync_id)}/manifest/request", "manifest request"
         )
 
     async def get_manifest(self, network_id: int, sync_id: int, request_id: int) -> Manifest:
         resp = await self.http.request(
-            "GET", f"{self._ls(network_id, sync_id)}/manifest/request/{request_id}", what="manifest"
+            "GET",
+            f"{self.local_storage_url(network_id, sync_id)}/manifest/request/{request_id}",
+            what="manifest",
         )
+        if resp.status_code == 409 and _offline(resp):
+            raise SyncModuleOffline("manifest: the Sync Module is offline")
         if resp.status_code in (404, 409) or not resp.content.strip():
             raise LocalStoragePending("manifest not ready yet")
         if resp.status_code != 200:
             raise BlinkError(f"manifest: Blink answered HTTP {resp.status_code}")
-        data = resp.json() if "json" in resp.headers.get("content-type", "") else {}
+        try:
+            data = resp.json() if "json" in resp.headers.get("content-type", "") else {}
+        except ValueError:
+            raise LocalStoragePending("manifest is not JSON yet") from None
         if not isinstance(data, dict) or not data.get("manifest_id"):
             raise LocalStoragePending("manifest has no manifest_id yet")
         return _parse(Manifest, resp, "manifest")
 
     def local_clip_url(self, network_id: int, sync_id: int, manifest_id: str, clip_id: str) -> str:
-        return f"{self._ls(network_id, sync_id)}/manifest/{manifest_id}/clip/request/{clip_id}"
+        return f"{self.local_storage_url(network_id, sync_id)}/manifest/{manifest_id}/clip/request/{clip_id}"
 
     async def request_clip_upload(
         self, network_id: int, sync_id: int, manifest_id: str, clip_id: str
     ) -> CommandRef:
-        return await self._command_post(
+        return await self.command_post(
             self.local_clip_url(network_id, sync_id, manifest_id, clip_id), "clip upload request"
         )
 

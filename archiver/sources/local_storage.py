@@ -46,11 +46,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
-from archiver.blink.api import LocalStoragePending, SyncModuleBusy
-from archiver.blink.models import ApiMessage, CommandRef, Homescreen, Manifest, ManifestClip
+from archiver.blink.api import LocalStoragePending, SyncModuleBusy, SyncModuleOffline
+from archiver.blink.models import CommandRef, Homescreen, Manifest, ManifestClip
 from archiver.config import parse_duration
 from archiver.db import repo
 from archiver.db.engine import session_scope
@@ -65,15 +64,10 @@ log = logging.getLogger("archiver.sources.local_storage")
 
 HOMESCREEN_CURSOR = "homescreen"
 DUPLICATE_WINDOW = timedelta(seconds=2)
-OFFLINE_CODE = 1007
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOUD_GIVE_UP = 3  # failed cloud attempts after which the USB copy of the same recording is fetched
 ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
 PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
-
-
-class SyncModuleOffline(BlinkError):
-    """409 code 1007: the module is offline; nothing on its USB storage can be reached this run."""
 
 
 # ------------------------------------------------------------------------------------------ helpers
@@ -106,21 +100,6 @@ def _size_hint(value: str | None) -> int | None:
         return int(str(value).strip()) if value is not None else None
     except ValueError:
         return None
-
-
-def _message_code(resp: httpx.Response) -> tuple[int | None, str]:
-    if "json" not in resp.headers.get("content-type", ""):
-        return None, resp.text[:200] if resp.content else ""
-    try:
-        msg = ApiMessage.model_validate_json(resp.content)
-    except ValidationError:
-        return None, ""
-    return msg.code, msg.message or ""
-
-
-def _is_offline(resp: httpx.Response) -> bool:
-    code, message = _message_code(resp)
-    return code == OFFLINE_CODE or "offline" in message.lower()
 
 
 # ------------------------------------------------------------------------------------------ topology
@@ -186,8 +165,12 @@ def _store_homescreen(s: Session, account_id: int, hs: Homescreen, now: datetime
         for item in items:
             row = existing.get(item.id)
             if row is None:
-                row = model(account_id=account_id, blink_id=item.id, name="",
-                            **({} if model is Network else {"network_id": item.network_id}))
+                row = model(
+                    account_id=account_id,
+                    blink_id=item.id,
+                    name="",
+                    **({} if model is Network else {"network_id": item.network_id}),
+                )
             apply(row, item)
             row.seen_at = now
             s.add(row)
@@ -208,8 +191,16 @@ def _store_homescreen(s: Session, account_id: int, hs: Homescreen, now: datetime
         row.network_id, row.name, row.status = m.network_id, m.name, m.status
         row.local_storage_status = m.local_storage_status
         offline = bool(m.local_storage_enabled) and (m.status or "").lower() == "offline"
-        topo.modules.append(ModuleInfo(m.id, m.network_id, m.name, m.status, m.local_storage_status,
-                                       has_usb_offline=offline and not m.usable_local_storage))
+        topo.modules.append(
+            ModuleInfo(
+                m.id,
+                m.network_id,
+                m.name,
+                m.status,
+                m.local_storage_status,
+                has_usb_offline=offline and not m.usable_local_storage,
+            )
+        )
 
     sync_table(Network, hs.networks, net)
     sync_table(Camera, hs.all_cameras(), cam)
@@ -236,8 +227,12 @@ async def discover_topology(sync: AccountSync, force: bool = False) -> Topology:
     hs = await sync.api.homescreen()
     with session_scope(sync.engine) as s:
         topo = _store_homescreen(s, sync.account_id, hs, now)
-    log.info("homescreen: %d networks, %d sync modules (%d with USB storage)",
-             len(topo.networks), len(topo.modules), len(topo.usb_modules()))
+    log.info(
+        "homescreen: %d networks, %d sync modules (%d with USB storage)",
+        len(topo.networks),
+        len(topo.modules),
+        len(topo.usb_modules()),
+    )
     return topo
 
 
@@ -254,29 +249,11 @@ class LocalStorageClient:
         self.net = module.network_id
         self.sm = module.blink_id
 
-    def _base(self) -> str:
-        return self.api.url(
-            f"/api/v1/accounts/{self.api.account_id}/networks/{self.net}/sync_modules/{self.sm}/local_storage"
-        )
-
-    async def _post_command(self, url: str, what: str) -> CommandRef:
-        resp = await self.http.request("POST", url, what=what)
-        if resp.status_code == 409:
-            if _is_offline(resp):
-                raise SyncModuleOffline(f"{what}: the Sync Module is offline")
-            raise SyncModuleBusy(f"{what}: the Sync Module is busy (HTTP 409)")
-        if resp.status_code != 200:
-            raise BlinkError(f"{what}: Blink answered HTTP {resp.status_code}")
-        try:
-            return CommandRef.model_validate_json(resp.content)
-        except ValidationError:
-            raise BlinkError(f"{what}: Blink answered without a command id") from None
-
     async def post_until_accepted(self, url: str, what: str, deadline: float) -> CommandRef:
         """POST a command; 'busy' → pause ``busy_pause_s`` and retry until ``deadline`` (monotonic)."""
         while True:
             try:
-                return await self._post_command(url, what)
+                return await self.api.command_post(url, what)
             except SyncModuleBusy:
                 pause = max(self.ls.busy_pause_s, 0.01)
                 if time.monotonic() + pause > deadline:
@@ -286,8 +263,9 @@ class LocalStorageClient:
     async def wait(self, cmd: CommandRef, deadline: float) -> None:
         budget = min(self.ls.command_deadline_s, max(deadline - time.monotonic(), 0.0))
         try:
-            await self.api.wait_for_command(cmd.network_id or self.net, cmd.id, budget,
-                                            self.ls.poll_interval_s)
+            await self.api.wait_for_command(
+                cmd.network_id or self.net, cmd.id, budget, self.ls.poll_interval_s
+            )
         except BlinkError as exc:
             if "offline" in str(exc).lower():
                 raise SyncModuleOffline(str(exc)) from None
@@ -296,39 +274,18 @@ class LocalStorageClient:
     async def manifest(self) -> Manifest:
         """Request a fresh manifest, wait for its command, poll it until ready (with backoff)."""
         end = time.monotonic() + self.ls.manifest_deadline_s
-        cmd = await self.post_until_accepted(f"{self._base()}/manifest/request", "manifest request", end)
+        base = self.api.local_storage_url(self.net, self.sm)
+        cmd = await self.post_until_accepted(f"{base}/manifest/request", "manifest request", end)
         await self.wait(cmd, end)
         delay = self.ls.poll_interval_s
-        url = f"{self._base()}/manifest/request/{cmd.id}"
         while True:
             try:
-                return await self._get_manifest(url)
+                return await self.api.get_manifest(self.net, self.sm, cmd.id)
             except LocalStoragePending:
                 if time.monotonic() + delay > end:
-                    raise BlinkError(
-                        f"manifest not ready within {self.ls.manifest_deadline_s:g} s"
-                    ) from None
+                    raise BlinkError(f"manifest not ready within {self.ls.manifest_deadline_s:g} s") from None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, max(self.ls.poll_interval_s * 8, 1.0))
-
-    async def _get_manifest(self, url: str) -> Manifest:
-        resp = await self.http.request("GET", url, what="manifest")
-        if resp.status_code == 409 and _is_offline(resp):
-            raise SyncModuleOffline("manifest: the Sync Module is offline")
-        if resp.status_code in (404, 409) or not resp.content.strip():
-            raise LocalStoragePending("manifest not ready yet")
-        if resp.status_code != 200:
-            raise BlinkError(f"manifest: Blink answered HTTP {resp.status_code}")
-        try:
-            data = resp.json()
-        except ValueError:
-            raise LocalStoragePending("manifest is not JSON yet") from None
-        if not isinstance(data, dict) or not data.get("manifest_id"):
-            raise LocalStoragePending("manifest has no manifest_id yet")
-        try:
-            return Manifest.model_validate(data)
-        except ValidationError as exc:
-            raise BlinkError(f"manifest: unexpected answer ({exc.error_count()} field errors)") from None
 
     def clip_url(self, manifest_id: str, clip_id: str) -> str:
         return self.api.local_clip_url(self.net, self.sm, manifest_id, clip_id)
@@ -338,8 +295,9 @@ class LocalStorageClient:
         delay = self.ls.poll_interval_s
         while True:
             try:
-                return await download(self.http, url, dest, kind="clip",
-                                      min_bytes=self.sync.settings.sync.min_clip_bytes)
+                return await download(
+                    self.http, url, dest, kind="clip", min_bytes=self.sync.settings.sync.min_clip_bytes
+                )
             except NotFoundUpstream:
                 if time.monotonic() + delay > end:
                     raise MediaError(
@@ -368,8 +326,15 @@ class ModuleResult:
         return dict(self.__dict__)
 
 
-def _find_duplicate(s: Session, account_id: int, source: ClipSource, camera_id: int | None, at: datetime,
-                    states: Iterable[ClipState], identity: str | None = None) -> Clip | None:
+def _find_duplicate(
+    s: Session,
+    account_id: int,
+    source: ClipSource,
+    camera_id: int | None,
+    at: datetime,
+    states: Iterable[ClipState],
+    identity: str | None = None,
+) -> Clip | None:
     """The nearest clip of the other source at the same instant; one recording matches at most one clip
     (a cloud clip already claimed by another USB clip is not a match)."""
     if camera_id is None:
@@ -385,8 +350,10 @@ def _find_duplicate(s: Session, account_id: int, source: ClipSource, camera_id: 
     )
     rows = sorted(s.exec(q), key=lambda r: (abs((_utc(r.created_at) - at).total_seconds()), r.id or 0))
     for row in rows:
-        if source == ClipSource.cloud and row.state not in ARCHIVED_STATES and (
-            row.deleted_upstream or (row.state == ClipState.failed and row.attempts >= CLOUD_GIVE_UP)
+        if (
+            source == ClipSource.cloud
+            and row.state not in ARCHIVED_STATES
+            and (row.deleted_upstream or (row.state == ClipState.failed and row.attempts >= CLOUD_GIVE_UP))
         ):
             continue  # vanished from the cloud / keeps failing there: fetch the USB copy instead
         claimed = s.exec(
@@ -433,9 +400,11 @@ def upsert_manifest(
             lo = min(_utc(e[0].created_at) for e in missing)
             hi = max(_utc(e[0].created_at) for e in missing)
             q = select(Clip).where(
-                Clip.account_id == sync.account_id, Clip.source == ClipSource.local,
+                Clip.account_id == sync.account_id,
+                Clip.source == ClipSource.local,
                 Clip.sync_module_blink_id == module.blink_id,
-                col(Clip.created_at) >= lo, col(Clip.created_at) <= hi,
+                col(Clip.created_at) >= lo,
+                col(Clip.created_at) <= hi,
             )
             for row in s.exec(q):
                 by_instant[_utc(row.created_at)].append(row)
@@ -451,8 +420,12 @@ def upsert_manifest(
                         break
             if row is None:
                 row = Clip(
-                    account_id=sync.account_id, source=ClipSource.local, identity=identity,
-                    blink_id=mc.id, created_at=at, sync_module_blink_id=module.blink_id,
+                    account_id=sync.account_id,
+                    source=ClipSource.local,
+                    identity=identity,
+                    blink_id=mc.id,
+                    created_at=at,
+                    sync_module_blink_id=module.blink_id,
                 )
                 result.new += 1
                 known[identity] = row
@@ -469,14 +442,22 @@ def upsert_manifest(
             row.thumbnail_url = None  # USB clips have no Blink thumbnail: one is generated
             s.add(row)
             if row.state in PENDING_STATES:
-                dup = _find_duplicate(s, sync.account_id, ClipSource.cloud, row.camera_blink_id, at,
-                                      (*ARCHIVED_STATES, *PENDING_STATES), identity)
+                dup = _find_duplicate(
+                    s,
+                    sync.account_id,
+                    ClipSource.cloud,
+                    row.camera_blink_id,
+                    at,
+                    (*ARCHIVED_STATES, *PENDING_STATES),
+                    identity,
+                )
                 if dup is not None:
                     if dup.state in ARCHIVED_STATES:
                         _mark_duplicate(row, dup, "the cloud")
                     result.duplicates += 1
-                    log.info("clip=%s is the same recording as %s: not fetched from USB",
-                             identity, dup.identity)
+                    log.info(
+                        "clip=%s is the same recording as %s: not fetched from USB", identity, dup.identity
+                    )
                     continue
                 s.flush()
                 assert row.id is not None
@@ -489,13 +470,24 @@ def mark_cloud_duplicates(sync: AccountSync) -> int:
     """Pending cloud rows whose recording is already stored from USB: mark them, do not fetch again."""
     n = 0
     with session_scope(sync.engine) as s:
-        pending = s.exec(select(Clip).where(
-            Clip.account_id == sync.account_id, Clip.source == ClipSource.cloud,
-            col(Clip.state).in_(list(PENDING_STATES)), col(Clip.camera_blink_id).is_not(None),
-        )).all()
+        pending = s.exec(
+            select(Clip).where(
+                Clip.account_id == sync.account_id,
+                Clip.source == ClipSource.cloud,
+                col(Clip.state).in_(list(PENDING_STATES)),
+                col(Clip.camera_blink_id).is_not(None),
+            )
+        ).all()
         for row in pending:
-            dup = _find_duplicate(s, sync.account_id, ClipSource.local, row.camera_blink_id, row.created_at,
-                                  ARCHIVED_STATES, row.identity)
+            dup = _find_duplicate(
+                s,
+                sync.account_id,
+                ClipSource.local,
+                row.camera_blink_id,
+                row.created_at,
+                ARCHIVED_STATES,
+                row.identity,
+            )
             if dup is not None and dup.size is not None:  # a real USB copy, not a duplicate marker
                 _mark_duplicate(row, dup, "USB")
                 s.add(row)
@@ -505,8 +497,12 @@ def mark_cloud_duplicates(sync: AccountSync) -> int:
 
 # ------------------------------------------------------------------------------------------ the flow
 async def _archive_one(
-    sync: AccountSync, client: LocalStorageClient, report: SyncReport, result: ModuleResult,
-    clip: Clip, manifest_id: str,
+    sync: AccountSync,
+    client: LocalStorageClient,
+    report: SyncReport,
+    result: ModuleResult,
+    clip: Clip,
+    manifest_id: str,
 ) -> None:
     ls = sync.settings.local_storage
     end = time.monotonic() + ls.upload_deadline_s
@@ -529,8 +525,10 @@ async def _archive_one(
         media = await client.fetch(url, dest, end)
         unit = size_matches(clip.size_hint, media.size)
         if unit is None and clip.size_hint is not None:
-            note = (f"size check: downloaded {media.size} bytes, the manifest said {clip.size_hint} "
-                    f"(neither bytes nor KiB)")
+            note = (
+                f"size check: downloaded {media.size} bytes, the manifest said {clip.size_hint} "
+                f"(neither bytes nor KiB)"
+            )
             log.warning("clip=%s %s", clip.identity, note)
             sync.notes.setdefault(clip.identity, note)
         return media
@@ -541,8 +539,9 @@ async def _archive_one(
         result.failed += 1
 
 
-async def run_module(sync: AccountSync, report: SyncReport, topo: Topology, module: ModuleInfo
-                     ) -> ModuleResult:
+async def run_module(
+    sync: AccountSync, report: SyncReport, topo: Topology, module: ModuleInfo
+) -> ModuleResult:
     result = ModuleResult(name=module.name, id=module.blink_id, network_id=module.network_id)
     if module.has_usb_offline:
         raise SyncModuleOffline("the homescreen lists it as offline")
@@ -550,8 +549,14 @@ async def run_module(sync: AccountSync, report: SyncReport, topo: Topology, modu
     manifest = await client.manifest()
     result.manifest_clips = len(manifest.clips)
     todo = upsert_manifest(sync, module, topo, manifest, result)
-    log.info("%s: manifest %s has %d clips, %d new, %d to fetch", module.label, manifest.manifest_id,
-             len(manifest.clips), result.new, len(todo))
+    log.info(
+        "%s: manifest %s has %d clips, %d new, %d to fetch",
+        module.label,
+        manifest.manifest_id,
+        len(manifest.clips),
+        result.new,
+        len(todo),
+    )
     for i, (row_id, _clip_id) in enumerate(todo):
         with session_scope(sync.engine) as s:
             clip = s.get(Clip, row_id)
@@ -565,8 +570,9 @@ async def run_module(sync: AccountSync, report: SyncReport, topo: Topology, modu
     return result
 
 
-async def _run_module_guarded(sync: AccountSync, report: SyncReport, topo: Topology, module: ModuleInfo
-                              ) -> ModuleResult:
+async def _run_module_guarded(
+    sync: AccountSync, report: SyncReport, topo: Topology, module: ModuleInfo
+) -> ModuleResult:
     try:
         return await run_module(sync, report, topo, module)
     except (AuthError, ConfigError, asyncio.CancelledError):
@@ -574,8 +580,13 @@ async def _run_module_guarded(sync: AccountSync, report: SyncReport, topo: Topol
     except Exception as exc:  # one module's trouble never stops the others or the cloud part
         offline = isinstance(exc, SyncModuleOffline)
         text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        result = ModuleResult(name=module.name, id=module.blink_id, network_id=module.network_id,
-                              status="offline" if offline else "error", error=text)
+        result = ModuleResult(
+            name=module.name,
+            id=module.blink_id,
+            network_id=module.network_id,
+            status="offline" if offline else "error",
+            error=text,
+        )
         what = "offline" if offline else f"USB storage failed ({text})"
         report.errors.append(f"{module.label}: {what}; its USB clips will be fetched next run")
         log.warning("%s: %s", module.label, text)
