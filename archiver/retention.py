@@ -50,7 +50,7 @@ from sqlmodel import Session, select
 
 from archiver.config import RetentionSettings
 from archiver.db.models import Clip, ClipState, StoredObject
-from archiver.destinations.base import Destination
+from archiver.destinations.base import Destination, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -240,18 +240,6 @@ def _camera_label(network: str | None, camera: str | None, camera_id: int | None
     return f"{network}/{name}" if network else name
 
 
-def _unreachable(dest: Destination) -> str | None:
-    """The destination's own health check (``check()``, when it has one) as an error line, or None."""
-    check = getattr(dest, "check", None)
-    if check is None:
-        return None
-    try:
-        check()
-    except Exception as exc:
-        return str(exc)
-    return None
-
-
 def load_candidates(session: Session) -> tuple[list[RetentionItem], dict[int, list[_Obj]]]:
     """Stored clips and their objects, in one joined query (no per-clip round trips)."""
     stmt = (
@@ -339,7 +327,7 @@ def prune(
             except Exception as exc:  # one failed object must not stop the prune
                 report.errors.append(f"clip {item.clip_id}: {obj.destination}: {exc}")
                 log.warning("prune delete failed clip=%s destination=%s", item.clip_id, obj.destination)
-                if (problem := _unreachable(backend)) is not None:  # don't wait out a timeout per object
+                if (problem := unreachable(backend)) is not None:  # don't wait out a timeout per object
                     report.errors.append(f"{problem} (skipping its remaining deletes)")
                     down[obj.destination] = 0
                 continue

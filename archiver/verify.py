@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from archiver.db.models import StoredObject
-from archiver.destinations.base import Destination, DestinationError, is_temporary_key
+from archiver.destinations.base import Destination, DestinationError, is_temporary_key, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +46,6 @@ class VerifyReport(BaseModel):
     @property
     def ok(self) -> bool:
         return not (self.missing or self.corrupt or self.stray or self.errors)
-
-
-def _check_reachable(dest: Destination) -> str | None:
-    check = getattr(dest, "check", None)
-    if check is None:
-        return None
-    try:
-        check()
-    except DestinationError as exc:
-        return str(exc)
-    except Exception as exc:  # a backend bug must not crash verify
-        return f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}"
-    return None
 
 
 def verify(
@@ -96,7 +83,7 @@ def verify(
 
     down: dict[str, str] = {}
     for name in sorted({r[2] for r in rows} | set(destinations)):
-        if name in destinations and (err := _check_reachable(destinations[name])):
+        if name in destinations and (err := unreachable(destinations[name])):
             down[name] = err
             report.errors.append(err)
 
@@ -143,7 +130,7 @@ def verify(
         except Exception as exc:
             report.errors.append(str(exc) if isinstance(exc, DestinationError) else f"{key}: {exc!r}")
             failures[dest_name] += 1
-            if failures[dest_name] >= MAX_ERRORS_PER_DESTINATION and (err := _check_reachable(dest)):
+            if failures[dest_name] >= MAX_ERRORS_PER_DESTINATION and (err := unreachable(dest)):
                 down[dest_name] = err
                 report.errors.append(f"{err} (skipping its remaining objects)")
                 failures[dest_name] = 0

@@ -150,18 +150,8 @@ class Authenticator:
         if self.creds.valid():
             return
         async with self._lock:
-            if self.creds.valid():
-                return
-            if self.creds.refresh_token and self.creds.auth_kind == "oauth":
-                try:
-                    await self._refresh_locked()
-                    return
-                except AuthError:
-                    pass
-            if self._username and self._password:
-                await self.login(self._username, self._password, pin=None)
-                return
-            raise AuthError("not logged in to Blink: run `archiver login` (or set blink.username/password)")
+            if not self.creds.valid():
+                await self._renew_locked()
 
     async def refresh(self) -> None:
         """Called on a 401: refresh once (the startup path: ios client, UUID hardware_id in the body)."""
@@ -169,17 +159,21 @@ class Authenticator:
         async with self._lock:
             if self.creds.access_token != stale and self.creds.valid():
                 return  # another task refreshed while we waited
-            if self.creds.auth_kind == "oauth" and self.creds.refresh_token:
-                try:
-                    await self._refresh_locked()
-                    return
-                except AuthError:
-                    if not (self._username and self._password):
-                        raise
-            if self._username and self._password:
-                await self.login(self._username, self._password, pin=None)
+            await self._renew_locked()
+
+    async def _renew_locked(self) -> None:
+        """The one renewal path: the refresh token, else the configured password, else stop."""
+        if self.creds.auth_kind == "oauth" and self.creds.refresh_token:
+            try:
+                await self._refresh_locked()
                 return
-            raise AuthError("the Blink session expired and cannot be refreshed: run `archiver login`")
+            except AuthError:
+                if not (self._username and self._password):
+                    raise
+        if self._username and self._password:
+            await self.login(self._username, self._password, pin=None)
+            return
+        raise AuthError("no valid Blink session: run `archiver login` (or set blink.username/password)")
 
     async def _refresh_locked(self) -> None:
         resp = await self.http.request(

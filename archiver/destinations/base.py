@@ -59,3 +59,17 @@ def check_key(key: str, destination: str) -> str:
     if any(part in ("", ".", "..") for part in key.split("/")):
         raise DestinationError(f"destination {destination!r}: refused unsafe key {key!r}")
     return key
+
+
+def unreachable(dest: Destination) -> str | None:
+    """The destination's own health check (``check()``, when it has one) as one error line, or None."""
+    check = getattr(dest, "check", None)
+    if check is None:
+        return None
+    try:
+        check()
+    except DestinationError as exc:
+        return str(exc)
+    except Exception as exc:  # a backend bug must not crash prune or verify
+        return f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}"
+    return None
