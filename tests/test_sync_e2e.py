@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import archive_files, make_settings, run_sync, sha256
+from conftest import PASSWORD, USER, archive_files, make_settings, run_sync, sha256
 from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope
-from archiver.db.models import Clip, ClipState, StoredObject
+from archiver.db.models import Account, Clip, ClipState, StoredObject
+from archiver.pipeline.runner import open_engine, sync_all
 from archiver.simulator import Simulator
 
 
@@ -181,3 +183,28 @@ def test_legacy_login_flow_archives_too(tmp_path: Path, sim: Simulator, camera: 
     report = run_sync(make_settings(tmp_path, sim, blink={"auth": "legacy"}))
     assert report.stored == 2 and report.exit_code == 0
     assert sim.request_count("/api/v5/account/login") == 1
+
+
+def test_several_accounts_share_one_database_keyed_by_account(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 2, size=10_000)
+    settings = make_settings(
+        tmp_path,
+        sim,
+        accounts=[
+            {"name": "home", "username": USER, "password": PASSWORD},
+            {"name": "shared", "username": USER, "password": PASSWORD, "cameras": ["front door"]},
+        ],
+    )
+    reports = asyncio.run(sync_all(settings, open_engine(settings)))
+    assert [(r.account, r.stored) for r in reports] == [("home", 2), ("shared", 2)]
+    with session_scope(open_database(settings.database_url)) as s:
+        rows = s.exec(select(Clip)).all()
+        names = {a.id: a.name for a in s.exec(select(Account)).all()}
+    assert len(rows) == 4 and sorted(names[r.account_id] for r in rows) == [
+        "home",
+        "home",
+        "shared",
+        "shared",
+    ]
