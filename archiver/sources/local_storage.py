@@ -38,7 +38,7 @@ import logging
 import math
 import re
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -237,6 +237,21 @@ async def discover_topology(sync: AccountSync, force: bool = False) -> Topology:
 
 
 # ------------------------------------------------------------------------------------------ the client
+class Pacer:
+    """Learns how long a module takes for one kind of step and waits the shortest time seen before the first
+    status request, so a step costs about one poll instead of one per ``poll_interval_s``."""
+
+    def __init__(self) -> None:
+        self._seen: deque[float] = deque(maxlen=5)
+
+    def first_wait(self, deadline: float) -> float:
+        wait = min(self._seen) if self._seen else 0.0
+        return max(0.0, min(wait, deadline - time.monotonic()))
+
+    def record(self, elapsed: float) -> None:
+        self._seen.append(elapsed)
+
+
 class LocalStorageClient:
     """The local-storage calls, telling 'offline' (409 code 1007) apart from 'busy' (409 code 307)."""
 
@@ -248,6 +263,7 @@ class LocalStorageClient:
         self.module = module
         self.net = module.network_id
         self.sm = module.blink_id
+        self.pace = {"command": Pacer(), "manifest": Pacer(), "upload": Pacer()}
 
     async def post_until_accepted(self, url: str, what: str, deadline: float) -> CommandRef:
         """POST a command; 'busy' → pause ``busy_pause_s`` and retry until ``deadline`` (monotonic)."""
@@ -261,6 +277,8 @@ class LocalStorageClient:
                 await asyncio.sleep(pause)
 
     async def wait(self, cmd: CommandRef, deadline: float) -> None:
+        started, pacer = time.monotonic(), self.pace["command"]
+        await asyncio.sleep(pacer.first_wait(deadline))
         budget = min(self.ls.command_deadline_s, max(deadline - time.monotonic(), 0.0))
         try:
             await self.api.wait_for_command(
@@ -270,6 +288,7 @@ class LocalStorageClient:
             if "offline" in str(exc).lower():
                 raise SyncModuleOffline(str(exc)) from None
             raise
+        pacer.record(time.monotonic() - started)
 
     async def manifest(self) -> Manifest:
         """Request a fresh manifest, wait for its command, poll it until ready (with backoff)."""
@@ -278,9 +297,13 @@ class LocalStorageClient:
         cmd = await self.post_until_accepted(f"{base}/manifest/request", "manifest request", end)
         await self.wait(cmd, end)
         delay = self.ls.poll_interval_s
+        started, pacer = time.monotonic(), self.pace["manifest"]
+        await asyncio.sleep(pacer.first_wait(end))
         while True:
             try:
-                return await self.api.get_manifest(self.net, self.sm, cmd.id)
+                manifest = await self.api.get_manifest(self.net, self.sm, cmd.id)
+                pacer.record(time.monotonic() - started)
+                return manifest
             except LocalStoragePending:
                 if time.monotonic() + delay > end:
                     raise BlinkError(f"manifest not ready within {self.ls.manifest_deadline_s:g} s") from None
@@ -293,11 +316,15 @@ class LocalStorageClient:
     async def fetch(self, url: str, dest: Path, end: float) -> Fetched:
         """GET the uploaded clip, polling while Blink still says 'Media not found' (not uploaded yet)."""
         delay = self.ls.poll_interval_s
+        started, pacer = time.monotonic(), self.pace["upload"]
+        await asyncio.sleep(pacer.first_wait(end))
         while True:
             try:
-                return await download(
+                media = await download(
                     self.http, url, dest, kind="clip", min_bytes=self.sync.settings.sync.min_clip_bytes
                 )
+                pacer.record(time.monotonic() - started)
+                return media
             except NotFoundUpstream:
                 if time.monotonic() + delay > end:
                     raise MediaError(
