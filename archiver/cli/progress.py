@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archiver.db.models import Clip
 from archiver.pipeline.sync import Reporter
@@ -18,18 +18,22 @@ class RichReporter(Reporter):
             TextColumn(f"[bold]{account}[/]"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} clips"),
-            DownloadColumn(),
+            TextColumn("{task.fields[mb]:.1f} MB"),
             TimeElapsedColumn(),
             console=self.console,
             transient=False,
         )
-        self.task = self.progress.add_task("sync", total=0)
+        self.task = self.progress.add_task("sync", total=0, mb=0.0)
         self._bytes = 0
 
     def planned(self, total: int) -> None:
         self.progress.update(self.task, total=total)
         if total:
             self.progress.start()
+
+    def bytes_fetched(self, n: int) -> None:
+        self._bytes += n
+        self.progress.update(self.task, mb=self._bytes / 1e6)
 
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
         self.progress.advance(self.task)

@@ -82,6 +82,9 @@ class Reporter:
     def bytes_fetched(self, n: int) -> None:
         pass
 
+    def close(self) -> None:
+        pass
+
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -126,6 +129,7 @@ class AccountSync:
         self.notes: dict[str, str] = {}  # processing warnings, kept on the stored clip's row
 
     async def aclose(self) -> None:
+        self.reporter.close()
         await self.http.aclose()
         close = getattr(self.processor, "close", None)
         if close is not None:
