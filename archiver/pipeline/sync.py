@@ -197,7 +197,12 @@ class AccountSync:
             async with sem:
                 await self.archive_clip(clip, report)
 
-        await asyncio.gather(*(one(c) for c in pending))
+        try:  # an auth failure (or the breaker) cancels the other transfers at once
+            async with asyncio.TaskGroup() as tg:
+                for clip in pending:
+                    tg.create_task(one(clip))
+        except* (AuthError, ConfigError) as group:
+            raise group.exceptions[0] from None
 
     async def _cloud_cleanup(self, report: SyncReport) -> None:
         """Opt-in: delete archived clips from the Blink cloud, only once every destination was checked
