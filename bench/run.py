@@ -63,7 +63,9 @@ class SimProc:
         argv = [sys.executable, str(HERE / "simproc.py")]
         for k, v in opts.items():
             argv += [f"--{k.replace('_', '-')}", str(v)]
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
@@ -104,23 +106,39 @@ def oauth_tokens(sim: SimProc) -> dict[str, Any]:
     hardware_id = str(uuid.uuid4()).upper()
     with httpx.Client(base_url=sim.url, follow_redirects=False, timeout=30) as c:
         params = {
-            "app_brand": "blink", "client_id": "ios", "code_challenge": challenge,
-            "code_challenge_method": "S256", "hardware_id": hardware_id, "redirect_uri": REDIRECT_URI,
-            "response_type": "code", "scope": "client",
+            "app_brand": "blink",
+            "client_id": "ios",
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "hardware_id": hardware_id,
+            "redirect_uri": REDIRECT_URI,
+            "response_type": "code",
+            "scope": "client",
         }
         r = c.get("/oauth/v2/authorize", params=params)
         assert r.status_code == 302, r.text
         page = c.get("/oauth/v2/signin").text
         csrf = json.loads(page.split('type="application/json">', 1)[1].split("</script>", 1)[0])["csrf-token"]
-        r = c.post("/oauth/v2/signin", data={
-            "username": sim.info["username"], "password": sim.info["password"], "csrf-token": csrf})
+        r = c.post(
+            "/oauth/v2/signin",
+            data={"username": sim.info["username"], "password": sim.info["password"], "csrf-token": csrf},
+        )
         assert r.status_code in (301, 302, 303), (r.status_code, r.text)
         r = c.get("/oauth/v2/authorize")
         code = httpx.URL(r.headers["Location"]).params["code"]
-        r = c.post("/oauth/token", data={
-            "app_brand": "blink", "client_id": "ios", "code": code, "code_verifier": verifier,
-            "grant_type": "authorization_code", "hardware_id": hardware_id,
-            "redirect_uri": REDIRECT_URI, "scope": "client"})
+        r = c.post(
+            "/oauth/token",
+            data={
+                "app_brand": "blink",
+                "client_id": "ios",
+                "code": code,
+                "code_verifier": verifier,
+                "grant_type": "authorization_code",
+                "hardware_id": hardware_id,
+                "redirect_uri": REDIRECT_URI,
+                "scope": "client",
+            },
+        )
         r.raise_for_status()
         tokens = r.json()
     tokens["hardware_id"] = hardware_id
@@ -132,7 +150,10 @@ def settings_for(sim: SimProc, data_dir: Path, rps: float | None = None, **sync:
     from archiver.config import load_settings
 
     blink: dict[str, Any] = {
-        "server_url": sim.url, "username": sim.info["username"], "password": sim.info["password"]}
+        "server_url": sim.url,
+        "username": sim.info["username"],
+        "password": sim.info["password"],
+    }
     if rps is not None:
         blink["max_requests_per_second"] = rps
     over: dict[str, Any] = {"data_dir": data_dir, "blink": blink}
@@ -207,8 +228,7 @@ def blinkpy_download(sim: SimProc, tokens: dict[str, Any], path: Path, delay: fl
             blink.urls.base_url = sim.url
             blink.last_refresh = int(time.time())
             t0 = time.perf_counter()
-            await blink.download_videos(
-                str(path), since="1970-01-02T00:00:00+00:00", stop=stop, delay=delay)
+            await blink.download_videos(str(path), since="1970-01-02T00:00:00+00:00", stop=stop, delay=delay)
             return time.perf_counter() - t0
 
     return asyncio.run(go())
@@ -252,8 +272,12 @@ def dir_stats(path: Path, suffix: str) -> tuple[int, int]:
 
 
 def sim_opts(b: Bench) -> dict[str, Any]:
-    return {"latency": b.args.latency, "bandwidth": b.args.bandwidth, "clips": b.args.clips,
-            "size": b.args.clip_kib * KIB}
+    return {
+        "latency": b.args.latency,
+        "bandwidth": b.args.bandwidth,
+        "clips": b.args.clips,
+        "size": b.args.clip_kib * KIB,
+    }
 
 
 def backlog_pair(b: Bench, label: str, rps: float | None, delay: float, **sync: Any) -> dict[str, Any]:
@@ -271,8 +295,11 @@ def backlog_pair(b: Bench, label: str, rps: float | None, delay: float, **sync: 
         out["bp_req"], out["bp_kinds"] = c["requests"], c["by_kind"]
         out["bp_files"], out["bp_bytes"] = dir_stats(dest, ".mp4")
         shutil.rmtree(dest, ignore_errors=True)
-    print(f"  blinkpy delay={delay}: {out['bp_s']:.2f} s, {out['bp_req']} requests {out['bp_kinds']}, "
-          f"{out['bp_files']} files", flush=True)
+    print(
+        f"  blinkpy delay={delay}: {out['bp_s']:.2f} s, {out['bp_req']} requests {out['bp_kinds']}, "
+        f"{out['bp_files']} files",
+        flush=True,
+    )
     sim = SimProc(**sim_opts(b))
     data = b.tmp / f"archiver-{label}"
     settings = settings_for(sim, data, rps=rps, **sync)
@@ -286,12 +313,17 @@ def backlog_pair(b: Bench, label: str, rps: float | None, delay: float, **sync: 
     out["ar_stored"], out["ar_failed"] = rep.stored, rep.failed
     out["ar_files"], out["ar_bytes"] = dir_stats(settings.archive_dir, ".mp4")
     out["sim"], out["settings"], out["engine"] = sim, settings, engine
-    print(f"  archiver ({label}): {out['ar_s']:.2f} s, {out['ar_req']} requests {out['ar_kinds']}, "
-          f"stored {rep.stored}, failed {rep.failed}, logins during sync {out['ar_logins']}", flush=True)
+    print(
+        f"  archiver ({label}): {out['ar_s']:.2f} s, {out['ar_req']} requests {out['ar_kinds']}, "
+        f"stored {rep.stored}, failed {rep.failed}, logins during sync {out['ar_logins']}",
+        flush=True,
+    )
     if out["bp_files"] != n:
         b.note(f"{label}: blinkpy saved {out['bp_files']} of {n} clips")
     if rep.stored != n or rep.failed:
-        b.note(f"{label}: archiver stored {rep.stored} of {n} clips, {rep.failed} failed: {rep.clip_errors[:3]}")
+        b.note(
+            f"{label}: archiver stored {rep.stored} of {n} clips, {rep.failed} failed: {rep.clip_errors[:3]}"
+        )
     return out
 
 
@@ -300,10 +332,14 @@ def scenario1(b: Bench) -> None:
     r = backlog_pair(b, "s1", rps=0, delay=0)
     b.s1 = r
     ratio = r["bp_s"] / r["ar_s"]
-    b.row(f"1 backlog {b.args.clips}x{b.args.clip_kib} KiB, unthrottled (rps=0, conc=3)",
-          f"{r['ar_s']:.2f} s, {r['ar_req']} req (incl. {r['ar_kinds'].get('thumbnail', 0)} thumbs)",
-          f"blinkpy delay=0: {r['bp_s']:.2f} s, {r['bp_req']} req",
-          f"{ratio:.2f}x faster", ">= 4x faster", yes(ratio >= 4))
+    b.row(
+        f"1 backlog {b.args.clips}x{b.args.clip_kib} KiB, unthrottled (rps=0, conc=3)",
+        f"{r['ar_s']:.2f} s, {r['ar_req']} req (incl. {r['ar_kinds'].get('thumbnail', 0)} thumbs)",
+        f"blinkpy delay=0: {r['bp_s']:.2f} s, {r['bp_req']} req",
+        f"{ratio:.2f}x faster",
+        ">= 4x faster",
+        yes(ratio >= 4),
+    )
     if b.args.extra_concurrency:
         conc = b.args.extra_concurrency
         print(f"\n[1b] backlog, unthrottled, sync.concurrency={conc}", flush=True)
@@ -315,10 +351,17 @@ def scenario1(b: Bench) -> None:
             c = sim.count()
             engine.dispose()
         ratio = r["bp_s"] / secs
-        print(f"  archiver conc={conc}: {secs:.2f} s, {c['requests']} requests, stored {rep.stored}", flush=True)
-        b.row(f"1b same, sync.concurrency={conc} (not the default)",
-              f"{secs:.2f} s, {c['requests']} req", f"blinkpy delay=0: {r['bp_s']:.2f} s",
-              f"{ratio:.2f}x faster", "(context for 1)", "-")
+        print(
+            f"  archiver conc={conc}: {secs:.2f} s, {c['requests']} requests, stored {rep.stored}", flush=True
+        )
+        b.row(
+            f"1b same, sync.concurrency={conc} (not the default)",
+            f"{secs:.2f} s, {c['requests']} req",
+            f"blinkpy delay=0: {r['bp_s']:.2f} s",
+            f"{ratio:.2f}x faster",
+            "(context for 1)",
+            "-",
+        )
 
 
 def scenario3(b: Bench) -> None:
@@ -336,15 +379,22 @@ def scenario3(b: Bench) -> None:
     req = r["ar_req"]
     ideal = (req * b.args.latency + nbytes / b.args.bandwidth) / conc
     listing = r["ar_kinds"].get("listing", 0) + r["ar_kinds"].get("homescreen", 0)
-    strict = (listing * b.args.latency
-              + ((req - listing) * b.args.latency + nbytes / b.args.bandwidth) / conc)
+    strict = listing * b.args.latency + ((req - listing) * b.args.latency + nbytes / b.args.bandwidth) / conc
     ratio = r["ar_s"] / ideal
-    b.row(f"3 ideal of 1: ({req} req x {b.args.latency * 1000:.0f} ms + {nbytes / MIB:.1f} MiB / "
-          f"{b.args.bandwidth / MIB:.0f} MiB/s) / {conc}",
-          f"{r['ar_s']:.2f} s", f"ideal {ideal:.2f} s", f"{ratio:.2f}x ideal", "<= 1.3x", yes(ratio <= 1.3))
-    b.note(f"3: with the {listing} listing/homescreen requests counted as sequential (they are: each page "
-           f"needs the previous one) the ideal is {strict:.2f} s and the archiver is at "
-           f"{r['ar_s'] / strict:.2f}x")
+    b.row(
+        f"3 ideal of 1: ({req} req x {b.args.latency * 1000:.0f} ms + {nbytes / MIB:.1f} MiB / "
+        f"{b.args.bandwidth / MIB:.0f} MiB/s) / {conc}",
+        f"{r['ar_s']:.2f} s",
+        f"ideal {ideal:.2f} s",
+        f"{ratio:.2f}x ideal",
+        "<= 1.3x",
+        yes(ratio <= 1.3),
+    )
+    b.note(
+        f"3: with the {listing} listing/homescreen requests counted as sequential (they are: each page "
+        f"needs the previous one) the ideal is {strict:.2f} s and the archiver is at "
+        f"{r['ar_s'] / strict:.2f}x"
+    )
 
 
 def scenario2(b: Bench) -> None:
@@ -353,13 +403,23 @@ def scenario2(b: Bench) -> None:
     rate = r["settings"].blink.max_requests_per_second
     budget = r["ar_req"] / rate
     mult = r["ar_s"] / budget
-    b.row(f"2a backlog polite: archiver defaults (rate {rate:g}/s, conc {r['settings'].sync.concurrency})",
-          f"{r['ar_s']:.2f} s, {r['ar_req']} req", f"req/rate = {budget:.2f} s",
-          f"{mult:.3f}x budget", "<= 1.1x", yes(mult <= 1.1))
+    b.row(
+        f"2a backlog polite: archiver defaults (rate {rate:g}/s, conc {r['settings'].sync.concurrency})",
+        f"{r['ar_s']:.2f} s, {r['ar_req']} req",
+        f"req/rate = {budget:.2f} s",
+        f"{mult:.3f}x budget",
+        "<= 1.1x",
+        yes(mult <= 1.1),
+    )
     vs = r["bp_s"] / r["ar_s"]
-    b.row("2b backlog polite vs blinkpy delay=1", f"{r['ar_s']:.2f} s ({r['ar_req']} req)",
-          f"blinkpy: {r['bp_s']:.2f} s ({r['bp_req']} req)", f"{vs:.2f}x faster", "faster (> 1x)",
-          yes(vs > 1))
+    b.row(
+        "2b backlog polite vs blinkpy delay=1",
+        f"{r['ar_s']:.2f} s ({r['ar_req']} req)",
+        f"blinkpy: {r['bp_s']:.2f} s ({r['bp_req']} req)",
+        f"{vs:.2f}x faster",
+        "faster (> 1x)",
+        yes(vs > 1),
+    )
     r["engine"].dispose()
     r["sim"].close()
 
@@ -374,8 +434,11 @@ def scenario4(b: Bench) -> None:
     sim: SimProc = b.s1["sim"]
     s1 = b.s1["settings"]
     # the no-op uses the defaults (rate limit 2/s) on the database scenario 1 filled
-    settings = load_settings(None, data_dir=s1.data_dir, blink={
-        "server_url": sim.url, "username": sim.info["username"], "password": sim.info["password"]})
+    settings = load_settings(
+        None,
+        data_dir=s1.data_dir,
+        blink={"server_url": sim.url, "username": sim.info["username"], "password": sim.info["password"]},
+    )
     engine = b.s1["engine"]
 
     def once(label: str) -> tuple[float, int, int, Any]:
@@ -383,12 +446,15 @@ def scenario4(b: Bench) -> None:
         before = sim.count()
         secs, rep = archiver_sync(settings, engine)
         c = sim.count()
-        print(f"  {label}: {secs * 1000:.0f} ms, {c['requests']} requests {c['by_kind']}, listed {rep.listed}, "
-              f"new {rep.new}, logins {c['logins'] - before['logins']}", flush=True)
+        print(
+            f"  {label}: {secs * 1000:.0f} ms, {c['requests']} requests {c['by_kind']}, listed {rep.listed}, "
+            f"new {rep.new}, logins {c['logins'] - before['logins']}",
+            flush=True,
+        )
         return secs, c["requests"], c["logins"] - before["logins"], rep
 
-    s_a, n_a, _, rep_a = once("sync right after the backlog (re-lists clips marked watched)")
-    s_b, n_b, _, rep_b = once("next sync, right after (still inside sync.overlap_minutes)")
+    _, n_a, _, rep_a = once("sync right after the backlog (re-lists clips marked watched)")
+    _, n_b, _, rep_b = once("next sync, right after (still inside sync.overlap_minutes)")
     sim.cmd(f"age {b.args.age_s}")
     s_c, n_c, l_c, _ = once(f"steady state: clip times moved {b.args.age_s} s into the past")
     env = archiver_env(sim, s1.data_dir)
@@ -397,17 +463,33 @@ def scenario4(b: Bench) -> None:
     p = subprocess.run([*archiver_cmd(), "sync"], env=env, capture_output=True, text=True)
     s_sub = time.perf_counter() - t0
     n_sub = sim.count()["requests"]
-    print(f"  steady state, subprocess `archiver sync`: {s_sub * 1000:.0f} ms, {n_sub} requests, exit {p.returncode}",
-          flush=True)
-    b.row("4 no-op sync, steady state (defaults)",
-          f"{n_c} req, {l_c} logins, {s_c * 1000:.0f} ms in-process / {s_sub * 1000:.0f} ms subprocess",
-          "goal 1 req, 0 logins", f"{n_c} req", "1 request, no login", yes(n_c == 1 and l_c == 0 and n_sub == 1))
-    b.row("4' no-ops right after the backlog", f"{n_a} req ({rep_a.listed} listed), then {n_b} req "
-          f"({rep_b.listed} listed)", "-", "-", "(informational)", "-")
-    b.note(f"4: downloading marks clips watched (updated_at bumps), and every listing re-reads "
-           f"sync.overlap_minutes={settings.sync.overlap_minutes:g} of the previous window, so syncs within "
-           f"{settings.sync.overlap_minutes:g} min of a backlog re-list it ({n_a} and {n_b} requests); the "
-           f"steady state is measured after moving the simulator's clip times {b.args.age_s} s back.")
+    print(
+        f"  steady state, subprocess `archiver sync`: {s_sub * 1000:.0f} ms, {n_sub} requests, "
+        f"exit {p.returncode}",
+        flush=True,
+    )
+    b.row(
+        "4 no-op sync, steady state (defaults)",
+        f"{n_c} req, {l_c} logins, {s_c * 1000:.0f} ms in-process / {s_sub * 1000:.0f} ms subprocess",
+        "goal 1 req, 0 logins",
+        f"{n_c} req",
+        "1 request, no login",
+        yes(n_c == 1 and l_c == 0 and n_sub == 1),
+    )
+    b.row(
+        "4' no-ops right after the backlog",
+        f"{n_a} req ({rep_a.listed} listed), then {n_b} req ({rep_b.listed} listed)",
+        "-",
+        "-",
+        "(informational)",
+        "-",
+    )
+    b.note(
+        f"4: downloading marks clips watched (updated_at bumps), and every listing re-reads "
+        f"sync.overlap_minutes={settings.sync.overlap_minutes:g} of the previous window, so syncs within "
+        f"{settings.sync.overlap_minutes:g} min of a backlog re-list it ({n_a} and {n_b} requests); the "
+        f"steady state is measured after moving the simulator's clip times {b.args.age_s} s back."
+    )
     engine.dispose()
     sim.close()
 
@@ -420,7 +502,7 @@ def rss_run(b: Bench, size: int) -> dict[str, Any]:
         settings = settings_for(sim, data)
         archiver_login(settings).dispose()
         env = archiver_env(sim, data)
-        peak = {"self": 0, "tree": 0}
+        peak = {"self": 0, "tree": 0, "hwm": 0}
         err = (data / "stderr.txt").open("w")
         t0 = time.perf_counter()
         proc = subprocess.Popen([*archiver_cmd(), "sync"], env=env, stdout=subprocess.DEVNULL, stderr=err)
@@ -435,6 +517,10 @@ def rss_run(b: Bench, size: int) -> dict[str, Any]:
                 except psutil.Error:
                     break
                 peak["self"] = max(peak["self"], me)
+                with contextlib.suppress(OSError, ValueError):  # the kernel's own high-water mark
+                    for ln in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+                        if ln.startswith("VmHWM:"):
+                            peak["hwm"] = max(peak["hwm"], int(ln.split()[1]) * 1024)
                 peak["tree"] = max(peak["tree"], tree)
                 time.sleep(0.01)
 
@@ -448,14 +534,27 @@ def rss_run(b: Bench, size: int) -> dict[str, Any]:
         err.close()
         files, nbytes = dir_stats(settings.archive_dir, ".mp4")
         # ru_maxrss of this one child (kilobytes on Linux): its own peak, or a waited-for descendant's
-        out = {"sampled": peak["self"], "tree": peak["tree"], "maxrss": usage.ru_maxrss * 1024, "secs": secs,
-               "ok": proc.returncode == 0 and files == 1 and nbytes == size, "rc": proc.returncode}
-        print(f"  {size / MIB:.0f} MiB clip: exit {proc.returncode}, {secs:.1f} s, archive {files} file(s) "
-              f"{nbytes / MIB:.1f} MiB, peak RSS sampled {peak['self'] / MIB:.1f} MiB (with children "
-              f"{peak['tree'] / MIB:.1f}), ru_maxrss {out['maxrss'] / MIB:.1f} MiB", flush=True)
+        out = {
+            "sampled": peak["self"],
+            "tree": peak["tree"],
+            "maxrss": usage.ru_maxrss * 1024,
+            "hwm": max(peak["hwm"], peak["self"]),
+            "secs": secs,
+            "ok": proc.returncode == 0 and files == 1 and nbytes == size,
+            "rc": proc.returncode,
+        }
+        print(
+            f"  {size / MIB:.0f} MiB clip: exit {proc.returncode}, {secs:.1f} s, archive {files} file(s) "
+            f"{nbytes / MIB:.1f} MiB, peak RSS sampled {peak['self'] / MIB:.1f} MiB (with children "
+            f"{peak['tree'] / MIB:.1f}), VmHWM {out['hwm'] / MIB:.1f} MiB, wait4 ru_maxrss (max over the "
+            f"process and its ffmpeg children) {out['maxrss'] / MIB:.1f} MiB",
+            flush=True,
+        )
         if not out["ok"]:
-            b.note(f"5: the {size / MIB:.0f} MiB sync did not store the clip: "
-                   f"{(data / 'stderr.txt').read_text()[-500:]}")
+            b.note(
+                f"5: the {size / MIB:.0f} MiB sync did not store the clip: "
+                f"{(data / 'stderr.txt').read_text()[-500:]}"
+            )
         shutil.rmtree(data, ignore_errors=True)
         return out
 
@@ -465,20 +564,36 @@ def scenario5(b: Bench) -> None:
     big, small = b.args.mem_big_mib * MIB, 16 * MIB
     s = rss_run(b, small)
     g = rss_run(b, big)
-    peak_big = max(g["sampled"], g["maxrss"])
-    peak_small = max(s["sampled"], s["maxrss"])
-    b.row(f"5 peak RSS, `archiver sync` subprocess, one {b.args.mem_big_mib} MiB clip",
-          f"{peak_big / MIB:.1f} MiB ({g['secs']:.1f} s)", f"16 MiB clip: {peak_small / MIB:.1f} MiB",
-          f"{peak_big / peak_small:.2f}x", "< 100 MiB, flat", yes(peak_big < 100 * MIB and g["ok"]
-                                                                and peak_big / peak_small < 1.25))
+    peak_big, peak_small = g["hwm"], s["hwm"]
+    b.row(
+        f"5 peak RSS (VmHWM) of the `archiver sync` process, one {b.args.mem_big_mib} MiB clip",
+        f"{peak_big / MIB:.1f} MiB ({g['secs']:.1f} s); ru_maxrss {g['maxrss'] / MIB:.1f}",
+        f"16 MiB clip: {peak_small / MIB:.1f} MiB; ru_maxrss {s['maxrss'] / MIB:.1f}",
+        f"{peak_big / peak_small:.2f}x",
+        "< 100 MiB, flat",
+        yes(peak_big < 100 * MIB and g["ok"] and peak_big / peak_small < 1.25),
+    )
+    b.note(
+        "5: VmHWM is the kernel's peak RSS of the archiver process itself; wait4's ru_maxrss is the max over "
+        "the process and its waited-for children (the ffmpeg probe), so it can exceed VmHWM."
+    )
 
 
 # ------------------------------------------------------------------------------------------- scale
 def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any]) -> dict[str, Any]:
     """Fresh SQLite database (schema by the archiver's migrations) with ``n`` stored clips."""
     from archiver.db.engine import open_database
-    from archiver.db.models import (Account, Camera, Clip, ClipSource, ClipState, Cursor, Network,
-                                    ObjectKind, StoredObject)
+    from archiver.db.models import (
+        Account,
+        Camera,
+        Clip,
+        ClipSource,
+        ClipState,
+        Cursor,
+        Network,
+        ObjectKind,
+        StoredObject,
+    )
     from archiver.sources.local_storage import HOMESCREEN_CURSOR
 
     engine = open_database(f"sqlite:///{data / 'archiver.db'}")
@@ -488,20 +603,59 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
     spacing = b.args.scale_days * 86400 / n
     t0 = time.perf_counter()
     with engine.begin() as conn:
-        conn.execute(Account.__table__.insert(), [{
-            "id": 1, "name": "default", "username": sim.info["username"], "auth_kind": "oauth",
-            "hardware_id": tokens["hardware_id"], "blink_account_id": sim.info["account_id"], "user_id": 2002,
-            "client_id": None, "tier": sim.info["tier"], "access_token": tokens["access_token"],
-            "refresh_token": tokens["refresh_token"],
-            "token_expires_at": now + timedelta(seconds=tokens["expires_in"]), "created_at": now}])
-        conn.execute(Network.__table__.insert(), [{
-            "account_id": 1, "blink_id": net_id, "name": "Home", "time_zone": "America/Chicago", "seen_at": now}])
-        conn.execute(Camera.__table__.insert(), [
-            {"account_id": 1, "blink_id": c, "network_id": net_id, "name": name, "type": "catalina", "seen_at": now}
-            for c, name in zip(cams, cam_names, strict=True)])
-        conn.execute(Cursor.__table__.insert(), [
-            {"account_id": 1, "source": "cloud", "since": now - timedelta(minutes=10), "updated_at": now},
-            {"account_id": 1, "source": HOMESCREEN_CURSOR, "since": now, "updated_at": now}])
+        conn.execute(
+            Account.__table__.insert(),
+            [
+                {
+                    "id": 1,
+                    "name": "default",
+                    "username": sim.info["username"],
+                    "auth_kind": "oauth",
+                    "hardware_id": tokens["hardware_id"],
+                    "blink_account_id": sim.info["account_id"],
+                    "user_id": 2002,
+                    "client_id": None,
+                    "tier": sim.info["tier"],
+                    "access_token": tokens["access_token"],
+                    "refresh_token": tokens["refresh_token"],
+                    "token_expires_at": now + timedelta(seconds=tokens["expires_in"]),
+                    "created_at": now,
+                }
+            ],
+        )
+        conn.execute(
+            Network.__table__.insert(),
+            [
+                {
+                    "account_id": 1,
+                    "blink_id": net_id,
+                    "name": "Home",
+                    "time_zone": "America/Chicago",
+                    "seen_at": now,
+                }
+            ],
+        )
+        conn.execute(
+            Camera.__table__.insert(),
+            [
+                {
+                    "account_id": 1,
+                    "blink_id": c,
+                    "network_id": net_id,
+                    "name": name,
+                    "type": "catalina",
+                    "seen_at": now,
+                }
+                for c, name in zip(cams, cam_names, strict=True)
+            ],
+        )
+        conn.execute(
+            Cursor.__table__.insert(),
+            [
+                {"account_id": 1, "source": "cloud", "since": now - timedelta(minutes=10), "updated_at": now},
+                {"account_id": 1, "source": HOMESCREEN_CURSOR, "since": now, "updated_at": now},
+            ],
+        )
         clips, objs = [], []
         old: list[tuple[str, ...]] = []
         cutoff = now - timedelta(days=b.args.scale_days * 0.9)
@@ -511,21 +665,57 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
             created = now - timedelta(seconds=(i + 1) * spacing)
             cam = i % len(cams)
             key = f"Home/{cam_names[cam]}/{created:%Y-%m-%d}/{created:%H-%M-%S}_{media}"
-            clips.append({
-                "id": cid, "account_id": 1, "source": ClipSource.cloud, "identity": f"cloud:{media}",
-                "blink_id": str(media), "network_blink_id": net_id, "network_name": "Home",
-                "camera_blink_id": cams[cam], "camera_name": cam_names[cam], "sync_module_blink_id": None,
-                "time_zone": "America/Chicago", "created_at": created, "updated_at": created,
-                "media_url": f"/api/v2/accounts/{sim.info['account_id']}/media/clip/{media}.mp4",
-                "thumbnail_url": f"/api/v2/accounts/{sim.info['account_id']}/media/thumb/{media}",
-                "size_hint": None, "deleted_upstream": False, "partial": False, "state": ClipState.stored,
-                "attempts": 0, "last_error": None, "size": 512 * KIB, "sha256": "0" * 64, "duration": 1.0,
-                "width": 160, "height": 90, "codec": "h264", "discovered_at": created, "stored_at": created,
-                "cloud_deleted_at": None})
-            for kind, suffix, size in ((ObjectKind.clip, ".mp4", 512 * KIB), (ObjectKind.thumbnail, ".jpg", 3000),
-                                       (ObjectKind.sidecar, ".json", 900)):
-                objs.append({"clip_id": cid, "destination": "disk", "kind": kind, "key": key + suffix,
-                             "size": size, "sha256": "0" * 64, "stored_at": created, "verified_at": None})
+            clips.append(
+                {
+                    "id": cid,
+                    "account_id": 1,
+                    "source": ClipSource.cloud,
+                    "identity": f"cloud:{media}",
+                    "blink_id": str(media),
+                    "network_blink_id": net_id,
+                    "network_name": "Home",
+                    "camera_blink_id": cams[cam],
+                    "camera_name": cam_names[cam],
+                    "sync_module_blink_id": None,
+                    "time_zone": "America/Chicago",
+                    "created_at": created,
+                    "updated_at": created,
+                    "media_url": f"/api/v2/accounts/{sim.info['account_id']}/media/clip/{media}.mp4",
+                    "thumbnail_url": f"/api/v2/accounts/{sim.info['account_id']}/media/thumb/{media}",
+                    "size_hint": None,
+                    "deleted_upstream": False,
+                    "partial": False,
+                    "state": ClipState.stored,
+                    "attempts": 0,
+                    "last_error": None,
+                    "size": 512 * KIB,
+                    "sha256": "0" * 64,
+                    "duration": 1.0,
+                    "width": 160,
+                    "height": 90,
+                    "codec": "h264",
+                    "discovered_at": created,
+                    "stored_at": created,
+                    "cloud_deleted_at": None,
+                }
+            )
+            for kind, suffix, size in (
+                (ObjectKind.clip, ".mp4", 512 * KIB),
+                (ObjectKind.thumbnail, ".jpg", 3000),
+                (ObjectKind.sidecar, ".json", 900),
+            ):
+                objs.append(
+                    {
+                        "clip_id": cid,
+                        "destination": "disk",
+                        "kind": kind,
+                        "key": key + suffix,
+                        "size": size,
+                        "sha256": "0" * 64,
+                        "stored_at": created,
+                        "verified_at": None,
+                    }
+                )
             if created <= cutoff:
                 old.append((key + ".mp4", key + ".jpg", key + ".json"))
             if len(clips) >= 10_000:
@@ -561,12 +751,18 @@ def scenario6(b: Bench) -> None:
         data = b.tmp / "scale"
         data.mkdir()
         info = build_db(b, sim, data, n, tokens)
-        print(f"  inserted {n:,} clips + {3 * n:,} objects in {info['insert_s']:.1f} s; "
-              f"{info['old']:,} clips older than the retention cut-off got files", flush=True)
+        print(
+            f"  inserted {n:,} clips + {3 * n:,} objects in {info['insert_s']:.1f} s; "
+            f"{info['old']:,} clips older than the retention cut-off got files",
+            flush=True,
+        )
         from archiver.config import load_settings
 
-        settings = load_settings(None, data_dir=data, blink={
-            "server_url": sim.url, "username": sim.info["username"], "password": sim.info["password"]})
+        settings = load_settings(
+            None,
+            data_dir=data,
+            blink={"server_url": sim.url, "username": sim.info["username"], "password": sim.info["password"]},
+        )
         # no-op sync, in-process (engine opened outside the timing) and as a subprocess
         engine = open_engine(settings)
         sim.cmd("reset")
@@ -574,32 +770,56 @@ def scenario6(b: Bench) -> None:
         secs, rep = archiver_sync(settings, engine)
         c = sim.count()
         logins = c["logins"] - before["logins"]
-        print(f"  no-op sync in-process: {secs:.2f} s, {c['requests']} requests {c['by_kind']}, logins {logins}, "
-              f"errors {rep.errors}", flush=True)
+        print(
+            f"  no-op sync in-process: {secs:.2f} s, {c['requests']} requests {c['by_kind']}, "
+            f"logins {logins}, "
+            f"errors {rep.errors}",
+            flush=True,
+        )
         env = archiver_env(sim, data)
         sim.cmd("reset")
         t0 = time.perf_counter()
         p = subprocess.run([*archiver_cmd(), "sync"], env=env, capture_output=True, text=True)
         sub = time.perf_counter() - t0
         c2 = sim.count()
-        print(f"  no-op sync subprocess: {sub:.2f} s, {c2['requests']} requests, exit {p.returncode}", flush=True)
-        b.row(f"6a no-op sync, {n:,} clips in the DB", f"{secs:.2f} s in-process / {sub:.2f} s subprocess, "
-              f"{c['requests']} req", "-", "-", "< 2 s", yes(max(secs, sub) < 2 and c["requests"] == 1))
+        print(
+            f"  no-op sync subprocess: {sub:.2f} s, {c2['requests']} requests, exit {p.returncode}",
+            flush=True,
+        )
+        b.row(
+            f"6a no-op sync, {n:,} clips in the DB",
+            f"{secs:.2f} s in-process / {sub:.2f} s subprocess, {c['requests']} req",
+            "-",
+            "-",
+            "< 2 s, 1 req",
+            f"in-process {yes(secs < 2 and c['requests'] == 1)} / subprocess {yes(sub < 2)}",
+        )
 
         # status
         t0 = time.perf_counter()
-        p = subprocess.run([*archiver_cmd(), "status"], env=archiver_env(None, data), capture_output=True, text=True)
+        p = subprocess.run(
+            [*archiver_cmd(), "status"], env=archiver_env(None, data), capture_output=True, text=True
+        )
         st_sub = time.perf_counter() - t0
         if p.returncode != 0:
             b.note(f"6: archiver status exited {p.returncode}: {p.stderr[-300:]}")
         t0 = time.perf_counter()
-        p2 = subprocess.run([sys.executable, "-c", "import archiver.cli"], env=archiver_env(None, data))
+        subprocess.run([sys.executable, "-c", "import archiver.cli"], env=archiver_env(None, data))
         startup = time.perf_counter() - t0
         st_in = status_in_process(data)
-        print(f"  status: subprocess {st_sub:.2f} s (python + `import archiver.cli` alone: {startup:.2f} s), "
-              f"in-process {st_in:.2f} s", flush=True)
-        b.row(f"6b `archiver status`, {n:,} clips", f"{st_sub:.2f} s subprocess / {st_in:.2f} s in-process",
-              f"start-up alone {startup:.2f} s", "-", "< 1 s", yes(st_sub < 1))
+        print(
+            f"  status: subprocess {st_sub:.2f} s (python + `import archiver.cli` alone: {startup:.2f} s), "
+            f"in-process {st_in:.2f} s",
+            flush=True,
+        )
+        b.row(
+            f"6b `archiver status`, {n:,} clips",
+            f"{st_sub:.2f} s subprocess / {st_in:.2f} s in-process",
+            f"python + import alone {startup:.2f} s",
+            "-",
+            "< 1 s",
+            f"in-process {yes(st_in < 1)} / subprocess {yes(st_sub < 1)}",
+        )
 
         # retention
         policy = RetentionSettings(max_age_days=b.args.scale_days * 0.9)
@@ -613,11 +833,20 @@ def scenario6(b: Bench) -> None:
             real = prune(s, dests, policy, datetime.now(UTC))
         real_s = time.perf_counter() - t0
         left, _ = dir_stats(data / "archive", "")
-        print(f"  prune dry-run: {dry_s:.2f} s ({dry.candidates:,} candidates, forget {dry.clips:,}); real: "
-              f"{real_s:.2f} s (pruned {real.pruned:,}, errors {len(real.errors)}, files left {left})", flush=True)
-        b.row(f"6c retention pass over {n:,} clips (forget {dry.clips / max(1, dry.candidates):.0%})",
-              f"dry run {dry_s:.2f} s / real prune {real_s:.2f} s ({real.pruned:,} clips, "
-              f"{3 * real.pruned:,} files)", "-", "-", "< 10 s", yes(max(dry_s, real_s) < 10))
+        print(
+            f"  prune dry-run: {dry_s:.2f} s ({dry.candidates:,} candidates, forget {dry.clips:,}); real: "
+            f"{real_s:.2f} s (pruned {real.pruned:,}, errors {len(real.errors)}, files left {left})",
+            flush=True,
+        )
+        b.row(
+            f"6c retention pass over {n:,} clips (forget {dry.clips / max(1, dry.candidates):.0%})",
+            f"dry run {dry_s:.2f} s / real prune {real_s:.2f} s ({real.pruned:,} clips, "
+            f"{3 * real.pruned:,} files)",
+            "-",
+            "-",
+            "< 10 s",
+            yes(max(dry_s, real_s) < 10),
+        )
         engine.dispose()
 
 
@@ -670,8 +899,12 @@ def main() -> int:
     ap.add_argument("--clip-kib", type=int, default=512)
     ap.add_argument("--latency", type=float, default=0.05, help="seconds per request")
     ap.add_argument("--bandwidth", type=float, default=4 * MIB, help="bytes/s per connection")
-    ap.add_argument("--extra-concurrency", type=int, default=None,
-                    help="also run scenario 1 with this sync.concurrency (default 8; quick 0 = off)")
+    ap.add_argument(
+        "--extra-concurrency",
+        type=int,
+        default=None,
+        help="also run scenario 1 with this sync.concurrency (default 8; quick 0 = off)",
+    )
     ap.add_argument("--mem-big-mib", type=int, help="big clip of scenario 5 (default 512, quick 128)")
     ap.add_argument("--scale", type=int, help="clips in scenario 6 (default 100000, quick 20000)")
     ap.add_argument("--scale-days", type=float, default=100.0, help="the scale clips span this many days")
@@ -693,11 +926,21 @@ def main() -> int:
     started = time.perf_counter()
     tmp = Path(tempfile.mkdtemp(prefix="archiver-bench-"))
     b = Bench(args, tmp)
-    print(f"blink-archiver bench: {args.clips} clips x {args.clip_kib} KiB, {args.latency * 1000:.0f} ms/request, "
-          f"{args.bandwidth / MIB:.1f} MiB/s per connection; {os.cpu_count()} CPUs; tmp {tmp}", flush=True)
+    print(
+        f"blink-archiver bench: {args.clips} clips x {args.clip_kib} KiB, "
+        f"{args.latency * 1000:.0f} ms/request, "
+        f"{args.bandwidth / MIB:.1f} MiB/s per connection; {os.cpu_count()} CPUs; tmp {tmp}",
+        flush=True,
+    )
     try:
-        for key, fn in (("1", scenario1), ("3", scenario3), ("4", scenario4), ("2", scenario2),
-                        ("5", scenario5), ("6", scenario6)):
+        for key, fn in (
+            ("1", scenario1),
+            ("3", scenario3),
+            ("4", scenario4),
+            ("2", scenario2),
+            ("5", scenario5),
+            ("6", scenario6),
+        ):
             if key in only:
                 fn(b)
     finally:
@@ -706,8 +949,10 @@ def main() -> int:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     print_table(b)
-    print(f"\ntotal bench time {time.perf_counter() - started:.0f} s; archiver syncs in-process unless marked "
-          f"subprocess (in-process excludes interpreter start-up); ratios are from this one run.")
+    print(
+        f"\ntotal bench time {time.perf_counter() - started:.0f} s; archiver syncs in-process unless marked "
+        f"subprocess (in-process excludes interpreter start-up); ratios are from this one run."
+    )
     return 0
 
 
