@@ -82,7 +82,7 @@ class DatabaseSettings(Section):
 
 
 class SyncSettings(Section):
-    concurrency: int = Field(default=3, ge=1, le=32)
+    concurrency: int = Field(default=6, ge=1, le=32)
     cameras: list[str] = Field(default_factory=list)  # names or ids; empty = all
     networks: list[str] = Field(default_factory=list)
     filename_template: str = "{network}/{camera}/{date}/{time}_{id}.mp4"

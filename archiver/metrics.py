@@ -90,15 +90,23 @@ class Metrics:
         self.clips_failed = Counter("archiver_clips_failed", "Clip attempts that failed", acc, registry=r)
         self.bytes_stored = Counter("archiver_bytes_stored", "Bytes stored", acc, registry=r)
         self.throttled = Counter("archiver_blink_throttled", "HTTP 429 answers from Blink", acc, registry=r)
-        self.syncs = Counter("archiver_syncs", "Sync runs by result (ok, failed, error, skipped)",
-                             ["account", "result"], registry=r)
-        self.last_success = Gauge("archiver_last_success_timestamp_seconds", "End of the last good sync",
-                                  acc, registry=r)
-        self.last_duration = Gauge("archiver_last_run_duration_seconds", "Duration of the last sync",
-                                   acc, registry=r)
+        self.syncs = Counter(
+            "archiver_syncs",
+            "Sync runs by result (ok, failed, error, skipped)",
+            ["account", "result"],
+            registry=r,
+        )
+        self.last_success = Gauge(
+            "archiver_last_success_timestamp_seconds", "End of the last good sync", acc, registry=r
+        )
+        self.last_duration = Gauge(
+            "archiver_last_run_duration_seconds", "Duration of the last sync", acc, registry=r
+        )
         self.requests = Histogram(
-            "archiver_blink_request_seconds", "Blink request latency (to response headers)",
-            ["account", "what", "status"], registry=r,
+            "archiver_blink_request_seconds",
+            "Blink request latency (to response headers)",
+            ["account", "what", "status"],
+            registry=r,
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         if engine is not None:

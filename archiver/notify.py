@@ -39,8 +39,10 @@ class Notifier:
         try:
             import apprise
         except ImportError:
-            log.warning("notify: apprise is not installed (pip install 'blink-archiver[notify]'); "
-                        "notifications are off")
+            log.warning(
+                "notify: apprise is not installed (pip install 'blink-archiver[notify]'); "
+                "notifications are off"
+            )
             return
         ap = apprise.Apprise()
         for url in urls:
@@ -129,9 +131,12 @@ class AlertTracker:
             st = self._streaks.setdefault(account, _Streak())
             if ok:
                 if st.notified:
-                    out.append((f"blink-archiver: account {account} recovered",
-                                f"Syncs of account {account} succeed again after {st.failures} "
-                                f"failed run(s)."))
+                    out.append(
+                        (
+                            f"blink-archiver: account {account} recovered",
+                            f"Syncs of account {account} succeed again after {st.failures} failed run(s).",
+                        )
+                    )
                 self._streaks[account] = _Streak()
             else:
                 tot.failed_runs += 1
@@ -140,16 +145,24 @@ class AlertTracker:
                     st.failing_since = started
                 if needs_login(error) and not st.login_notified:
                     st.login_notified = True
-                    out.append((f"blink-archiver: account {account} needs `archiver login`",
-                                f"Blink wants a new login for account {account} "
-                                f"(2FA PIN or expired session): "
-                                f"run `archiver login --account {account}`. Last error: {message}"))
+                    out.append(
+                        (
+                            f"blink-archiver: account {account} needs `archiver login`",
+                            f"Blink wants a new login for account {account} "
+                            f"(2FA PIN or expired session): "
+                            f"run `archiver login --account {account}`. Last error: {message}",
+                        )
+                    )
                 elif not st.notified and now - st.failing_since >= self.failing_for.total_seconds():
                     st.notified = True
                     minutes = (now - st.failing_since) / 60
-                    out.append((f"blink-archiver: account {account} is failing",
-                                f"Syncs of account {account} have failed for {minutes:.1f} min "
-                                f"({st.failures} run(s)). Last error: {message}"))
+                    out.append(
+                        (
+                            f"blink-archiver: account {account} is failing",
+                            f"Syncs of account {account} have failed for {minutes:.1f} min "
+                            f"({st.failures} run(s)). Last error: {message}",
+                        )
+                    )
                 if st.login_notified:
                     st.notified = True  # the login message already told the story for this streak
         for title, body in out:

@@ -89,8 +89,10 @@ class Worker:
             return
         now = time.monotonic()
         if self._last_sync_start is not None and now - self._last_sync_start < MIN_SYNC_GAP_S:
-            log.info("sync skipped: the previous one started %.0f s ago (at most one a minute)",
-                     now - self._last_sync_start)
+            log.info(
+                "sync skipped: the previous one started %.0f s ago (at most one a minute)",
+                now - self._last_sync_start,
+            )
             return
         self._last_sync_start = now
         self._track()
@@ -119,8 +121,9 @@ class Worker:
             log.error("sync failed account=%s: %s", name, msg)
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
-            await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg,
-                                    error=exc)
+            await asyncio.to_thread(
+                self.alerts.record, name, False, started=started_wall, message=msg, error=exc
+            )
             return
         except Exception as exc:  # a bug: keep the worker alive, count it as a failure
             msg = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
@@ -142,12 +145,27 @@ class Worker:
                 logging.INFO if result == "ok" else logging.WARNING,
                 "sync done account=%s result=%s listed=%d new=%d stored=%d failed=%d bytes=%d requests=%d "
                 "throttled=%d duration_s=%.1f%s",
-                r.account, result, r.listed, r.new, r.stored, r.failed, r.bytes, r.requests, r.throttled,
-                r.duration_s, f" errors={'; '.join(problems)}" if problems else "",
+                r.account,
+                result,
+                r.listed,
+                r.new,
+                r.stored,
+                r.failed,
+                r.bytes,
+                r.requests,
+                r.throttled,
+                r.duration_s,
+                f" errors={'; '.join(problems)}" if problems else "",
             )
             await asyncio.to_thread(
-                self.alerts.record, r.account, result == "ok", started=started_wall,
-                message="; ".join(problems), stored=r.stored, bytes_=r.bytes, failed=r.failed,
+                self.alerts.record,
+                r.account,
+                result == "ok",
+                started=started_wall,
+                message="; ".join(problems),
+                stored=r.stored,
+                bytes_=r.bytes,
+                failed=r.failed,
             )
 
     def _destinations(self) -> dict[str, Any]:
@@ -188,8 +206,12 @@ class Worker:
                 report = prune(s, self._destinations(), self.settings.retention, datetime.now(UTC), False)
         finally:
             release(self.engine, "job:prune", holder)
-        log.info("prune done clips=%s pruned=%s errors=%d", getattr(report, "clips", "?"),
-                 getattr(report, "pruned", "?"), len(getattr(report, "errors", []) or []))
+        log.info(
+            "prune done clips=%s pruned=%s errors=%d",
+            getattr(report, "clips", "?"),
+            getattr(report, "pruned", "?"),
+            len(getattr(report, "errors", []) or []),
+        )
         return report
 
     def verify_once(self) -> Any:
@@ -205,12 +227,17 @@ class Worker:
         with session_scope(self.engine) as s:
             report = verify(s, self._destinations(), sample)
         ok = getattr(report, "ok", True)
-        log.log(logging.INFO if ok else logging.WARNING, "verify done checked=%s ok=%s",
-                getattr(report, "checked", "?"), ok)
+        log.log(
+            logging.INFO if ok else logging.WARNING,
+            "verify done checked=%s ok=%s",
+            getattr(report, "checked", "?"),
+            ok,
+        )
         if not ok:
             counts = {k: len(getattr(report, k, []) or []) for k in ("missing", "corrupt", "stray", "errors")}
-            self.alerts.notifier.send("blink-archiver: verify found problems",
-                                      " ".join(f"{k}={v}" for k, v in counts.items()))
+            self.alerts.notifier.send(
+                "blink-archiver: verify found problems", " ".join(f"{k}={v}" for k, v in counts.items())
+            )
         return report
 
     async def _in_thread(self, name: str, fn: Any) -> None:
@@ -256,19 +283,34 @@ class Worker:
     def _schedule(self, scheduler: AsyncIOScheduler) -> None:
         s = self.settings.schedule
         common: dict[str, Any] = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
-        scheduler.add_job(self.sync_job, sync_trigger(self.settings), id="sync", name="sync",
-                          next_run_time=datetime.now(UTC), **common)
+        scheduler.add_job(
+            self.sync_job,
+            sync_trigger(self.settings),
+            id="sync",
+            name="sync",
+            next_run_time=datetime.now(UTC),
+            **common,
+        )
         if self.settings.retention.configured:
-            scheduler.add_job(self.prune_job, IntervalTrigger(seconds=parse_duration(s.prune_interval)
-                                                              .total_seconds()),
-                              id="prune", name="prune", **common)
+            scheduler.add_job(
+                self.prune_job,
+                IntervalTrigger(seconds=parse_duration(s.prune_interval).total_seconds()),
+                id="prune",
+                name="prune",
+                **common,
+            )
         if s.verify_interval:
-            scheduler.add_job(self.verify_job, IntervalTrigger(seconds=parse_duration(s.verify_interval)
-                                                               .total_seconds()),
-                              id="verify", name="verify", **common)
+            scheduler.add_job(
+                self.verify_job,
+                IntervalTrigger(seconds=parse_duration(s.verify_interval).total_seconds()),
+                id="verify",
+                name="verify",
+                **common,
+            )
         if self.settings.notify.daily_summary and self.alerts.notifier.enabled:
-            scheduler.add_job(self.summary_job, CronTrigger(hour=0, minute=5), id="summary", name="summary",
-                              **common)
+            scheduler.add_job(
+                self.summary_job, CronTrigger(hour=0, minute=5), id="summary", name="summary", **common
+            )
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
@@ -283,14 +325,18 @@ class Worker:
         srv = self.settings.server
         if srv.enabled:
             self.server = HealthServer(srv.host, srv.port, self.metrics, self.ready).start()
-            log.info("health and metrics on http://%s:%d (/healthz /readyz /metrics)", srv.host,
-                     self.server.port)
+            log.info(
+                "health and metrics on http://%s:%d (/healthz /readyz /metrics)", srv.host, self.server.port
+            )
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self.scheduler)
         self.scheduler.start()
         names = ",".join(a.name for a in self.settings.account_list())
-        log.info("worker started: accounts=%s sync=%s", names,
-                 self.settings.schedule.cron or self.settings.schedule.interval)
+        log.info(
+            "worker started: accounts=%s sync=%s",
+            names,
+            self.settings.schedule.cron or self.settings.schedule.interval,
+        )
         try:
             await self._stop.wait()
         finally:
@@ -307,8 +353,9 @@ class Worker:
         if tasks:
             _done, pending = await asyncio.wait(tasks, timeout=STOP_GRACE_S)
             if pending:
-                log.warning("%d job(s) did not stop within %.0f s; exiting anyway", len(pending),
-                            STOP_GRACE_S)
+                log.warning(
+                    "%d job(s) did not stop within %.0f s; exiting anyway", len(pending), STOP_GRACE_S
+                )
         if self.server is not None:
             self.server.stop()
         from archiver.blink.http import BlinkHTTP

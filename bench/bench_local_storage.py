@@ -20,8 +20,15 @@ from archiver.config import load_settings
 from archiver.pipeline.runner import open_engine, sync_all
 from archiver.simulator import Faults, SimConfig, Simulator
 
-KINDS = ("homescreen", "manifest request", "manifest GETs", "upload POSTs", "command polls", "clip GETs",
-         "other")
+KINDS = (
+    "homescreen",
+    "manifest request",
+    "manifest GETs",
+    "upload POSTs",
+    "command polls",
+    "clip GETs",
+    "other",
+)
 
 
 def kind_of(method: str, path: str) -> str:
@@ -41,8 +48,9 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=8)
     args = ap.parse_args()
     k = args.clips
-    faults = Faults(manifest_ready_after_s=0.35, command_complete_after_s=0.25, upload_delay_s=0.3,
-                    latency_s=0.01)
+    faults = Faults(
+        manifest_ready_after_s=0.35, command_complete_after_s=0.25, upload_delay_s=0.3, latency_s=0.01
+    )
     with Simulator(SimConfig(two_factor=False), faults) as sim, tempfile.TemporaryDirectory() as tmp:
         net = sim.add_network("Home")
         cams = [sim.add_camera(net, name) for name in ("Front Door", "Back Yard")]
@@ -50,9 +58,14 @@ def main() -> None:
         for i in range(k):
             sim.add_local_clip(sm, cams[i % 2])
         settings = load_settings(
-            None, data_dir=Path(tmp),
-            blink={"server_url": sim.url, "username": sim.config.username, "password": sim.config.password,
-                   "max_requests_per_second": 0},
+            None,
+            data_dir=Path(tmp),
+            blink={
+                "server_url": sim.url,
+                "username": sim.config.username,
+                "password": sim.config.password,
+                "max_requests_per_second": 0,
+            },
             local_storage={"poll_interval_s": 0.1, "busy_pause_s": 0.2},
         )
         engine = open_engine(settings)
@@ -61,11 +74,16 @@ def main() -> None:
             t0 = time.monotonic()
             [report] = asyncio.run(sync_all(settings, engine))
             took = time.monotonic() - t0
-            counts = Counter(kind_of(r.method, r.path) for r in sim.requests
-                             if "/local_storage" in r.path or "/command/" in r.path or "homescreen" in r.path)
+            counts = Counter(
+                kind_of(r.method, r.path)
+                for r in sim.requests
+                if "/local_storage" in r.path or "/command/" in r.path or "homescreen" in r.path
+            )
             stored = report.local.get(str(sm), {}).get("stored", 0)
-            print(f"\n{label}: {k} USB clips on the card, {stored} archived, exit {report.exit_code}, "
-                  f"{took:.2f} s, {len(sim.requests)} requests in all (incl. auth/listing)")
+            print(
+                f"\n{label}: {k} USB clips on the card, {stored} archived, exit {report.exit_code}, "
+                f"{took:.2f} s, {len(sim.requests)} requests in all (incl. auth/listing)"
+            )
             print(f"  {'kind':<18}{'requests':>9}{'per clip':>10}")
             for kind in KINDS:
                 if kind == "other":

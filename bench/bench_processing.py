@@ -36,12 +36,41 @@ from archiver.media.transcode import transcode_cmd
 
 def make_clip(ffmpeg: str, dst: Path, seconds: float) -> None:
     subprocess.run(
-        [ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y",
-         "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000",
-         "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast", "-g", "60", "-pix_fmt", "yuv420p",
-         "-c:a", "aac", "-b:a", "32k", "-movflags", "+faststart", str(dst)],
-        check=True, timeout=120,
+        [
+            ffmpeg,
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=16000",
+            "-t",
+            str(seconds),
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+            "-g",
+            "60",
+            "-pix_fmt",
+            "yuv420p",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "32k",
+            "-movflags",
+            "+faststart",
+            str(dst),
+        ],
+        check=True,
+        timeout=120,
     )
 
 
@@ -54,18 +83,29 @@ def main() -> int:
     args = ap.parse_args()
 
     ffmpeg = find_ffmpeg(None)
-    settings = ProcessingSettings(transcode="h264", crf=args.crf, preset=args.preset, probe=True,
-                                  thumbnail="blink", preview="off", workers=1)
+    settings = ProcessingSettings(
+        transcode="h264",
+        crf=args.crf,
+        preset=args.preset,
+        probe=True,
+        thumbnail="blink",
+        preview="off",
+        workers=1,
+    )
     with tempfile.TemporaryDirectory(prefix="bench-media-") as tmp:
         root = Path(tmp)
         clip = root / "clip.mp4"
         t0 = time.perf_counter()
         make_clip(ffmpeg, clip, args.seconds)
         print(f"ffmpeg:   {ffmpeg}")
-        print(f"clip:     {args.seconds:g} s 1280x720 30 fps, {clip.stat().st_size / 1e6:.2f} MB "
-              f"(generated in {time.perf_counter() - t0:.2f} s)")
-        print(f"profile:  h264 crf={args.crf} preset={args.preset}, "
-              f"{args.reps} reps + 1 warm-up each, alternating")
+        print(
+            f"clip:     {args.seconds:g} s 1280x720 30 fps, {clip.stat().st_size / 1e6:.2f} MB "
+            f"(generated in {time.perf_counter() - t0:.2f} s)"
+        )
+        print(
+            f"profile:  h264 crf={args.crf} preset={args.preset}, "
+            f"{args.reps} reps + 1 warm-up each, alternating"
+        )
 
         direct_cmd = transcode_cmd(clip, root / "direct.h264.mp4", "h264", args.crf, args.preset, ffmpeg)
         processor = MediaProcessor(settings)
@@ -114,11 +154,15 @@ def main() -> int:
     print(f"{'probe alone (full decode)':28} {mfull:9.3f} {min(full):9.3f} {max(full):9.3f}")
     print()
     ratio, ratio_min = mp / md, min(proc) / min(direct)
-    print(f"overhead (b)/(a): median {ratio:.3f} ({(ratio - 1) * 100:+.1f} %), "
-          f"min {ratio_min:.3f} ({(ratio_min - 1) * 100:+.1f} %); goal within 5 %")
+    print(
+        f"overhead (b)/(a): median {ratio:.3f} ({(ratio - 1) * 100:+.1f} %), "
+        f"min {ratio_min:.3f} ({(ratio_min - 1) * 100:+.1f} %); goal within 5 %"
+    )
     rest = min(proc) - min(direct) - 2 * min(probes)
-    print(f"  expected extra work: 2 probes (original + output) = {2 * mprobe:.3f} s; "
-          f"unexplained (min-based): {rest:+.3f} s")
+    print(
+        f"  expected extra work: 2 probes (original + output) = {2 * mprobe:.3f} s; "
+        f"unexplained (min-based): {rest:+.3f} s"
+    )
     print("  (min is the steadier estimate on a shared machine; ffmpeg itself uses every core)")
     return 0
 

@@ -41,8 +41,9 @@ def demo(
             sim.add_clips(cam, clips, size=120_000)
             if net == cabin:  # older recordings that only the USB stick still has
                 for hours in (30, 26):
-                    sim.add_local_clip(sm, cam, created_at=datetime.now(UTC) - timedelta(hours=hours),
-                                       size=90_000)
+                    sim.add_local_clip(
+                        sm, cam, created_at=datetime.now(UTC) - timedelta(hours=hours), size=90_000
+                    )
         folder = folder.resolve()
         try:
             s = settings(

@@ -118,15 +118,17 @@ def objects_of(s: Session, clip_id: int) -> list[StoredObject]:
 
 
 def record_object(
-    s: Session, clip_id: int, destination: str, kind: ObjectKind, key: str, size: int, sha256: str
+    s: Session,
+    clip_id: int,
+    destination: str,
+    kind: ObjectKind,
+    key: str,
+    size: int,
+    sha256: str,
+    existing_id: int | None = None,
 ) -> None:
-    row = s.exec(
-        select(StoredObject).where(
-            StoredObject.clip_id == clip_id,
-            StoredObject.destination == destination,
-            StoredObject.kind == kind,
-        )
-    ).first()
+    """Insert the object's row, or update the known row of the same (clip, destination, kind)."""
+    row = s.get(StoredObject, existing_id) if existing_id is not None else None
     if row is None:
         row = StoredObject(
             clip_id=clip_id, destination=destination, kind=kind, key=key, size=size, sha256=sha256

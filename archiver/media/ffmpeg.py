@@ -36,8 +36,9 @@ _NO_FFMPEG = "no ffmpeg found: set processing.ffmpeg or pip install imageio-ffmp
 class FFmpegError(MediaError):
     """ffmpeg/ffprobe exited non-zero or timed out. ``stderr`` holds the full (decoded) error output."""
 
-    def __init__(self, message: str, *, stderr: str = "", returncode: int | None = None,
-                 timed_out: bool = False) -> None:
+    def __init__(
+        self, message: str, *, stderr: str = "", returncode: int | None = None, timed_out: bool = False
+    ) -> None:
         super().__init__(message)
         self.stderr = stderr
         self.returncode = returncode
@@ -162,8 +163,9 @@ class KillScope:
             _kill_group(proc)
 
 
-_scope: contextvars.ContextVar[KillScope | None] = contextvars.ContextVar("archiver_media_kill_scope",
-                                                                         default=None)
+_scope: contextvars.ContextVar[KillScope | None] = contextvars.ContextVar(
+    "archiver_media_kill_scope", default=None
+)
 
 
 @contextlib.contextmanager
@@ -193,15 +195,21 @@ def _strip_context(line: str) -> str:
     return re.sub(r"^(\[[^\]]*@ 0x[0-9a-f]+\]\s*)+", "", line).strip()
 
 
-_NOISE = re.compile(r"^(Error opening (input|output)|Task finished|Terminating thread|Conversion failed|"
-                    r"Error while|Nothing was written|\[out#|\[vist#)", re.I)
+_NOISE = re.compile(
+    r"^(Error opening (input|output)|Task finished|Terminating thread|Conversion failed|"
+    r"Error while|Nothing was written|\[out#|\[vist#)",
+    re.I,
+)
 
 
 def error_reason(stderr: str) -> str:
     """The most telling ffmpeg error line: the first one that is not header output or generic follow-up."""
     lines = [line for line in stderr.splitlines() if line.strip() and not line[:1].isspace()]
-    lines = [_strip_context(line) for line in lines
-             if not line.startswith(("Input #", "Output #", "Stream mapping", "Press ["))]
+    lines = [
+        _strip_context(line)
+        for line in lines
+        if not line.startswith(("Input #", "Output #", "Stream mapping", "Press ["))
+    ]
     for line in lines:
         if line and not _NOISE.match(line):
             return line
@@ -224,7 +232,10 @@ def run(cmd: Sequence[str], timeout: float) -> subprocess.CompletedProcess[bytes
         raise FFmpegError(f"{prog} cancelled")
     try:
         proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             start_new_session=True,
         )
     except OSError as exc:

@@ -130,8 +130,13 @@ def parse_ffmpeg_header(stderr: str) -> MediaInfo:
     if d and d.group(1) is not None:
         duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3))
     fmt = _INPUT.search(stderr)
-    return MediaInfo(duration=duration, width=int(size.group(1)), height=int(size.group(2)),
-                     codec=codec, format=fmt.group(1) if fmt else "")
+    return MediaInfo(
+        duration=duration,
+        width=int(size.group(1)),
+        height=int(size.group(2)),
+        codec=codec,
+        format=fmt.group(1) if fmt else "",
+    )
 
 
 def parse_ffprobe_json(data: dict) -> MediaInfo:
@@ -151,8 +156,13 @@ def parse_ffprobe_json(data: dict) -> MediaInfo:
     width, height = int(video.get("width") or 0), int(video.get("height") or 0)
     if not width or not height:
         raise MediaError(f"video stream {video.get('codec_name', '?')} has no frame size")
-    return MediaInfo(duration=duration, width=width, height=height,
-                     codec=str(video.get("codec_name", "")), format=str(fmt.get("format_name", "")))
+    return MediaInfo(
+        duration=duration,
+        width=width,
+        height=height,
+        codec=str(video.get("codec_name", "")),
+        format=str(fmt.get("format_name", "")),
+    )
 
 
 # --------------------------------------------------------------------------------------------- probing
@@ -171,8 +181,9 @@ def _validate(info: MediaInfo, path: str) -> MediaInfo:
     return info
 
 
-def probe_header(path: str | os.PathLike[str], ffmpeg: str, ffprobe: str | None = None,
-                 timeout: float = 30) -> MediaInfo:
+def probe_header(
+    path: str | os.PathLike[str], ffmpeg: str, ffprobe: str | None = None, timeout: float = 30
+) -> MediaInfo:
     """Metadata only (no decoding, no structural check): used when the clip was already validated."""
     path = str(path)
     if ffprobe:
@@ -212,8 +223,13 @@ def _ffprobe(path: str, ffprobe: str, timeout: float) -> MediaInfo:
         raise MediaError(f"{Path(path).name}: {exc}") from None
 
 
-def probe(path: str | os.PathLike[str], ffmpeg: str, ffprobe: str | None = None, timeout: float = 30,
-          decode: Decode = "keyframes") -> MediaInfo:
+def probe(
+    path: str | os.PathLike[str],
+    ffmpeg: str,
+    ffprobe: str | None = None,
+    timeout: float = 30,
+    decode: Decode = "keyframes",
+) -> MediaInfo:
     """Validate a clip and return its metadata, or raise MediaError with a one-line reason.
 
     Rejects: a missing/empty file, an MP4 whose boxes run past the end or lack ``moov`` (truncated
@@ -255,8 +271,9 @@ def probe(path: str | os.PathLike[str], ffmpeg: str, ffprobe: str | None = None,
         times = _TIME.findall(stderr)
         if times:
             h, m, s = times[-1]
-            info = MediaInfo(int(h) * 3600 + int(m) * 60 + float(s), info.width, info.height,
-                             info.codec, info.format)
+            info = MediaInfo(
+                int(h) * 3600 + int(m) * 60 + float(s), info.width, info.height, info.codec, info.format
+            )
     return _validate(info, path)
 
 

@@ -149,20 +149,37 @@ class MediaProcessor:
         exe = self.ffmpeg
 
         async def thumb() -> DerivedFile:
-            path = await self._job(make_thumbnail, clip, workdir / f"{stem}.jpg", exe, timeout=timeout,
-                                   duration=duration)
+            path = await self._job(
+                make_thumbnail, clip, workdir / f"{stem}.jpg", exe, timeout=timeout, duration=duration
+            )
             return DerivedFile(kind="thumbnail", path=path, suffix=".jpg")
 
         async def trans() -> DerivedFile:
             prof = get_profile(s.transcode)
-            res = await self._job(transcode, clip, workdir / f"{stem}{prof.suffix}", prof, s.crf, s.preset,
-                                  exe, timeout, self.ffprobe)
+            res = await self._job(
+                transcode,
+                clip,
+                workdir / f"{stem}{prof.suffix}",
+                prof,
+                s.crf,
+                s.preset,
+                exe,
+                timeout,
+                self.ffprobe,
+            )
             return DerivedFile(kind="transcode", path=res.path, suffix=prof.suffix)
 
         async def preview() -> DerivedFile:
             kind = "gif" if s.preview == "gif" else "webp"
-            res = await self._job(make_preview, clip, workdir / f"{stem}.{kind}", exe, kind=kind,
-                                  timeout=timeout, duration=duration)
+            res = await self._job(
+                make_preview,
+                clip,
+                workdir / f"{stem}.{kind}",
+                exe,
+                kind=kind,
+                timeout=timeout,
+                duration=duration,
+            )
             if res.note:
                 result.warnings.append(f"preview: {res.note}")
             return DerivedFile(kind="preview", path=res.path, suffix=res.path.suffix)

@@ -36,9 +36,15 @@ def _remaining(deadline: float) -> float:
     return max(deadline - time.monotonic(), 0.001)
 
 
-def make_thumbnail(src: str | os.PathLike[str], dst_jpg: str | os.PathLike[str], ffmpeg: str,
-                   at_s: float | None = None, width: int = 640, timeout: float = 60,
-                   duration: float | None = None) -> Path:
+def make_thumbnail(
+    src: str | os.PathLike[str],
+    dst_jpg: str | os.PathLike[str],
+    ffmpeg: str,
+    at_s: float | None = None,
+    width: int = 640,
+    timeout: float = 60,
+    duration: float | None = None,
+) -> Path:
     """Write one frame of ``src`` as a JPEG ``width`` px wide (never upscaled, aspect kept, even height).
 
     ``duration`` (if known from a previous probe) saves reading the header again. Returns ``dst_jpg``;
@@ -52,8 +58,9 @@ def make_thumbnail(src: str | os.PathLike[str], dst_jpg: str | os.PathLike[str],
     stream = (
         ffmpeg_python.input(ff.path_arg(src), ss=f"{t:.3f}")
         .filter("scale", f"min({int(width)},iw)", -2)
-        .output(ff.path_arg(tmp), vframes=1, format="image2", vcodec="mjpeg", pix_fmt="yuvj420p",
-                **{"q:v": 3})
+        .output(
+            ff.path_arg(tmp), vframes=1, format="image2", vcodec="mjpeg", pix_fmt="yuvj420p", **{"q:v": 3}
+        )
     )
     try:
         ff.run(ff.compile_cmd(stream, ffmpeg), _remaining(deadline))
@@ -82,9 +89,17 @@ def webp_encoder(ffmpeg: str) -> str | None:
     return next((e for e in ("libwebp_anim", "libwebp") if e in have), None)
 
 
-def make_preview(src: str | os.PathLike[str], dst: str | os.PathLike[str], ffmpeg: str,
-                 kind: PreviewKind = "webp", seconds: float = 3.0, width: int = 320, fps: int = 5,
-                 timeout: float = 120, duration: float | None = None) -> Preview:
+def make_preview(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    ffmpeg: str,
+    kind: PreviewKind = "webp",
+    seconds: float = 3.0,
+    width: int = 320,
+    fps: int = 5,
+    timeout: float = 120,
+    duration: float | None = None,
+) -> Preview:
     """A short looping animation: ``seconds`` from about 1 s in (from the start for short clips),
     ``width`` px wide, ``fps`` frames/s. WebP needs libwebp in the ffmpeg build; without it a GIF is
     written instead (``dst`` gets the ``.gif`` suffix) and :attr:`Preview.note` says so."""
@@ -105,8 +120,16 @@ def make_preview(src: str | os.PathLike[str], dst: str | os.PathLike[str], ffmpe
     v = inp.video.filter("fps", fps).filter("scale", f"min({int(width)},iw)", -2, flags="lanczos")
     tmp = _tmp_for(dst)
     if kind == "webp":
-        out = v.output(ff.path_arg(tmp), vcodec=encoder, loop=0, quality=60, compression_level=4,
-                       pix_fmt="yuv420p", an=None, format="webp")
+        out = v.output(
+            ff.path_arg(tmp),
+            vcodec=encoder,
+            loop=0,
+            quality=60,
+            compression_level=4,
+            pix_fmt="yuv420p",
+            an=None,
+            format="webp",
+        )
     else:
         split = v.split()
         palette = split[0].filter("palettegen", stats_mode="diff")

@@ -21,12 +21,42 @@ from archiver.media import ffmpeg as ff
 from archiver.media.probe import MediaInfo, probe
 
 # x264-style preset names → the numeric speed knobs of the AV1 encoders (higher = faster).
-_SVT_PRESET = {"ultrafast": 12, "superfast": 11, "veryfast": 10, "faster": 9, "fast": 8, "medium": 7,
-               "slow": 5, "slower": 4, "veryslow": 2, "placebo": 0}
-_AOM_CPU_USED = {"ultrafast": 8, "superfast": 8, "veryfast": 7, "faster": 6, "fast": 6, "medium": 5,
-                 "slow": 4, "slower": 3, "veryslow": 2, "placebo": 0}
-_RAV1E_SPEED = {"ultrafast": 10, "superfast": 10, "veryfast": 9, "faster": 8, "fast": 7, "medium": 6,
-                "slow": 4, "slower": 3, "veryslow": 1, "placebo": 0}
+_SVT_PRESET = {
+    "ultrafast": 12,
+    "superfast": 11,
+    "veryfast": 10,
+    "faster": 9,
+    "fast": 8,
+    "medium": 7,
+    "slow": 5,
+    "slower": 4,
+    "veryslow": 2,
+    "placebo": 0,
+}
+_AOM_CPU_USED = {
+    "ultrafast": 8,
+    "superfast": 8,
+    "veryfast": 7,
+    "faster": 6,
+    "fast": 6,
+    "medium": 5,
+    "slow": 4,
+    "slower": 3,
+    "veryslow": 2,
+    "placebo": 0,
+}
+_RAV1E_SPEED = {
+    "ultrafast": 10,
+    "superfast": 10,
+    "veryfast": 9,
+    "faster": 8,
+    "fast": 7,
+    "medium": 6,
+    "slow": 4,
+    "slower": 3,
+    "veryslow": 1,
+    "placebo": 0,
+}
 
 
 def _speed(table: dict[str, int], preset: str) -> str:
@@ -88,12 +118,24 @@ class Profile:
 
 PROFILES: dict[str, Profile] = {
     "remux": Profile(name="remux", suffix=".remux.mp4"),
-    "h264": Profile(name="h264", suffix=".h264.mp4", encoders=("libx264",), codec="h264",
-                    options={"libx264": _x26x}),
-    "h265": Profile(name="h265", suffix=".h265.mp4", encoders=("libx265",), codec="hevc",
-                    options={"libx265": _x26x}, extra={"tag:v": "hvc1", "x265-params": "log-level=error"}),
-    "av1": Profile(name="av1", suffix=".av1.mp4", encoders=("libsvtav1", "libaom-av1", "librav1e"),
-                   codec="av1", options={"libsvtav1": _svtav1, "libaom-av1": _aom, "librav1e": _rav1e}),
+    "h264": Profile(
+        name="h264", suffix=".h264.mp4", encoders=("libx264",), codec="h264", options={"libx264": _x26x}
+    ),
+    "h265": Profile(
+        name="h265",
+        suffix=".h265.mp4",
+        encoders=("libx265",),
+        codec="hevc",
+        options={"libx265": _x26x},
+        extra={"tag:v": "hvc1", "x265-params": "log-level=error"},
+    ),
+    "av1": Profile(
+        name="av1",
+        suffix=".av1.mp4",
+        encoders=("libsvtav1", "libaom-av1", "librav1e"),
+        codec="av1",
+        options={"libsvtav1": _svtav1, "libaom-av1": _aom, "librav1e": _rav1e},
+    ),
 }
 
 
@@ -106,8 +148,14 @@ def get_profile(profile: str | Profile) -> Profile:
         raise MediaError(f"unknown transcode profile {profile!r} (one of {', '.join(PROFILES)})") from None
 
 
-def transcode_cmd(src: str | os.PathLike[str], dst: str | os.PathLike[str], profile: str | Profile,
-                  crf: int, preset: str, ffmpeg: str) -> list[str]:
+def transcode_cmd(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    profile: str | Profile,
+    crf: int,
+    preset: str,
+    ffmpeg: str,
+) -> list[str]:
     """The ffmpeg argv :func:`transcode` runs (also used by the benchmark)."""
     prof = get_profile(profile)
     encoder = prof.pick_encoder(ffmpeg)
@@ -125,9 +173,16 @@ class TranscodeResult:
     size: int
 
 
-def transcode(src: str | os.PathLike[str], dst: str | os.PathLike[str], profile: str | Profile,
-              crf: int = 28, preset: str = "medium", ffmpeg: str = "ffmpeg", timeout: float = 300,
-              ffprobe: str | None = None) -> TranscodeResult:
+def transcode(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    profile: str | Profile,
+    crf: int = 28,
+    preset: str = "medium",
+    ffmpeg: str = "ffmpeg",
+    timeout: float = 300,
+    ffprobe: str | None = None,
+) -> TranscodeResult:
     """Encode ``src`` into ``dst`` with ``profile``; ``timeout`` bounds encode + output probe together.
 
     Nothing is left at ``dst`` on failure. MediaError on encoder absence, ffmpeg error, timeout, or an

@@ -26,15 +26,11 @@ async def run_processor(
     unless a transcode succeeded and ``keep_original`` is off."""
     original = files[0]
     result = await sync.processor.process(original.path, work / "derived", has_thumbnail)  # type: ignore[union-attr]
+    updates = sync.row_updates.setdefault(clip.identity, {})
     if result.info is not None:
-        sync._mark(
-            clip,
-            clip.state,
-            duration=result.info.duration,
-            width=result.info.width,
-            height=result.info.height,
-            codec=result.info.codec,
-        )
+        i = result.info
+        updates.update(duration=i.duration, width=i.width, height=i.height, codec=i.codec)
+        clip.duration, clip.width, clip.height, clip.codec = i.duration, i.width, i.height, i.codec  # sidecar
     out = list(files) if result.keep_original else list(files[1:])
     for d in result.derived:
         if d.kind == "thumbnail":
@@ -47,5 +43,5 @@ async def run_processor(
     if result.warnings:
         note = "; ".join(result.warnings)[:500]
         log.warning("clip=%s processing: %s", clip.identity, note)
-        sync.notes[clip.identity] = note
+        updates["last_error"] = note
     return out

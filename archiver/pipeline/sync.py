@@ -12,7 +12,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
@@ -126,7 +126,10 @@ class AccountSync:
         )
         self.api = BlinkAPI(self.http, self.auth)
         self.staging = settings.staging_dir / f"account-{self.account_id}"
-        self.notes: dict[str, str] = {}  # processing warnings, kept on the stored clip's row
+        self.row_updates: dict[str, dict[str, Any]] = {}  # probe results, warnings: written when stored
+        # Transfer slots are held only while bytes move; probing, hashing and storing happen after the
+        # slot is released, so the network stays busy.
+        self._transfers = asyncio.Semaphore(settings.sync.concurrency)
 
     async def aclose(self) -> None:
         self.reporter.close()
@@ -140,20 +143,14 @@ class AccountSync:
 
     # -- the run -----------------------------------------------------------------------------------
     async def run(self) -> SyncReport:
+        """List and fetch at the same time: clips of the first page are downloading while later pages
+        are still being listed. Clips left pending by earlier runs are fetched too."""
         started = time.monotonic()
         report = SyncReport(account=self.account_settings.name)
         self._clean_staging()
         try:
             await self.auth.ensure()
-            for step in (self._discover_cloud, self._discover_local):
-                try:
-                    await step(report)
-                except (AuthError, ConfigError):
-                    raise
-                except ArchiverError as exc:
-                    # what was discovered is safe in the database; keep going with what we have
-                    report.errors.append(_one_line(exc))
-            await self._fetch_pending(report)
+            await self._discover_and_fetch(report)
             if self.settings.cloud_cleanup.enabled:
                 await self._cloud_cleanup(report)
         finally:
@@ -162,7 +159,65 @@ class AccountSync:
             report.duration_s = round(time.monotonic() - started, 3)
         return report
 
-    async def _discover_cloud(self, report: SyncReport) -> None:
+    async def _discover_and_fetch(self, report: SyncReport) -> None:
+        queue: asyncio.Queue[Clip | None] = asyncio.Queue()
+        queued: set[int] = set()
+
+        def enqueue(clips: Sequence[Clip]) -> None:
+            fresh = [
+                c
+                for c in clips
+                if c.id not in queued
+                and c.source == ClipSource.cloud
+                and not c.deleted_upstream
+                and not c.partial
+                and c.state in repo.PENDING_STATES
+            ]
+            for c in fresh:
+                queued.add(c.id)  # type: ignore[arg-type]
+                queue.put_nowait(c)
+            if fresh:
+                self.reporter.planned(len(queued))
+
+        with session_scope(self.engine) as s:
+            enqueue(repo.pending_clips(s, self.account_id, ClipSource.cloud))
+        report.pending_before = len(queued)
+
+        async def discover() -> None:
+            try:
+                await self._guarded(self._discover_cloud(report, enqueue), report)
+            finally:
+                queue.put_nowait(None)  # the cloud queue is complete
+            # USB after the listing, so it sees every cloud row (a recording in both is stored once)
+            await self._guarded(self._discover_local(report), report)
+
+        async def worker() -> None:
+            while (clip := await queue.get()) is not None:
+                check = getattr(self, "cloud_duplicate_check", None)
+                if check is not None and await asyncio.to_thread(check, clip):
+                    continue
+                await self.archive_clip(clip, report)
+            queue.put_nowait(None)  # let the next worker see the end too
+
+        try:  # an auth failure (or the breaker) cancels the other transfers at once
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(discover())
+                for _ in range(2 * self.settings.sync.concurrency):  # bounds the staged clips
+                    tg.create_task(worker())
+        except* (AuthError, ConfigError) as group:
+            raise group.exceptions[0] from None
+
+    @staticmethod
+    async def _guarded(step: Awaitable[None], report: SyncReport) -> None:
+        """A source that fails (listing error, Sync Module offline) is reported; the run goes on."""
+        try:
+            await step
+        except (AuthError, ConfigError):
+            raise
+        except ArchiverError as exc:
+            report.errors.append(_one_line(exc))
+
+    async def _discover_cloud(self, report: SyncReport, on_new: Callable[[Sequence[Clip]], None]) -> None:
         first = datetime.fromisoformat(self.settings.sync.since)
         if first.tzinfo is None:
             first = first.replace(tzinfo=UTC)
@@ -173,6 +228,7 @@ class AccountSync:
             cloud.Filters(self.account_settings.cameras, self.account_settings.networks),
             timedelta(minutes=self.settings.sync.overlap_minutes),
             first,
+            on_new,
         )
         report.listed, report.new, report.pages = result.listed, result.new, result.pages
 
@@ -181,28 +237,6 @@ class AccountSync:
         source = getattr(self, "local_source", None)
         if source is not None:
             report.local = await source(self, report)
-
-    async def _fetch_pending(self, report: SyncReport) -> None:
-        with session_scope(self.engine) as s:
-            pending = [
-                c
-                for c in repo.pending_clips(s, self.account_id)
-                if not c.deleted_upstream and not c.partial and c.source == ClipSource.cloud
-            ]
-        report.pending_before = len(pending)
-        self.reporter.planned(len(pending))
-        sem = asyncio.Semaphore(self.settings.sync.concurrency)
-
-        async def one(clip: Clip) -> None:
-            async with sem:
-                await self.archive_clip(clip, report)
-
-        try:  # an auth failure (or the breaker) cancels the other transfers at once
-            async with asyncio.TaskGroup() as tg:
-                for clip in pending:
-                    tg.create_task(one(clip))
-        except* (AuthError, ConfigError) as group:
-            raise group.exceptions[0] from None
 
     async def _cloud_cleanup(self, report: SyncReport) -> None:
         """Opt-in: delete archived clips from the Blink cloud, only once every destination was checked
@@ -271,20 +305,21 @@ class AccountSync:
         work.mkdir(parents=True, exist_ok=True)
         try:
             key = self.key_for(clip)
-            if fetch_clip is not None:
-                media = await fetch_clip(work / "clip.mp4")
-            else:
-                media = await download(
-                    self.http,
-                    self.api.url(clip.media_url or ""),
-                    work / "clip.mp4",
-                    kind="clip",
-                    min_bytes=self.settings.sync.min_clip_bytes,
-                )
+            async with self._transfers:
+                if fetch_clip is not None:
+                    media = await fetch_clip(work / "clip.mp4")
+                else:
+                    media = await download(
+                        self.http,
+                        self.api.url(clip.media_url or ""),
+                        work / "clip.mp4",
+                        kind="clip",
+                        min_bytes=self.settings.sync.min_clip_bytes,
+                    )
+                thumb = await self._thumbnail(clip, work)
             self.reporter.bytes_fetched(media.size)
             self._mark(clip, ClipState.downloaded, size=media.size, sha256=media.sha256)
             files = [StagedFile(ObjectKind.clip, media.path, key, media.size, media.sha256)]
-            thumb = await self._thumbnail(clip, work)
             if thumb is not None:
                 files.append(
                     StagedFile(
@@ -293,13 +328,23 @@ class AccountSync:
                 )
             files = await self._process(clip, work, key, files, has_thumbnail=thumb is not None)
             if self.settings.sync.sidecar:
-                files.append(self._sidecar(clip, work, key, files))
+                files.append(await asyncio.to_thread(self._sidecar, clip, work, key, files))
             metadata = {
                 "clip-id": clip.identity,
                 "camera": clip.camera_name or "",
                 "recorded-at": clip.created_at.astimezone(UTC).isoformat(),
             }
-            await store_all(self.engine, clip.id, files, self.destinations, metadata)
+            updates = {"last_error": None, **self.row_updates.pop(clip.identity, {})}
+
+            def finish(s: Session) -> None:
+                row = s.get(Clip, clip.id)
+                if row is not None:
+                    for k, v in {**updates, "state": ClipState.stored, "stored_at": utcnow()}.items():
+                        setattr(row, k, v)
+                        setattr(clip, k, v)
+                    s.add(row)
+
+            await store_all(self.engine, clip.id, files, self.destinations, metadata, finish)
         except (AuthError, ConfigError):
             self._fail(clip, "interrupted: authentication failed")
             raise
@@ -315,8 +360,7 @@ class AccountSync:
             self.reporter.clip_done(clip, False, message)
             return False
         finally:
-            self._remove(work)
-        self._mark(clip, ClipState.stored, stored_at=utcnow(), last_error=self.notes.pop(clip.identity, None))
+            await asyncio.to_thread(shutil.rmtree, work, True)
         report.stored += 1
         report.bytes += sum(f.size for f in files)
         self.reporter.clip_done(clip, True)
@@ -395,9 +439,6 @@ class AccountSync:
             row.attempts += 1
             row.last_error = message
             s.add(row)
-
-    def _remove(self, work: Path) -> None:
-        shutil.rmtree(work, ignore_errors=True)
 
     def _clean_staging(self) -> None:
         """Leftovers of a killed run are never trusted: they are refetched."""

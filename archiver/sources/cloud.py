@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -64,8 +65,10 @@ async def discover(
     filters: Filters,
     overlap: timedelta,
     first_since: datetime,
+    on_page: Callable[[Sequence[Clip]], None] | None = None,
 ) -> ListingResult:
-    """List every page since the cursor; the cursor moves only after the last page was read."""
+    """List every page since the cursor; the cursor moves only after the last page was read.
+    ``on_page`` gets each page's clips once they are committed, so fetching can start at once."""
     with session_scope(engine) as s:
         cur = repo.get_cursor(s, account_id)
         since = cur.since if cur else first_since
@@ -77,6 +80,7 @@ async def discover(
         if window_start is None:
             window_start = listing.server_time or datetime.now(UTC)
         items = [i for i in listing.page.media if i.id not in seen]
+        touched: list[Clip] = []
         seen.update(i.id for i in items)
         result.listed += len(items)
         with session_scope(engine) as s:
@@ -107,6 +111,9 @@ async def discover(
                     result.new += 1
                 _apply(clip, item)
                 s.add(clip)
+                touched.append(clip)
+        if on_page is not None:
+            on_page(touched)  # committed: the fetch may start on this page while the next is listed
     with session_scope(engine) as s:
         repo.set_cursor(s, account_id, (window_start or datetime.now(UTC)) - overlap)
     log.info(

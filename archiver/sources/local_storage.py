@@ -34,6 +34,7 @@ Decisions (see the module's tests):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -493,9 +494,19 @@ def upsert_manifest(
     return [(rid, cid) for _, rid, cid in todo]
 
 
+def _mark_if_usb_copy(s: Session, account_id: int, row: Clip) -> bool:
+    dup = _find_duplicate(
+        s, account_id, ClipSource.local, row.camera_blink_id, row.created_at, ARCHIVED_STATES, row.identity
+    )
+    if dup is None or dup.size is None:  # no real USB copy (a duplicate marker has no size)
+        return False
+    _mark_duplicate(row, dup, "USB")
+    s.add(row)
+    return True
+
+
 def mark_cloud_duplicates(sync: AccountSync) -> int:
     """Pending cloud rows whose recording is already stored from USB: mark them, do not fetch again."""
-    n = 0
     with session_scope(sync.engine) as s:
         pending = s.exec(
             select(Clip).where(
@@ -505,21 +516,28 @@ def mark_cloud_duplicates(sync: AccountSync) -> int:
                 col(Clip.camera_blink_id).is_not(None),
             )
         ).all()
-        for row in pending:
-            dup = _find_duplicate(
-                s,
-                sync.account_id,
-                ClipSource.local,
-                row.camera_blink_id,
-                row.created_at,
-                ARCHIVED_STATES,
-                row.identity,
-            )
-            if dup is not None and dup.size is not None:  # a real USB copy, not a duplicate marker
-                _mark_duplicate(row, dup, "USB")
-                s.add(row)
-                n += 1
-    return n
+        return sum(_mark_if_usb_copy(s, sync.account_id, row) for row in pending)
+
+
+def cloud_clip_is_duplicate(sync: AccountSync, clip: Clip) -> bool:
+    """Checked before a cloud clip is fetched: is the same recording already stored from USB?"""
+    if clip.camera_blink_id is None:
+        return False
+    with session_scope(sync.engine) as s:
+        row = s.get(Clip, clip.id)
+        return row is not None and _mark_if_usb_copy(s, sync.account_id, row)
+
+
+def _has_usb_clips(sync: AccountSync) -> bool:
+    with session_scope(sync.engine) as s:
+        return (
+            s.exec(
+                select(Clip.id)
+                .where(Clip.account_id == sync.account_id, Clip.source == ClipSource.local)
+                .limit(1)
+            ).first()
+            is not None
+        )
 
 
 # ------------------------------------------------------------------------------------------ the flow
@@ -557,7 +575,7 @@ async def _archive_one(
                 f"(neither bytes nor KiB)"
             )
             log.warning("clip=%s %s", clip.identity, note)
-            sync.notes.setdefault(clip.identity, note)
+            sync.row_updates.setdefault(clip.identity, {}).setdefault("last_error", note)
         return media
 
     if await sync.archive_clip(clip, report, fetch_clip=fetch_clip):
@@ -648,3 +666,5 @@ def attach(sync: Any) -> None:
     """Plug the USB source into an AccountSync when enabled."""
     if sync.settings.local_storage.enabled:
         sync.local_source = local_source
+        if _has_usb_clips(sync):  # cloud-only accounts pay nothing for the cross-source check
+            sync.cloud_duplicate_check = functools.partial(cloud_clip_is_duplicate, sync)
