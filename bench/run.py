@@ -333,7 +333,8 @@ def scenario1(b: Bench) -> None:
     b.s1 = r
     ratio = r["bp_s"] / r["ar_s"]
     b.row(
-        f"1 backlog {b.args.clips}x{b.args.clip_kib} KiB, unthrottled (rps=0, conc=3)",
+        f"1 backlog {b.args.clips}x{b.args.clip_kib} KiB, unthrottled "
+        f"(rps=0, conc={r['settings'].sync.concurrency})",
         f"{r['ar_s']:.2f} s, {r['ar_req']} req (incl. {r['ar_kinds'].get('thumbnail', 0)} thumbs)",
         f"blinkpy delay=0: {r['bp_s']:.2f} s, {r['bp_req']} req",
         f"{ratio:.2f}x faster",
