@@ -50,7 +50,7 @@ from sqlmodel import Session, select
 
 from archiver.config import RetentionSettings
 from archiver.db.models import Clip, ClipState, StoredObject
-from archiver.destinations.base import Destination, unreachable
+from archiver.destinations.base import Destination, delete_many, unreachable
 
 log = logging.getLogger(__name__)
 
@@ -307,46 +307,55 @@ def prune(
         stats.objects += 1
         stats.bytes += size
 
-    pending = 0
-    for item in result.forget:
-        gone: list[int] = []
-        objs = objects[item.clip_id]
-        for obj in objs:
-            backend = destinations.get(obj.destination)
-            if backend is None:
-                unconfigured[obj.destination] += 1
+    for start in range(0, len(result.forget), COMMIT_EVERY):
+        batch = result.forget[start : start + COMMIT_EVERY]
+        per_dest: dict[str, list[_Obj]] = defaultdict(list)
+        clip_of: dict[tuple[str, str], int] = {}
+        for item in batch:
+            for obj in objects[item.clip_id]:
+                clip_of[obj.destination, obj.key] = item.clip_id
+                if obj.destination not in destinations:
+                    unconfigured[obj.destination] += 1
+                elif dry_run:
+                    tally(obj.destination, obj.size)
+                else:
+                    per_dest[obj.destination].append(obj)
+        if dry_run:
+            continue
+        gone: set[int] = set()
+        for name, objs in per_dest.items():
+            if name in down:
+                down[name] += len(objs)
                 continue
-            if dry_run:
-                tally(obj.destination, obj.size)
-                continue
-            if obj.destination in down:
-                down[obj.destination] += 1
-                continue
-            try:
-                backend.delete(obj.key)
-            except Exception as exc:  # one failed object must not stop the prune
-                report.errors.append(f"clip {item.clip_id}: {obj.destination}: {exc}")
-                log.warning("prune delete failed clip=%s destination=%s", item.clip_id, obj.destination)
-                if (problem := unreachable(backend)) is not None:  # don't wait out a timeout per object
-                    report.errors.append(f"{problem} (skipping its remaining deletes)")
-                    down[obj.destination] = 0
-                continue
-            tally(obj.destination, obj.size)
-            gone.append(obj.id)
-        if dry_run or not gone:
+            backend = destinations[name]
+            failures = delete_many(backend, [o.key for o in objs])  # objects first, rows after
+            for obj in objs:
+                if obj.key not in failures:
+                    tally(name, obj.size)
+                    gone.add(obj.id)
+            by_error: dict[int, list[str]] = defaultdict(list)  # one line per distinct failure
+            for key, exc in failures.items():
+                by_error[id(exc)].append(key)
+            for keys in by_error.values():
+                if len(keys) == 1:
+                    report.errors.append(f"clip {clip_of[name, keys[0]]}: {name}: {failures[keys[0]]}")
+                else:
+                    report.errors.append(f"{name}: {failures[keys[0]]} ({len(keys)} objects kept)")
+                log.warning("prune delete failed destination=%s keys=%d", name, len(keys))
+            if failures and (problem := unreachable(backend)) is not None:
+                report.errors.append(f"{problem} (skipping its remaining deletes)")
+                down[name] = 0
+        if not gone:
             continue
         session.exec(delete(StoredObject).where(StoredObject.id.in_(gone)))  # type: ignore[union-attr,call-overload]
-        if len(gone) == len(objs):
+        pruned = [
+            i.clip_id for i in batch if objects[i.clip_id] and all(o.id in gone for o in objects[i.clip_id])
+        ]
+        if pruned:
             session.exec(
-                update(Clip).where(Clip.id == item.clip_id).values(state=ClipState.pruned)  # type: ignore[call-overload,arg-type]
+                update(Clip).where(Clip.id.in_(pruned)).values(state=ClipState.pruned)  # type: ignore[union-attr,call-overload,arg-type]
             )
-            report.pruned += 1
-            log.debug("pruned clip=%s reason=%s", item.clip_id, result.forget_reasons.get(item.clip_id))
-        pending += 1
-        if pending >= COMMIT_EVERY:
-            session.commit()
-            pending = 0
-    if not dry_run:
+            report.pruned += len(pruned)
         session.commit()
     for dest, count in sorted(down.items()):
         if count:

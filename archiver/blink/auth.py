@@ -13,15 +13,15 @@ import html
 import json
 import re
 import secrets
-import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 from pydantic import ValidationError
 
+from archiver.blink.credentials import Credentials
 from archiver.blink.http import BlinkHTTP
 from archiver.blink.models import LegacyLogin, TierInfo, TokenResponse, TwoFactorChallenge
 from archiver.config import BlinkSettings
@@ -34,44 +34,14 @@ OAUTH_BROWSER_UA = (
     "(KHTML, like Gecko) Version/26.1 Mobile/15E148 Safari/604.1"
 )
 TOKEN_UA = "Blink/2511191620 CFNetwork/3860.200.71 Darwin/25.1.0"
-REFRESH_MARGIN = timedelta(seconds=60)
 
 PinProvider = Callable[[TwoFactorChallenge], Awaitable[str | None]]
-
-
-def new_hardware_id() -> str:
-    return str(uuid.uuid4()).upper()
 
 
 def pkce_pair() -> tuple[str, str]:
     verifier = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     return verifier, challenge
-
-
-@dataclass(frozen=True)
-class Credentials:
-    hardware_id: str
-    auth_kind: str = "oauth"
-    access_token: str | None = None
-    refresh_token: str | None = None
-    expires_at: datetime | None = None
-    tier: str | None = None
-    account_id: int | None = None
-    user_id: int | None = None
-    client_id: int | None = None
-
-    def valid(self, now: datetime | None = None) -> bool:
-        if not self.access_token or self.account_id is None:
-            return False
-        if self.expires_at is None:
-            return True
-        return (now or datetime.now(UTC)) + REFRESH_MARGIN < self.expires_at
-
-    def __repr__(self) -> str:  # never print tokens
-        return (
-            f"Credentials(hardware_id={self.hardware_id!r}, tier={self.tier!r}, account_id={self.account_id})"
-        )
 
 
 _CSRF_RE = re.compile(r'<script[^>]*id="oauth-args"[^>]*>(.*?)</script>', re.S)

@@ -5,24 +5,20 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from archiver.blink.models import TwoFactorChallenge
 from archiver.cli import app, fail, settings
-from archiver.cli.progress import make_reporter
 from archiver.config import AccountSettings, Settings
-from archiver.db import repo
-from archiver.db.engine import session_scope
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import REDACTOR
-from archiver.pipeline.runner import make_account_sync, open_engine, sync_all
-from archiver.pipeline.sync import SyncReport
 
-console = Console()
+# The pipeline, the Blink client and the ORM load inside the commands that use them: `archiver status`
+# and `--help` start in a fraction of the time.
+if TYPE_CHECKING:
+    from archiver.blink.models import TwoFactorChallenge
+    from archiver.pipeline.sync import SyncReport
 
 
 def _account(s: Settings, name: str | None) -> AccountSettings:
@@ -62,6 +58,8 @@ def login(
         else:
             raise ConfigError("no password: use --password-stdin or set blink.password")
         REDACTOR.add(password, pin)
+        from archiver.db.engine import open_engine
+        from archiver.pipeline.runner import make_account_sync
 
         async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
             if pin:
@@ -112,6 +110,10 @@ def sync(
     account: Annotated[list[str] | None, typer.Option(help="Only these account names.")] = None,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
+    from archiver.cli.progress import make_reporter
+    from archiver.db.engine import open_engine
+    from archiver.pipeline.runner import sync_all
+
     try:
         s = settings()
         engine = open_engine(s)
@@ -124,6 +126,13 @@ def sync(
 @app.command()
 def status() -> None:
     """Cursor, clips by state (cloud and USB separately), last errors, archive size."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from archiver.db import repo
+    from archiver.db.engine import open_engine, session_scope
+
+    console = Console()
     try:
         s = settings()
         engine = open_engine(s)

@@ -11,9 +11,7 @@ import typer
 
 from archiver.cli import app, fail, settings
 from archiver.cli.commands import print_reports
-from archiver.cli.progress import make_reporter
 from archiver.errors import ArchiverError
-from archiver.pipeline.runner import make_account_sync, open_engine, sync_all
 
 DEMO_USER = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -28,6 +26,9 @@ def demo(
     clips: Annotated[int, typer.Option(min=1, max=500, help="Cloud clips per camera.")] = 3,
 ) -> None:
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
+    from archiver.cli.progress import make_reporter
+    from archiver.db.engine import open_engine
+    from archiver.pipeline.runner import make_account_sync, sync_all
     from archiver.simulator import SimConfig, Simulator
 
     with Simulator(

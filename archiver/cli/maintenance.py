@@ -8,8 +8,6 @@ import typer
 
 from archiver.cli import app, fail, settings
 from archiver.errors import ArchiverError
-from archiver.maintenance import run_prune, run_verify
-from archiver.pipeline.runner import open_engine
 
 
 @app.command("prune")
@@ -17,6 +15,9 @@ def prune_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; change nothing.")] = False,
 ) -> None:
     """Apply the [retention] policy: delete objects first, rows only after the delete succeeded."""
+    from archiver.db.engine import open_engine
+    from archiver.maintenance import run_prune
+
     try:
         s = settings()
         if not s.retention.configured:
@@ -41,6 +42,9 @@ def verify_cmd(
     sample: Annotated[int | None, typer.Option(min=1, help="Check a random sample of N objects.")] = None,
 ) -> None:
     """Re-read stored objects against the database; report missing, corrupt and stray objects."""
+    from archiver.db.engine import open_engine
+    from archiver.maintenance import run_verify
+
     try:
         s = settings()
         report = run_verify(s, open_engine(s), sample=sample)

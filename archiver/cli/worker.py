@@ -12,7 +12,7 @@ from archiver.errors import ArchiverError
 def run() -> None:
     """Run as a worker: sync on [schedule] (first sync at once), prune/verify, serve /healthz /readyz
     /metrics when [server] enabled; stops cleanly on SIGTERM/SIGINT (exit 0)."""
-    from archiver.pipeline.runner import open_engine
+    from archiver.db.engine import open_engine
     from archiver.worker import run_worker
 
     try:

@@ -6,12 +6,18 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+if TYPE_CHECKING:
+    from archiver.config import Settings
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+HEAD_REVISION = "0001"  # the newest file in migrations/versions (a test keeps the two in step)
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -56,8 +62,19 @@ def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
     return cfg
 
 
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as conn:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    except SQLAlchemyError:
+        return None
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision, in place (idempotent, safe on every start)."""
+    """Bring the schema to the newest revision, in place (idempotent, safe on every start). Alembic is
+    only loaded when the database is not at the head revision already (it costs start-up time)."""
+    if current_revision(engine) == HEAD_REVISION:
+        return
     from alembic import command
 
     command.upgrade(_alembic_config(engine), "head")
@@ -67,6 +84,12 @@ def open_database(url: str) -> Engine:
     engine = make_engine(url)
     migrate(engine)
     return engine
+
+
+def open_engine(settings: Settings) -> Engine:
+    """The configured database, created and migrated (its folder made under the data dir)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return open_database(settings.database_url)
 
 
 @contextmanager

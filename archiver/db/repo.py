@@ -9,7 +9,7 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from archiver.blink.auth import Credentials, new_hardware_id
+from archiver.blink.credentials import Credentials, new_hardware_id
 from archiver.db.engine import session_scope
 from archiver.db.models import (
     Account,

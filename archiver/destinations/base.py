@@ -7,7 +7,7 @@ already sanitised by the naming step; a backend still refuses any key that would
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -73,3 +73,17 @@ def unreachable(dest: Destination) -> str | None:
     except Exception as exc:  # a backend bug must not crash prune or verify
         return f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}"
     return None
+
+
+def delete_many(dest: Destination, keys: Sequence[str]) -> dict[str, Exception]:
+    """Delete many objects, in bulk where the backend can (``delete_many``); returns the failures."""
+    bulk = getattr(dest, "delete_many", None)
+    if bulk is not None:
+        return dict(bulk(keys))
+    failures: dict[str, Exception] = {}
+    for key in keys:
+        try:
+            dest.delete(key)
+        except Exception as exc:  # one failed object must not stop the others
+            failures[key] = exc
+    return failures

@@ -14,7 +14,7 @@ import glob
 import hashlib
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from archiver.destinations.base import DestinationError, ObjectInfo, check_key, is_temporary_key
@@ -76,9 +76,19 @@ class DiskDestination:
     def _error(self, action: str, key: str, exc: OSError) -> DestinationError:
         return DestinationError(f"disk destination {self.name!r}: {_reason(exc)} {action} {key}")
 
+    @property
+    def _real_root(self) -> Path:
+        """The root's real path, resolved once it exists (a prune resolves thousands of keys)."""
+        cached = getattr(self, "_real_root_cache", None)
+        if cached is None:
+            cached = self.root.resolve()
+            if cached.is_dir():
+                self._real_root_cache = cached
+        return cached
+
     def _resolve(self, key: str) -> Path:
         check_key(key, self.name)
-        root = self.root.resolve()
+        root = self._real_root
         target = root.joinpath(*key.split("/"))
         resolved = target.resolve()
         if not resolved.is_relative_to(root) or resolved == root:
@@ -217,26 +227,41 @@ class DiskDestination:
             raise self._error("reading", key, exc) from None
 
     def delete(self, key: str) -> None:
-        path = self._resolve(key)
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise self._error("deleting", key, exc) from None
-        root = self.root.resolve()
-        parent = path.parent
-        try:
-            _fsync_dir(parent)
-            # Tidy the date/camera folders retention empties; stop at the first one still in use.
-            while parent != root and parent.is_relative_to(root):
-                parent.rmdir()
-                parent = parent.parent
-        except OSError:
-            pass
+        failures = self.delete_many([key])
+        if key in failures:
+            raise failures[key]
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, Exception]:
+        """Unlink every key, then fsync each folder that lost an entry once and tidy the date/camera
+        folders retention emptied (stopping at the first one still in use)."""
+        failures: dict[str, Exception] = {}
+        touched: set[Path] = set()
+        for key in keys:
+            try:
+                path = self._resolve(key)
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            except DestinationError as exc:
+                failures[key] = exc
+                continue
+            except OSError as exc:
+                failures[key] = self._error("deleting", key, exc)
+                continue
+            touched.add(path.parent)
+        root = self._real_root
+        for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
+            with contextlib.suppress(OSError):
+                _fsync_dir(folder)
+            parent = folder
+            with contextlib.suppress(OSError):
+                while parent != root and parent.is_relative_to(root):
+                    parent.rmdir()
+                    parent = parent.parent
+        return failures
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        root = self.root.resolve()
+        root = self._real_root
         folder = prefix.rsplit("/", 1)[0] if "/" in prefix else ""
         start = root.joinpath(*folder.split("/")) if folder else root
         if folder:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import mimetypes
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -253,6 +253,26 @@ class S3Destination:
     def delete(self, key: str) -> None:
         with self._errors("deleting", key):
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, Exception]:
+        """DeleteObjects, 1,000 keys a request; returns the keys S3 refused (a missing key is fine)."""
+        failures: dict[str, Exception] = {}
+        for i in range(0, len(keys), 1000):
+            chunk = list(keys[i : i + 1000])
+            try:
+                with self._errors("deleting", f"{len(chunk)} objects"):
+                    resp = self.client.delete_objects(
+                        Bucket=self.bucket,
+                        Delete={"Objects": [{"Key": self._key(k)} for k in chunk], "Quiet": True},
+                    )
+            except DestinationError as exc:
+                failures.update(dict.fromkeys(chunk, exc))
+                continue
+            for err in resp.get("Errors", []):
+                key = err.get("Key", "")[len(self.prefix) :]
+                reason = f"{err.get('Code')} {err.get('Message', '')}".strip()
+                failures[key] = DestinationError(f"s3 destination {self.name!r}: deleting {key}: {reason}")
+        return failures
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         paginator = self.client.get_paginator("list_objects_v2")

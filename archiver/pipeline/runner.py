@@ -1,4 +1,4 @@
-"""Run a sync for every configured account: open the database, build destinations, report."""
+"""Run a sync for every configured account: build destinations, take the lease, report."""
 
 from __future__ import annotations
 
@@ -10,16 +10,13 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from archiver.config import AccountSettings, Settings
-from archiver.db.engine import open_database
+from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
 from archiver.pipeline.sync import AccountSync, Reporter, SyncReport
 
+__all__ = ["make_account_sync", "open_engine", "sync_all"]
+
 log = logging.getLogger("archiver.runner")
-
-
-def open_engine(settings: Settings) -> Engine:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return open_database(settings.database_url)
 
 
 def make_account_sync(
