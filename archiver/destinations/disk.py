@@ -236,9 +236,21 @@ class DiskDestination:
         folders retention emptied (stopping at the first one still in use)."""
         failures: dict[str, Exception] = {}
         touched: set[Path] = set()
+        parents: dict[str, Path] = {}  # folder key -> its real path, resolved once per folder
+        root = self._real_root
         for key in keys:
             try:
-                path = self._resolve(key)
+                check_key(key, self.name)
+                folder, _, name = key.rpartition("/")
+                real = parents.get(folder)
+                if real is None:
+                    real = root.joinpath(*folder.split("/")).resolve() if folder else root
+                    if not real.is_relative_to(root):
+                        raise DestinationError(
+                            f"disk destination {self.name!r}: refused key {key!r}: it leaves the root"
+                        )
+                    parents[folder] = real
+                path = real / name  # unlink removes a link itself, never what it points to
                 os.unlink(path)
             except FileNotFoundError:
                 continue
@@ -249,7 +261,6 @@ class DiskDestination:
                 failures[key] = self._error("deleting", key, exc)
                 continue
             touched.add(path.parent)
-        root = self._real_root
         for folder in sorted(touched, key=lambda p: len(p.parts), reverse=True):
             with contextlib.suppress(OSError):
                 _fsync_dir(folder)
