@@ -106,7 +106,7 @@ class Clip(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("account_id", "identity"),
-        Index("ix_clip_state_account", "account_id", "state"),
+        Index("ix_clip_account_source_state", "account_id", "source", "state"),
         Index("ix_clip_camera_time", "account_id", "camera_blink_id", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 21:58:21.894213
+Create Date: 2026-11-22 22:58:34.580836
 """
 
 from __future__ import annotations
@@ -109,10 +109,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("account_id", "identity"),
     )
     with op.batch_alter_table("clip", schema=None) as batch_op:
+        batch_op.create_index("ix_clip_account_source_state", ["account_id", "source", "state"], unique=False)
         batch_op.create_index(
             "ix_clip_camera_time", ["account_id", "camera_blink_id", "created_at"], unique=False
         )
-        batch_op.create_index("ix_clip_state_account", ["account_id", "state"], unique=False)
 
     op.create_table(
         "cursor",
@@ -224,8 +224,8 @@ def downgrade() -> None:
 
     op.drop_table("cursor")
     with op.batch_alter_table("clip", schema=None) as batch_op:
-        batch_op.drop_index("ix_clip_state_account")
         batch_op.drop_index("ix_clip_camera_time")
+        batch_op.drop_index("ix_clip_account_source_state")
 
     op.drop_table("clip")
     with op.batch_alter_table("camera", schema=None) as batch_op:
