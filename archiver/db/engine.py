@@ -44,7 +44,10 @@ def make_engine(url: str) -> Engine:
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA synchronous=NORMAL")  # WAL: a kill -9 loses nothing; see engine docs
+            # WAL + NORMAL: a killed process loses no committed transaction; a power cut may roll back the
+            # last few, which only means refetching clips (puts are idempotent, rows never run ahead of
+            # the files they describe).
+            cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
             cur.close()

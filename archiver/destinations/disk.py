@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import hashlib
 import os
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -138,8 +136,10 @@ class DiskDestination:
         if current is not None and current.size == size and self.hash(key) == sha256:
             return ObjectInfo(key=key, size=size, sha256=sha256)
 
-        self._sweep_stale_temps(dest)
-        tmp = dest.parent / f".{dest.name}.{uuid.uuid4().hex[:12]}.part"
+        # One temp name per key (one writer per key: the account lease), so a put killed half-way leaves
+        # nothing behind once the key is put again; no directory scan needed.
+        tmp = dest.parent / f".{dest.name}.part"
+        self._discard(tmp)
         try:
             for attempt in range(3):  # a concurrent prune may remove an empty folder under us
                 self._makedirs(dest.parent)
@@ -159,14 +159,6 @@ class DiskDestination:
             raise
         self._discard(tmp)  # rename of a hard link onto the same inode is a no-op that leaves tmp behind
         return ObjectInfo(key=key, size=size, sha256=sha256)
-
-    @staticmethod
-    def _sweep_stale_temps(dest: Path) -> None:
-        """Temp files of an earlier, killed put of this key (one writer per key: the account lease)."""
-        with contextlib.suppress(OSError):
-            for stale in dest.parent.glob(f".{glob.escape(dest.name)}.*.part"):
-                with contextlib.suppress(OSError):
-                    stale.unlink()
 
     def _link_or_copy(self, src: Path, tmp: Path, sha256: str, key: str) -> None:
         try:
