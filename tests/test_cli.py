@@ -120,3 +120,10 @@ def test_demo_archives_into_the_demo_folder(tmp_path: Path) -> None:
     res = run_cli(["demo", "--folder", str(tmp_path / "demo")], env)
     assert res.returncode == 0, res.stderr
     assert len(archive_files(tmp_path / "demo" / "archive", ".mp4")) >= 9
+
+
+def test_sync_since_with_a_bad_date_is_a_one_line_error(tmp_path: Path, sim2fa: Simulator) -> None:
+    res = run_cli(["sync", "--since", "last tuesday"], cli_env(tmp_path, sim2fa))
+    assert res.returncode == 2 and res.stderr.strip().splitlines() == [
+        "error: --since 'last tuesday' is not a date like 2024-05-01 or 2024-05-01T08:00+00:00"
+    ]

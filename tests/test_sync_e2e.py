@@ -208,3 +208,17 @@ def test_several_accounts_share_one_database_keyed_by_account(
         "shared",
         "shared",
     ]
+
+
+def test_sync_since_relists_an_older_window_after_a_filter_change(tmp_path: Path, sim: Simulator) -> None:
+    net = sim.add_network("Home")
+    front, garage = sim.add_camera(net, "Front Door"), sim.add_camera(net, "Garage")
+    sim.add_clip(front, created_at=datetime(2024, 5, 1, 8, tzinfo=UTC), size=10_000)
+    sim.add_clip(garage, created_at=datetime(2024, 5, 1, 9, tzinfo=UTC), size=10_000)
+    assert run_sync(make_settings(tmp_path, sim, sync={"cameras": ["Front Door"]})).stored == 1
+    unfiltered = make_settings(tmp_path, sim)
+    assert run_sync(unfiltered).stored == 0  # the garage clip is behind the cursor now
+    reports = asyncio.run(
+        sync_all(unfiltered, open_engine(unfiltered), rescan_from=datetime(2024, 1, 1, tzinfo=UTC))
+    )
+    assert reports[0].stored == 1 and sim.request_count("/media/clip/") == 2

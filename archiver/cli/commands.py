@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -105,9 +106,26 @@ def print_reports(reports: list[SyncReport]) -> int:
     return code
 
 
+def _parse_since(text: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(
+            f"--since {text!r} is not a date like 2024-05-01 or 2024-05-01T08:00:00+00:00"
+        ) from None
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
 @app.command()
 def sync(
     account: Annotated[list[str] | None, typer.Option(help="Only these account names.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            help="Also list again everything changed since this date (e.g. 2024-05-01), "
+            "after a filter change; what is already stored is not fetched again."
+        ),
+    ] = None,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
     from archiver.cli.progress import make_reporter
@@ -116,8 +134,11 @@ def sync(
 
     try:
         s = settings()
+        rescan = _parse_since(since) if since else None
         engine = open_engine(s)
-        reports = asyncio.run(sync_all(s, engine, accounts=account, reporter_factory=make_reporter))
+        reports = asyncio.run(
+            sync_all(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
+        )
     except ArchiverError as exc:
         raise fail(exc) from None
     raise typer.Exit(print_reports(reports))

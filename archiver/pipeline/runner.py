@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from datetime import datetime
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -57,6 +58,7 @@ async def sync_all(
     accounts: list[str] | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     reporter_factory: Callable[[str], Reporter] | None = None,
+    rescan_from: datetime | None = None,
 ) -> list[SyncReport]:
     from archiver.db.lease import account_lease
 
@@ -75,6 +77,7 @@ async def sync_all(
                 transport=transport,
                 reporter=reporter_factory(account.name) if reporter_factory else None,
             )
+            sync.rescan_from = rescan_from
             try:
                 reports.append(await sync.run())
             finally:

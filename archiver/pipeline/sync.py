@@ -130,6 +130,7 @@ class AccountSync:
         # Transfer slots are held only while bytes move; probing, hashing and storing happen after the
         # slot is released, so the network stays busy.
         self._transfers = asyncio.Semaphore(settings.sync.concurrency)
+        self.rescan_from: datetime | None = None  # `archiver sync --since`
 
     async def aclose(self) -> None:
         self.reporter.close()
@@ -229,6 +230,7 @@ class AccountSync:
             timedelta(minutes=self.settings.sync.overlap_minutes),
             first,
             on_new,
+            self.rescan_from,
         )
         report.listed, report.new, report.pages = result.listed, result.new, result.pages
 

@@ -66,12 +66,17 @@ async def discover(
     overlap: timedelta,
     first_since: datetime,
     on_page: Callable[[Sequence[Clip]], None] | None = None,
+    rescan_from: datetime | None = None,
 ) -> ListingResult:
     """List every page since the cursor; the cursor moves only after the last page was read.
     ``on_page`` gets each page's clips once they are committed, so fetching can start at once."""
     with session_scope(engine) as s:
         cur = repo.get_cursor(s, account_id)
         since = cur.since if cur else first_since
+    if (
+        rescan_from is not None
+    ):  # `archiver sync --since`: list an older window again (the cursor never moves back)
+        since = min(since, rescan_from)
     result = ListingResult()
     seen: set[int] = set()
     window_start: datetime | None = None
