@@ -125,5 +125,5 @@ def test_demo_archives_into_the_demo_folder(tmp_path: Path) -> None:
 def test_sync_since_with_a_bad_date_is_a_one_line_error(tmp_path: Path, sim2fa: Simulator) -> None:
     res = run_cli(["sync", "--since", "last tuesday"], cli_env(tmp_path, sim2fa))
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
-        "error: --since 'last tuesday' is not a date like 2024-05-01 or 2024-05-01T08:00+00:00"
+        "error: --since 'last tuesday' is not a date like 2024-05-01 or 2024-05-01T08:00:00+00:00"
     ]
