@@ -42,11 +42,22 @@ def make_settings(sim: Simulator, tmp_path: Path, **local: Any) -> Settings:
     return load_settings(
         None,
         data_dir=tmp_path,
-        blink={"server_url": sim.url, "username": sim.config.username, "password": sim.config.password,
-               "max_requests_per_second": 0, "backoff_max_s": 0.5},
+        blink={
+            "server_url": sim.url,
+            "username": sim.config.username,
+            "password": sim.config.password,
+            "max_requests_per_second": 0,
+            "backoff_max_s": 0.5,
+        },
         database={"url": f"sqlite:///{tmp_path / 'archiver.db'}"},
-        local_storage={"poll_interval_s": 0.05, "busy_pause_s": 0.05, "command_deadline_s": 10,
-                       "manifest_deadline_s": 10, "upload_deadline_s": 20, **local},
+        local_storage={
+            "poll_interval_s": 0.05,
+            "busy_pause_s": 0.05,
+            "command_deadline_s": 10,
+            "manifest_deadline_s": 10,
+            "upload_deadline_s": 20,
+            **local,
+        },
     )
 
 
@@ -301,8 +312,35 @@ def test_kill_during_upload_wait_then_resume(sim: Simulator, tmp_path: Path) -> 
     engine.dispose()
     assert len(clips) == 2 and len({o.clip_id for o in clips}) == 2
 
-    status = subprocess.run([sys.executable, "-c", "from archiver.cli import main; main()", "status"],
-                            env={**env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=60)
+    status = subprocess.run(
+        [sys.executable, "-c", "from archiver.cli import main; main()", "status"],
+        env={**env, "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert status.returncode == 0, status.stderr
     local_line = next(line for line in status.stdout.splitlines() if "local" in line)
     assert "2" in local_line
+
+
+def test_a_pending_usb_clip_that_left_the_card_is_reported_not_left_pending(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    net = sim.add_network("Cabin")
+    cam = sim.add_camera(net, "Porch")
+    sm = sim.add_sync_module(net, "SM2", local_storage=True)
+    gone, kept = sim.add_local_clip(sm, cam, size=20_000), sim.add_local_clip(sm, cam, size=20_000)
+    sim.faults.upload_delay_s = 30  # the first sync gives up waiting: both clips stay pending
+    first = run_sync(make_settings(sim, tmp_path, upload_deadline_s=0.3))
+    settings = make_settings(sim, tmp_path)
+    assert first.exit_code == 1
+    assert {c.state for c in rows(settings, ClipSource.local)} == {ClipState.failed}
+    next(c for c in sim.state.local_clips.values() if c.clip_id == gone).deleted = True  # the card rotated it
+    sim.faults.upload_delay_s = 0.1
+    run_sync(settings)
+    by_id = {c.blink_id: c for c in rows(settings, ClipSource.local)}
+    assert by_id[kept].state == ClipState.stored
+    lost = by_id[gone]
+    assert lost.state == ClipState.failed and lost.deleted_upstream
+    assert "no longer on the USB storage" in (lost.last_error or "")

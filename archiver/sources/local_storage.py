@@ -420,6 +420,7 @@ def upsert_manifest(
         key: int | str = cam[0] if cam else alnum(mc.camera_name)
         entries.append((mc, local_identity(module.blink_id, key, mc.created_at), cam))
     todo: list[tuple[datetime, int, str]] = []
+    listed: list[Clip] = []
     with session_scope(sync.engine) as s:
         known = repo.clips_by_identity(s, sync.account_id, (e[1] for e in entries))
         missing = [e for e in entries if e[1] not in known]
@@ -469,6 +470,7 @@ def upsert_manifest(
             row.media_url = None  # the URL is built per fetch from the newest manifest id
             row.thumbnail_url = None  # USB clips have no Blink thumbnail: one is generated
             s.add(row)
+            listed.append(row)
             if row.state in PENDING_STATES:
                 dup = _find_duplicate(
                     s,
@@ -490,8 +492,28 @@ def upsert_manifest(
                 s.flush()
                 assert row.id is not None
                 todo.append((at, row.id, mc.id))
+        s.flush()
+        _mark_vanished(s, sync.account_id, module.blink_id, {r.id for r in listed if r.id is not None})
     todo.sort()
     return [(rid, cid) for _, rid, cid in todo]
+
+
+def _mark_vanished(s: Session, account_id: int, module_id: int, listed: set[int]) -> None:
+    """Pending USB clips of this module that the newest manifest no longer lists (the card rotated them
+    out, or someone deleted them) can never be fetched: say so instead of leaving them pending."""
+    q = select(Clip).where(
+        Clip.account_id == account_id,
+        Clip.source == ClipSource.local,
+        Clip.sync_module_blink_id == module_id,
+        col(Clip.state).in_(list(PENDING_STATES)),
+        col(Clip.deleted_upstream).is_(False),
+    )
+    for row in s.exec(q):
+        if row.id not in listed:
+            row.deleted_upstream = True
+            row.state = ClipState.failed
+            row.last_error = "no longer on the USB storage (rotated out or deleted) before it was archived"
+            s.add(row)
 
 
 def _mark_if_usb_copy(s: Session, account_id: int, row: Clip) -> bool:
