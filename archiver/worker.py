@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -27,6 +27,10 @@ from archiver.errors import ArchiverError
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
 from archiver.notify import AlertTracker, Notifier
+
+if TYPE_CHECKING:
+    from archiver.retention import PruneReport
+    from archiver.verify import VerifyReport
 
 log = logging.getLogger("archiver.worker")
 
@@ -59,7 +63,6 @@ class Worker:
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_sync_start: float | None = None
-        self._warned: set[str] = set()
         self._lock = threading.Lock()
         self.stopping = False
 
@@ -168,11 +171,6 @@ class Worker:
                 failed=r.failed,
             )
 
-    def _destinations(self) -> dict[str, Any]:
-        from archiver.destinations import build_destinations
-
-        return {d.name: d for d in build_destinations(self.settings)}
-
     def _job_lease(self, name: str, ttl: timedelta) -> tuple[bool, str]:
         import os
         import socket
@@ -182,59 +180,38 @@ class Worker:
         holder = f"{socket.gethostname()}:{os.getpid()}:worker"
         return try_acquire(self.engine, f"job:{name}", holder, ttl), holder
 
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            log.warning(message)
-
-    def prune_once(self) -> Any:
-        """Thin adapter over archiver.retention.prune (skipped when that module is not available)."""
-        try:
-            from archiver.retention import prune
-        except ImportError as exc:
-            self._warn_once("prune", f"prune job skipped: retention is not available ({exc})")
-            return None
-        from archiver.db.engine import session_scope
+    def prune_once(self) -> PruneReport | None:
         from archiver.db.lease import release
+        from archiver.maintenance import run_prune
 
         held, holder = self._job_lease("prune", timedelta(hours=1))
         if not held:
             log.info("prune skipped: another process is pruning")
             return None
         try:
-            with session_scope(self.engine) as s:
-                report = prune(s, self._destinations(), self.settings.retention, datetime.now(UTC), False)
+            report = run_prune(self.settings, self.engine)
         finally:
             release(self.engine, "job:prune", holder)
-        log.info(
-            "prune done clips=%s pruned=%s errors=%d",
-            getattr(report, "clips", "?"),
-            getattr(report, "pruned", "?"),
-            len(getattr(report, "errors", []) or []),
-        )
+        log.info("prune done clips=%s pruned=%s errors=%d", report.clips, report.pruned, len(report.errors))
         return report
 
-    def verify_once(self) -> Any:
-        """Thin adapter over archiver.verify.verify (skipped when that module is not available)."""
-        try:
-            from archiver.verify import verify
-        except ImportError as exc:
-            self._warn_once("verify", f"verify job skipped: verify is not available ({exc})")
-            return None
-        from archiver.db.engine import session_scope
+    def verify_once(self) -> VerifyReport:
+        from archiver.maintenance import run_verify
 
-        sample = self.settings.schedule.verify_sample or None
-        with session_scope(self.engine) as s:
-            report = verify(s, self._destinations(), sample)
-        ok = getattr(report, "ok", True)
+        report = run_verify(self.settings, self.engine, sample=self.settings.schedule.verify_sample or None)
         log.log(
-            logging.INFO if ok else logging.WARNING,
+            logging.INFO if report.ok else logging.WARNING,
             "verify done checked=%s ok=%s",
-            getattr(report, "checked", "?"),
-            ok,
+            report.checked,
+            report.ok,
         )
-        if not ok:
-            counts = {k: len(getattr(report, k, []) or []) for k in ("missing", "corrupt", "stray", "errors")}
+        if not report.ok:
+            counts = {
+                "missing": len(report.missing),
+                "corrupt": len(report.corrupt),
+                "stray": len(report.stray),
+                "errors": len(report.errors),
+            }
             self.alerts.notifier.send(
                 "blink-archiver: verify found problems", " ".join(f"{k}={v}" for k, v in counts.items())
             )

@@ -109,3 +109,20 @@ def test_cloud_cleanup_is_off_by_default_and_deletes_only_archived_clips(
     report = run_sync(make_settings(tmp_path, sim, cloud_cleanup={"enabled": True}))
     assert report.cloud_deleted == 2 and len(sim.deleted_cloud_ids) == 2
     assert sim.deleted_cloud_ids < set(ids)
+
+
+def test_worker_prune_and_verify_jobs_use_the_configured_destinations(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    from archiver.pipeline.runner import open_engine
+    from archiver.worker import Worker
+
+    sim.add_clips(camera, 3, size=10_000)
+    settings = make_settings(tmp_path, sim, retention={"keep_last": 1, "prune_after_sync": False})
+    run_sync(settings)
+    worker = Worker(settings, open_engine(settings))
+    report = worker.prune_once()
+    assert report is not None and report.pruned == 2
+    verified = worker.verify_once()
+    assert verified.ok and verified.checked == 3
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 1
