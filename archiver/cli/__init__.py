@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 from pathlib import Path
@@ -60,10 +59,6 @@ def settings(**overrides: object) -> Settings:
 def fail(exc: ArchiverError) -> typer.Exit:
     typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
     return typer.Exit(exc.exit_code)
-
-
-def run_async(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(coro)
 
 
 def main() -> None:

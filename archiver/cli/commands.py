@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime
@@ -59,6 +58,8 @@ def login(
         else:
             raise ConfigError("no password: use --password-stdin or set blink.password")
         REDACTOR.add(password, pin)
+        import asyncio
+
         from archiver.db.engine import open_engine
         from archiver.pipeline.runner import make_account_sync
 
@@ -128,6 +129,8 @@ def sync(
     ] = None,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
+    import asyncio
+
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.pipeline.runner import sync_all

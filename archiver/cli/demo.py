@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
@@ -26,6 +25,8 @@ def demo(
     clips: Annotated[int, typer.Option(min=1, max=500, help="Cloud clips per camera.")] = 3,
 ) -> None:
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
+    import asyncio
+
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.pipeline.runner import make_account_sync, sync_all
