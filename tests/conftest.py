@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -76,6 +77,25 @@ def sha256(path: Path) -> str:
 
 def archive_files(root: Path, suffix: str) -> list[Path]:
     return sorted(p for p in root.rglob(f"*{suffix}") if p.is_file() and not p.name.startswith("."))
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (for servers we start, or for 'unreachable' endpoints)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def sim_config(tmp_path: Path, sim: Simulator, extra: str = "") -> Path:
+    """An archiver.toml pointing at the simulator's demo account (for CLI subprocesses), plus ``extra``."""
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path / "data"}"\n'
+        f'[blink]\nserver_url = "{sim.url}"\nusername = "{sim.config.username}"\n'
+        f'password = "{sim.config.password}"\nmax_requests_per_second = 0\n'
+        "[processing]\nprobe = false\n" + extra
+    )
+    return cfg
 
 
 def cli_env(settings_dir: Path, sim: Simulator, **extra: str) -> dict[str, str]:

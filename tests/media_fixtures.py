@@ -21,13 +21,31 @@ def ffmpeg_exe() -> str:
     return find_ffmpeg(None)
 
 
-def make_clip(dst: Path, *, seconds: float = 2.0, size: str = "320x240", rate: int = 15,
-              faststart: bool = True, audio: bool = False, ffmpeg: str | None = None) -> Path:
+def make_clip(
+    dst: Path,
+    *,
+    seconds: float = 2.0,
+    size: str = "320x240",
+    rate: int = 15,
+    faststart: bool = True,
+    audio: bool = False,
+    ffmpeg: str | None = None,
+) -> Path:
     """A ``testsrc`` clip: libx264 if the build has it, else mpeg4; optional AAC sine audio."""
     exe = ffmpeg or ffmpeg_exe()
     vcodec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] if "libx264" in encoders(exe) else ["-c:v", "mpeg4"]
-    cmd = [exe, "-hide_banner", "-nostdin", "-v", "error", "-y",
-           "-f", "lavfi", "-i", f"testsrc=size={size}:rate={rate}"]
+    cmd = [
+        exe,
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc=size={size}:rate={rate}",
+    ]
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
     cmd += ["-t", str(seconds), *vcodec]
@@ -42,9 +60,27 @@ def make_clip(dst: Path, *, seconds: float = 2.0, size: str = "320x240", rate: i
 
 def make_audio_only(dst: Path, seconds: float = 1.0) -> Path:
     exe = ffmpeg_exe()
-    subprocess.run([exe, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi",
-                    "-i", "sine=frequency=440:sample_rate=16000", "-t", str(seconds), "-c:a", "aac",
-                    str(dst)], check=True, timeout=60)
+    subprocess.run(
+        [
+            exe,
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=16000",
+            "-t",
+            str(seconds),
+            "-c:a",
+            "aac",
+            str(dst),
+        ],
+        check=True,
+        timeout=60,
+    )
     return dst
 
 

@@ -11,6 +11,10 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+from conftest import free_port
+
+from archiver.config import S3DestinationSettings
+from archiver.destinations.s3 import S3Destination
 
 DUMMY_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -45,3 +49,15 @@ def s3_bucket(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, s
     bucket = f"test-{uuid.uuid4().hex[:16]}"
     boto3.client("s3", endpoint_url=moto_server, region_name="us-east-1").create_bucket(Bucket=bucket)
     return moto_server, bucket
+
+
+def unreachable_s3(name: str = "s3") -> S3Destination:
+    """An S3 destination whose endpoint is a closed loopback port, failing fast (one try, 1 s)."""
+    return S3Destination(
+        S3DestinationSettings(
+            bucket="bkt", endpoint_url=f"http://127.0.0.1:{free_port()}", region="us-east-1"
+        ),
+        name,
+        connect_timeout=1,
+        max_attempts=1,
+    )

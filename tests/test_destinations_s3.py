@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import time
 from pathlib import Path
 
 import boto3
 import pytest
+from conftest import free_port
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 
 from archiver.config import S3DestinationSettings
@@ -133,15 +133,9 @@ def test_missing_bucket(moto_server: str, tmp_path: Path, monkeypatch) -> None:
         dest.check()
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_unreachable_endpoint_is_quick_and_secret_free(tmp_path: Path) -> None:
     secret = "SuperSecretKey/123+abc"
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     settings = S3DestinationSettings(
         bucket="bkt", endpoint_url=endpoint, access_key_id="AKIDTEST", secret_access_key=secret
     )

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import sim_config
 from sqlalchemy.engine import Engine
 
 from archiver.db.engine import open_database
@@ -74,15 +75,7 @@ def test_account_lease_context_manager(engine: Engine) -> None:
 
 
 def _config(tmp_path: Path, sim: Simulator, db_url: str) -> Path:
-    cfg = tmp_path / "archiver.toml"
-    cfg.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n'
-        f'[blink]\nserver_url = "{sim.url}"\nusername = "{sim.config.username}"\n'
-        f'password = "{sim.config.password}"\nmax_requests_per_second = 0\n'
-        f'[database]\nurl = "{db_url}"\n'
-        "[processing]\nprobe = false\n"
-    )
-    return cfg
+    return sim_config(tmp_path, sim, f'[database]\nurl = "{db_url}"\n')
 
 
 @pytest.mark.timeout(90)
@@ -96,8 +89,14 @@ def test_two_sync_processes_one_wins(tmp_path: Path) -> None:
         env = {**os.environ, "ARCHIVER_CONFIG": str(cfg)}
         env.pop("ARCHIVER_DATA_DIR", None)
         procs = [
-            subprocess.Popen([sys.executable, "-c", CLI, "sync"], env=env, stdin=subprocess.DEVNULL,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            subprocess.Popen(
+                [sys.executable, "-c", CLI, "sync"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
             for _ in range(2)
         ]
         outs = []

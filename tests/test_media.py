@@ -59,8 +59,8 @@ def _alive(pid: int) -> bool:
 def _top_boxes(path: Path) -> list[bytes]:
     data, pos, out = path.read_bytes(), 0, []
     while pos + 8 <= len(data):
-        size = int.from_bytes(data[pos:pos + 4], "big")
-        out.append(data[pos + 4:pos + 8])
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        out.append(data[pos + 4 : pos + 8])
         pos += size if size else len(data)
     return out
 
@@ -160,8 +160,9 @@ def test_probe_accepts_simulator_clip(tmp_path: Path, ffmpeg_path: str) -> None:
 
 
 @pytest.mark.parametrize("keep", [0.98, 0.6, 0.3, 0.05, 40])
-def test_probe_rejects_truncated(good_clip: Path, moov_last_clip: Path, tmp_path: Path,
-                                 ffmpeg_path: str, keep: float | int) -> None:
+def test_probe_rejects_truncated(
+    good_clip: Path, moov_last_clip: Path, tmp_path: Path, ffmpeg_path: str, keep: float | int
+) -> None:
     for clip in (good_clip, moov_last_clip):
         cut = truncate_copy(clip, tmp_path / f"cut-{clip.name}", keep)
         with pytest.raises(MediaError, match=r"truncated|moov|not a media file") as ei:
@@ -169,8 +170,9 @@ def test_probe_rejects_truncated(good_clip: Path, moov_last_clip: Path, tmp_path
         assert "\n" not in str(ei.value)
 
 
-def test_decode_check_alone_rejects_truncated_mdat(truncated_clip: Path, ffmpeg_path: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decode_check_alone_rejects_truncated_mdat(
+    truncated_clip: Path, ffmpeg_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Even without the box walk, the ffmpeg pass rejects a cut mdat (exit 0 without -xerror)."""
     monkeypatch.setattr(probe_mod, "mp4_structure_problem", lambda p: None)
     with pytest.raises(MediaError, match="decode failed"):
@@ -203,9 +205,13 @@ def test_mp4_structure_problem(good_clip: Path, tmp_path: Path) -> None:
 
 
 def test_parse_ffprobe_json() -> None:
-    data = {"streams": [{"codec_type": "audio", "codec_name": "aac"},
-                        {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080}],
-            "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "30.016"}}
+    data = {
+        "streams": [
+            {"codec_type": "audio", "codec_name": "aac"},
+            {"codec_type": "video", "codec_name": "h264", "width": 1920, "height": 1080},
+        ],
+        "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2", "duration": "30.016"},
+    }
     assert parse_ffprobe_json(data) == MediaInfo(30.016, 1920, 1080, "h264", "mov,mp4,m4a,3gp,3g2,mj2")
     with pytest.raises(MediaError, match="no video stream"):
         parse_ffprobe_json({"streams": [{"codec_type": "audio"}], "format": {}})
@@ -213,9 +219,12 @@ def test_parse_ffprobe_json() -> None:
 
 def test_probe_via_ffprobe_path(good_clip: Path, tmp_path: Path, ffmpeg_path: str) -> None:
     """The ffprobe branch, with a stand-in ffprobe that prints canned JSON (none ships here)."""
-    fake = _exe(tmp_path / "ffprobe", "#!/bin/sh\ncat <<'EOF'\n"
-                '{"streams": [{"codec_type": "video", "codec_name": "h264", "width": 320, "height": 240}],'
-                ' "format": {"format_name": "mov,mp4", "duration": "2.000"}}\nEOF\n')
+    fake = _exe(
+        tmp_path / "ffprobe",
+        "#!/bin/sh\ncat <<'EOF'\n"
+        '{"streams": [{"codec_type": "video", "codec_name": "h264", "width": 320, "height": 240}],'
+        ' "format": {"format_name": "mov,mp4", "duration": "2.000"}}\nEOF\n',
+    )
     assert probe(good_clip, ffmpeg_path, ffprobe=str(fake)) == MediaInfo(2.0, 320, 240, "h264", "mov,mp4")
 
 
@@ -259,8 +268,9 @@ def test_transcode_failures_leave_nothing(good_clip: Path, tmp_path: Path, ffmpe
     assert list(tmp_path.iterdir()) == []
 
 
-def test_av1_without_encoder_is_a_clear_error(good_clip: Path, tmp_path: Path, ffmpeg_path: str,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_av1_without_encoder_is_a_clear_error(
+    good_clip: Path, tmp_path: Path, ffmpeg_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(ff, "encoders", lambda exe: frozenset({"libx264"}))
     with pytest.raises(MediaError, match="none of the encoders libsvtav1, libaom-av1, librav1e"):
         transcode_cmd(good_clip, tmp_path / "o.mp4", "av1", 30, "medium", ffmpeg_path)
@@ -297,8 +307,9 @@ def test_preview(kind: str, good_clip: Path, tmp_path: Path, ffmpeg_path: str) -
     assert res.kind == kind and res.note is None
 
 
-def test_preview_falls_back_to_gif(good_clip: Path, tmp_path: Path, ffmpeg_path: str,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_preview_falls_back_to_gif(
+    good_clip: Path, tmp_path: Path, ffmpeg_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = ff.encoders(ffmpeg_path)
     monkeypatch.setattr(ff, "encoders", lambda exe: real - {"libwebp", "libwebp_anim"})
     res = make_preview(good_clip, tmp_path / "p.webp", ffmpeg_path, kind="webp", timeout=30)
@@ -334,8 +345,10 @@ class RunSpy:
                 self.calls.append((t0, time.monotonic(), list(cmd)))
 
     def max_concurrency(self) -> int:
-        events = sorted([(s, 1) for s, _, _ in self.calls] + [(e, -1) for _, e, _ in self.calls],
-                        key=lambda x: (x[0], x[1]))
+        events = sorted(
+            [(s, 1) for s, _, _ in self.calls] + [(e, -1) for _, e, _ in self.calls],
+            key=lambda x: (x[0], x[1]),
+        )
         cur = best = 0
         for _, d in events:
             cur += d
@@ -353,12 +366,16 @@ def test_processor_probe_only(clip_copy: Path, tmp_path: Path, monkeypatch: pyte
 
 
 def test_processor_everything(clip_copy: Path, tmp_path: Path) -> None:
-    s = ProcessingSettings(transcode="h265", preset="ultrafast", keep_original=False, thumbnail="both",
-                           preview="webp")
+    s = ProcessingSettings(
+        transcode="h265", preset="ultrafast", keep_original=False, thumbnail="both", preview="webp"
+    )
     res = _process(s, clip_copy, tmp_path / "work")
     assert res.warnings == []
     assert [(d.kind, d.suffix) for d in res.derived] == [
-        ("thumbnail", ".jpg"), ("transcode", ".h265.mp4"), ("preview", ".webp")]
+        ("thumbnail", ".jpg"),
+        ("transcode", ".h265.mp4"),
+        ("preview", ".webp"),
+    ]
     assert [d.path.name for d in res.derived] == ["clip.jpg", "clip.h265.mp4", "clip.webp"]
     assert all(d.path.exists() for d in res.derived)
     assert res.keep_original is False  # transcode succeeded: the pipeline stores only the transcode
@@ -395,8 +412,9 @@ def test_processor_probe_failure_raises(truncated_clip: Path, json_file: Path, t
 
 
 def test_processor_failed_transcode_is_a_warning(clip_copy: Path, tmp_path: Path) -> None:
-    res = _process(ProcessingSettings(transcode="h264", preset="bogus", keep_original=False),
-                   clip_copy, tmp_path / "w")
+    res = _process(
+        ProcessingSettings(transcode="h264", preset="bogus", keep_original=False), clip_copy, tmp_path / "w"
+    )
     assert res.keep_original is True and res.derived == []
     assert len(res.warnings) == 1 and "invalid preset 'bogus'" in res.warnings[0]
     assert res.warnings[0].startswith("transcode")
@@ -411,8 +429,9 @@ def test_processor_timed_out_transcode_is_a_warning(clip_copy: Path, tmp_path: P
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_processor_pool_bounds_concurrency(workers: int, good_clip: Path, tmp_path: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_processor_pool_bounds_concurrency(
+    workers: int, good_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clips = [shutil.copyfile(good_clip, tmp_path / f"c{i}.mp4") for i in range(3)]
     spy = RunSpy(monkeypatch, delay=0.03)
     s = ProcessingSettings(transcode="remux", thumbnail="generated", workers=workers)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import free_port
 from pydantic import SecretStr
 
 from archiver.config import NotifySettings
@@ -145,15 +145,9 @@ def test_without_apprise_nothing_happens(
     assert "apprise is not installed" in caplog.text
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.timeout(60)
 def test_worker_notifies_failing_account_without_secrets(tmp_path: Path, webhook: Webhook) -> None:
-    port = _free_port()
+    port = free_port()
     with Simulator(SimConfig(two_factor=False), Faults(latency_s=0.2)) as sim:
         sim.add_camera(sim.add_network("Home"), "Front")
         cfg = tmp_path / "archiver.toml"
@@ -167,8 +161,14 @@ def test_worker_notifies_failing_account_without_secrets(tmp_path: Path, webhook
         )
         env = {**os.environ, "ARCHIVER_CONFIG": str(cfg)}
         env.pop("ARCHIVER_DATA_DIR", None)
-        proc = subprocess.Popen([sys.executable, "-c", CLI, "run"], env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CLI, "run"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         try:
             deadline = time.monotonic() + 30
             while not webhook.payloads and time.monotonic() < deadline and proc.poll() is None:

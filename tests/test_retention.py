@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from s3_fixtures import moto_server, s3_bucket  # noqa: F401
+from s3_fixtures import moto_server, s3_bucket, unreachable_s3  # noqa: F401
 from sqlmodel import Session, select
 
 from archiver import retention
@@ -349,15 +348,7 @@ def test_prune_skips_an_unreachable_destination_after_one_failure(tmp_path: Path
                     clip_id=o.clip_id, destination="s3", kind=o.kind, key=o.key, size=o.size, sha256="0"
                 )
             )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    s3 = S3Destination(
-        S3DestinationSettings(bucket="bkt", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1"),
-        "s3",
-        connect_timeout=1,
-        max_attempts=1,
-    )
+    s3 = unreachable_s3()
     monkeypatch.setattr(retention, "COMMIT_EVERY", 1)  # one clip per batch: later batches are skipped
     with session_scope(engine) as s:
         report = prune(s, {"disk": disk, "s3": s3}, RetentionSettings(keep_last=1), NOW)

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import random
-import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-from s3_fixtures import moto_server, s3_bucket  # noqa: F401
+from s3_fixtures import moto_server, s3_bucket, unreachable_s3  # noqa: F401
 from sqlmodel import Session, select
 
 from archiver.config import S3DestinationSettings
@@ -143,15 +142,7 @@ def test_unreachable_destination_is_an_error_not_a_crash(tmp_path: Path, monkeyp
                     clip_id=o.clip_id, destination="s3", kind=o.kind, key=o.key, size=o.size, sha256=o.sha256
                 )
             )
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    s3 = S3Destination(
-        S3DestinationSettings(bucket="bkt", endpoint_url=f"http://127.0.0.1:{port}", region="us-east-1"),
-        "s3",
-        connect_timeout=1,
-        max_attempts=1,
-    )
+    s3 = unreachable_s3()
     with session_scope(engine) as s:
         report = verify(s, {"disk": disk, "s3": s3})
     assert report.checked == 2 and report.verified == 2

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import free_port, sim_config
 from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
@@ -26,32 +26,28 @@ pytest_plugins = ["pg_fixtures"]
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def write_config(tmp_path: Path, sim: Simulator, port: int) -> Path:
-    cfg = tmp_path / "archiver.toml"
-    cfg.write_text(
-        f'data_dir = "{tmp_path / "data"}"\n'
-        f'[blink]\nserver_url = "{sim.url}"\nusername = "{sim.config.username}"\n'
-        f'password = "{sim.config.password}"\nmax_requests_per_second = 0\n'
-        "[processing]\nprobe = false\n"
+    return sim_config(
+        tmp_path,
+        sim,
         '[schedule]\ninterval = "1m"\n'
         f'[server]\nenabled = true\nhost = "127.0.0.1"\nport = {port}\nunhealthy_after = "1h"\n'
-        "[log]\njson = true\n"
+        "[log]\njson = true\n",
     )
-    return cfg
 
 
 def start(cfg: Path, *args: str, log: Path | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "ARCHIVER_CONFIG": str(cfg)}
     env.pop("ARCHIVER_DATA_DIR", None)
     out = log.open("w") if log else subprocess.PIPE
-    return subprocess.Popen([sys.executable, "-c", CLI, *args], env=env, stdin=subprocess.DEVNULL,
-                            stdout=out, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, proc: subprocess.Popen[str]) -> None:
@@ -132,6 +128,7 @@ def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
         sim.faults.latency_s = 0.1
         proc = start(cfg, "run", log=tmp_path / "worker2.log")
         try:
+
             def downloading() -> bool:
                 text = httpx.get(f"{base}/metrics").text
                 return 'what="download clip"' in text
@@ -186,6 +183,7 @@ def test_worker_on_postgres(tmp_path: Path, pg_url: str) -> None:
         cfg.write_text(cfg.read_text() + f'[database]\nurl = "{pg_url}"\n')
         proc = start(cfg, "run", log=tmp_path / "worker.log")
         try:
+
             def stored() -> bool:
                 text = httpx.get(f"{base}/metrics").text
                 return metric(text, "archiver_clips_stored_total", account="default") == 3.0

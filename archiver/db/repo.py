@@ -23,6 +23,7 @@ from archiver.db.models import (
 )
 
 PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
+ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
 
 
 def _aware(ts: datetime | None) -> datetime | None:

@@ -67,8 +67,7 @@ HOMESCREEN_CURSOR = "homescreen"
 DUPLICATE_WINDOW = timedelta(seconds=2)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CLOUD_GIVE_UP = 3  # failed cloud attempts after which the USB copy of the same recording is fetched
-ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
-PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
+ARCHIVED_STATES, PENDING_STATES = repo.ARCHIVED_STATES, repo.PENDING_STATES
 
 
 # ------------------------------------------------------------------------------------------ helpers
