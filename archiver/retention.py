@@ -76,10 +76,6 @@ class RetentionPlan:
     def forget_bytes(self) -> int:
         return sum(item.size for item in self.forget)
 
-    @property
-    def keep_ids(self) -> set[int]:
-        return set(self.keep)
-
 
 @lru_cache(maxsize=256)
 def _zone(name: str | None) -> tzinfo:

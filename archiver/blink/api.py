@@ -218,12 +218,3 @@ class BlinkAPI:
         return await self.command_post(
             self.local_clip_url(network_id, sync_id, manifest_id, clip_id), "clip upload request"
         )
-
-    @staticmethod
-    def not_found_code(resp: httpx.Response) -> int | None:
-        if "json" not in resp.headers.get("content-type", ""):
-            return None
-        try:
-            return ApiMessage.model_validate_json(resp.content).code
-        except ValidationError:
-            return None

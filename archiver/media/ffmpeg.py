@@ -114,10 +114,6 @@ def encoders(ffmpeg: str) -> frozenset[str]:
     return _encoders(ffmpeg)
 
 
-def has_encoder(ffmpeg: str, name: str) -> bool:
-    return name in encoders(ffmpeg)
-
-
 # --------------------------------------------------------------------------------------------- building
 
 
