@@ -196,6 +196,45 @@ class NotifySettings(Section):
     daily_summary: bool = False
 
 
+class MqttSettings(Section):
+    """Home Assistant over MQTT (discovery, clip events, "sync now"); off while ``url`` is unset."""
+
+    url: str | None = None  # mqtt://host:1883 or mqtts://host:8883
+    username: str | None = None
+    password: SecretStr | None = None
+    discovery_prefix: str = "homeassistant"
+    base_topic: str = "blink-archiver"
+    ca_file: Path | None = None  # mqtts with a private CA; default: the system's CAs
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return v
+
+    @field_validator("discovery_prefix", "base_topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v or any(c in v for c in "#+\x00"):
+            raise ValueError("must be a plain MQTT topic (no wildcards)")
+        return v
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 class LogSettings(Section):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -231,6 +270,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
 

@@ -133,14 +133,16 @@ def sync(
 
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import sync_all
+    from archiver.homeassistant.oneshot import sync_all_with_mqtt  # plain sync_all without [mqtt]
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
         reports = asyncio.run(
-            sync_all(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
+            sync_all_with_mqtt(
+                s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan
+            )
         )
     except ArchiverError as exc:
         raise fail(exc) from None
