@@ -6,6 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -13,15 +17,17 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, cli_env, free_port, make_settings, run_cli
+from conftest import PASSWORD, USER, cli_env, free_port, make_settings, run_cli, sim_config
 from ha_schema import parse_topic, validate
 from mqtt_fixtures import Broker, Listener, retained
+from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select
 
 from archiver.config import AccountSettings, load_settings
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Account, Clip, ClipState
 from archiver.errors import AuthError, ConfigError, TwoFactorRequired
+from archiver.homeassistant.bridge import SYNC_NOW_DEBOUNCE_S
 from archiver.homeassistant.discovery import (
     CameraInfo,
     Topics,
@@ -362,3 +368,112 @@ def test_a_broker_restart_mid_sync_loses_no_clip_and_no_event(
             states = [c.state for c in s.exec(select(Clip)).all()]
         engine.dispose()
         assert states.count(ClipState.stored) == 12
+
+
+def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(
+    tmp_path: Path,
+    broker: Broker,
+    sim: Simulator,
+    camera: int,
+    s3_bucket: tuple[str, str],  # noqa: F811 (the fixture)
+) -> None:
+    endpoint, bucket = s3_bucket
+    ids = sim.add_clips(camera, 2)
+    settings = make_settings(
+        tmp_path,
+        sim,
+        mqtt={"url": broker.url},
+        destinations=[{"type": "s3", "bucket": bucket, "prefix": "blink", "endpoint_url": endpoint}],
+    )
+    listener = Listener(broker, ["blink-archiver/#"])
+    try:
+        assert asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))[0].stored == 2
+        listener.wait(lambda: len(_events(listener)) == 2, 10, "2 clip events")
+        for e in _events(listener):
+            clip = next(f for f in e["files"] if f["kind"] == "clip")
+            assert clip["uri"] == f"s3://{bucket}/blink/{clip['key']}" and clip["path"] is None
+        thumb = retained(broker, f"blink-archiver/default/camera/{camera}/thumbnail")
+        assert list(thumb.values()) == [sim.thumbnail_bytes(ids[-1])]
+    finally:
+        listener.close()
+
+
+def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
+    tmp_path: Path, broker: Broker
+) -> None:
+    with Simulator(SimConfig(two_factor=True)) as sim:
+        sim.add_clips(sim.add_camera(sim.add_network("Home"), "Front Door"), 1)
+        settings = make_settings(tmp_path, sim, mqtt={"url": broker.url})
+        with pytest.raises(AuthError):
+            asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))
+    state = json.loads(retained(broker, "blink-archiver/default/state")["blink-archiver/default/state"])
+    assert state["login_needed"] is True and state["sync_problem"] is True
+    assert "archiver login" in state["details"]["login_reason"]
+    assert sim.config.password not in json.dumps(state)
+
+
+# -- the worker (`archiver run` as a real process) ----------------------------------------------------
+WORKER = "import archiver.cli.worker; from archiver.cli import main; main()"
+
+
+def _start_worker(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env["ARCHIVER_CONFIG"] = str(cfg)
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-c", WORKER, "run"], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+
+
+def _status(listener: Listener) -> str | None:
+    got = listener.topic("blink-archiver/status")
+    return got[-1].payload.decode() if got else None
+
+
+@pytest.mark.timeout(120)
+def test_worker_sync_now_archives_new_clips_and_kill_9_turns_availability_offline(
+    tmp_path: Path, broker: Broker
+) -> None:
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+        first = sim.add_clips(cam, 2)
+        cfg = sim_config(tmp_path, sim, f'[schedule]\ninterval = "1h"\n[mqtt]\nurl = "{broker.url}"\n')
+        listener = Listener(broker, ["blink-archiver/#"])
+        log = tmp_path / "worker.log"
+        proc = _start_worker(cfg, log)
+        try:
+            listener.wait(lambda: _status(listener) == "online", 30, "availability online")
+            listener.wait(lambda: len(_events(listener)) == 2, 30, "the first sync's events")
+            assert proc.poll() is None
+
+            # three presses in a row: one more sync, which archives the new clips
+            second = sim.add_clips(cam, 3)
+            pressed = time.monotonic()
+            for _ in range(3):
+                listener.publish("blink-archiver/default/sync_now", "PRESS")
+            listener.wait(lambda: len(_events(listener)) == 5, 30, "the events of the new clips")
+            assert time.monotonic() - pressed < 15  # within a few seconds, not at the next interval (1 h)
+            assert sorted(e["id"] for e in _events(listener)) == sorted(str(i) for i in first + second)
+            time.sleep(SYNC_NOW_DEBOUNCE_S + 1)
+            assert log.read_text().count("sync start account=default") == 2, log.read_text()[-3000:]
+            state = json.loads(listener.topic("blink-archiver/default/state")[-1].payload)
+            assert state["sync_problem"] is False and state["failed_clips"] == 0
+
+            # kill -9: the broker publishes the last will
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+            listener.wait(lambda: _status(listener) == "offline", 15, "availability offline (last will)")
+            assert retained(broker, "blink-archiver/status") == {"blink-archiver/status": b"offline"}
+
+            # a clean stop says offline too (a clean disconnect does not fire the will)
+            proc = _start_worker(cfg, log)
+            listener.wait(lambda: _status(listener) == "online", 30, "availability online again")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(15) == 0
+            listener.wait(lambda: _status(listener) == "offline", 10, "availability offline (stop)")
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            listener.close()
+    text = log.read_text()
+    assert sim.config.password not in text

@@ -164,7 +164,7 @@ class HomeAssistant:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            failed = self._current_account or (accounts[0] if len(accounts) == 1 else None)
+            failed = accounts[0] if len(accounts) == 1 else self._current_account
             if failed is not None:
                 self.record_failure(failed, exc)
             await self._after(accounts)
