@@ -328,12 +328,16 @@ def test_a_broker_restart_mid_sync_loses_no_clip_and_no_event(
     caplog.set_level(logging.INFO, logger="archiver.mqtt")
     with Simulator(SimConfig(two_factor=False)) as sim:
         cam = sim.add_camera(sim.add_network("Home"), "Front Door")
-        ids = sim.add_clips(cam, 12)
-        sim.faults.latency_s = 0.15
+        ids = sim.add_clips(cam, 20)
+        sim.faults.latency_s = 0.1
+        gate = threading.Event()  # clip downloads hold while it is clear
+        gate.set()
+        sim.on_request = lambda method, path: "/media/clip/" in path and gate.wait(30)
         settings = make_settings(
             tmp_path, sim, mqtt={"url": broker.url}, sync={"concurrency": 2}, processing={"probe": False}
         )
-        listener = Listener(broker, ["blink-archiver/default/clip"])
+        status = "blink-archiver/status"
+        listener = Listener(broker, ["blink-archiver/default/clip", status])
         result: dict[str, object] = {}
 
         def run() -> None:
@@ -342,22 +346,31 @@ def test_a_broker_restart_mid_sync_loses_no_clip_and_no_event(
             except BaseException as exc:  # surfaced by the assertions below
                 result["error"] = exc
 
+        def live_online() -> int:  # "online" published while the listener is subscribed (not replays)
+            return len(listener.on(lambda m: m.topic == status and m.payload == b"online" and not m.retain))
+
         t = threading.Thread(target=run)
         t.start()
         try:
             listener.wait(lambda: len(_events(listener)) >= 2, 30, "the first events")
             broker.stop()
-            time.sleep(1.0)
+            downloads = sim.request_count("/media/clip/")
+            listener.wait(lambda: sim.request_count("/media/clip/") >= downloads + 3, 30, "archiving goes on")
+            gate.clear()  # keep the rest of the sync for after the restart
+            onlines = live_online()
             broker.start()
+            listener.wait(lambda: live_online() > onlines, 30, "the archiver back online")
+            gate.set()
             t.join(60)
             assert not t.is_alive()
             assert "error" not in result, result.get("error")
             reports = result["reports"]
-            assert isinstance(reports, list) and reports[0].ok and reports[0].stored == 12
+            assert isinstance(reports, list) and reports[0].ok and reports[0].stored == 20
             listener.wait(
                 lambda: {e["id"] for e in _events(listener)} >= {str(i) for i in ids}, 20, "every event"
             )
         finally:
+            gate.set()
             t.join(60)
             listener.close()
         logged = [r.getMessage() for r in caplog.records if r.name == "archiver.mqtt"]
@@ -367,7 +380,7 @@ def test_a_broker_restart_mid_sync_loses_no_clip_and_no_event(
         with session_scope(engine) as s:
             states = [c.state for c in s.exec(select(Clip)).all()]
         engine.dispose()
-        assert states.count(ClipState.stored) == 12
+        assert states.count(ClipState.stored) == 20
 
 
 def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(

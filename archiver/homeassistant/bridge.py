@@ -103,6 +103,8 @@ class HomeAssistant:
         self._pressed: set[str] = set()
         self._destinations: list[Destination] | None = None
         self._current_account: str | None = None
+        self._state_lock = asyncio.Lock()  # reads and publications of states happen in order
+        self._thumb_clip: dict[tuple[str, int], int] = {}  # (account, camera) -> clip whose thumbnail is out
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -110,7 +112,7 @@ class HomeAssistant:
         broker)."""
         self.link.start()
         self._spawn(self._process_clips(), "mqtt-clips")
-        await self.publish_states()
+        self._spawn(self._after(list(self.accounts)), "mqtt-announce")  # reads S3 thumbnails: not inline
 
     async def drain(self, timeout: float) -> bool:
         """Wait (bounded) until every clip event was built and handed to the broker."""
@@ -176,6 +178,8 @@ class HomeAssistant:
         return reports
 
     async def _after(self, accounts: Sequence[str]) -> None:
+        with suppress(TimeoutError):  # the clips' own updates first (bounded): then the states win
+            await asyncio.wait_for(self._clips.join(), 30)
         try:
             await self.publish_states(accounts)
         except Exception:  # never let the HA side fail a sync
@@ -211,7 +215,13 @@ class HomeAssistant:
     # -- states -------------------------------------------------------------------------------------
     async def publish_states(self, accounts: Sequence[str] | None = None) -> None:
         names = [a for a in (accounts or list(self.accounts)) if a in self.accounts]
-        snapshot = await asyncio.to_thread(self._read_states, names)
+        async with self._state_lock:
+            snapshot = await asyncio.to_thread(self._read_states, names)
+            self._publish_states(snapshot)
+
+    def _publish_states(
+        self, snapshot: dict[str, tuple[AccountState, list[tuple[d.CameraInfo, CameraState, bytes | None]]]]
+    ) -> None:
         for name, (acct, cameras) in snapshot.items():
             for pub in d.publications(self.topics, name, d.account_entities(self.topics, name)):
                 self.link.retain(pub)
@@ -232,17 +242,20 @@ class HomeAssistant:
                 if row is not None and row.id is not None:
                     for cam in cameras_of(s, row.id):
                         cstate, last = camera_state(s, row.id, cam)
-                        thumb = self._thumbnail(s, last)
-                        cams.append((cam, cstate, thumb))
+                        cams.append((cam, cstate, self._new_thumbnail(s, name, cam.id, last)))
                 out[name] = (acct, cams)
         return out
 
-    def _thumbnail(self, s: Any, clip: Clip | None) -> bytes | None:
-        if clip is None or clip.id is None:
+    def _new_thumbnail(self, s: Any, account: str, camera_id: int, clip: Clip | None) -> bytes | None:
+        """The thumbnail of the camera's newest clip, unless it is already out (no re-read each sync)."""
+        if clip is None or clip.id is None or self._thumb_clip.get((account, camera_id)) == clip.id:
             return None
         if self._destinations is None:
             self._destinations = build_destinations(self.settings)
-        return read_thumbnail(repo.objects_of(s, clip.id), self._destinations)
+        data = read_thumbnail(repo.objects_of(s, clip.id), self._destinations)
+        if data:
+            self._thumb_clip[(account, camera_id)] = clip.id
+        return data
 
     def _announce_camera(self, account: str, cam: d.CameraInfo) -> None:
         known = self._announced.setdefault(account, {})
@@ -270,13 +283,14 @@ class HomeAssistant:
         while True:
             account, clip_id = await self._clips.get()
             try:
-                built = await asyncio.to_thread(self._read_clip, account, clip_id)
-                if built is not None:
-                    event, cam, cstate, thumb = built
-                    if cam is not None and cstate is not None:
-                        self._announce_camera(account, cam)
-                        self._publish_camera(account, cam, cstate, thumb)
-                    self.link.send(self._json(self.topics.clip_event(account), event))
+                async with self._state_lock:
+                    built = await asyncio.to_thread(self._read_clip, account, clip_id)
+                    if built is not None:
+                        event, cam, cstate, thumb = built
+                        if cam is not None and cstate is not None:
+                            self._announce_camera(account, cam)
+                            self._publish_camera(account, cam, cstate, thumb)
+                        self.link.send(self._json(self.topics.clip_event(account), event))
             except Exception:  # one clip's event must never stop the others (nor the sync)
                 log.exception("mqtt: building the event of clip id=%s failed", clip_id)
             finally:
@@ -301,7 +315,7 @@ class HomeAssistant:
                 )
                 cstate, last = camera_state(s, clip.account_id, cam)
                 if last is not None and last.id == clip.id:  # the camera's newest clip: new thumbnail
-                    thumb = self._thumbnail(s, last)
+                    thumb = self._new_thumbnail(s, account, cam.id, last)
             image = d.image_entity_id(self.topics, account, cam) if cam is not None else None
             event = clip_event(s, account, clip, self._destinations, image)
             return event, cam, cstate, thumb
