@@ -138,8 +138,8 @@ class Listener:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}")
 
-    def publish(self, topic: str, payload: str) -> None:
-        self.client.publish(topic, payload, qos=1).wait_for_publish(5)
+    def publish(self, topic: str, payload: str, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
 
     def close(self) -> None:
         self.client.loop_stop()

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +25,7 @@ from sqlmodel import select
 
 from archiver.config import AccountSettings, load_settings
 from archiver.db.engine import make_engine, session_scope
+from archiver.db.lease import release, try_acquire
 from archiver.db.models import Account, Clip, ClipState
 from archiver.errors import AuthError, ConfigError, TwoFactorRequired
 from archiver.homeassistant.bridge import SYNC_NOW_DEBOUNCE_S
@@ -472,15 +473,36 @@ def test_worker_sync_now_archives_new_clips_and_kill_9_turns_availability_offlin
             state = json.loads(listener.topic("blink-archiver/default/state")[-1].payload)
             assert state["sync_problem"] is False and state["failed_clips"] == 0
 
+            # another process holds the account's lease: a press waits for it, never overlaps
+            engine = make_engine(f"sqlite:///{tmp_path / 'data' / 'archiver.db'}")
+            other = "elsewhere:1:cronjob"
+            assert try_acquire(engine, "account:default", other, timedelta(minutes=2))
+            third = sim.add_clips(cam, 1)
+            listener.publish("blink-archiver/default/sync_now", "PRESS")
+            time.sleep(SYNC_NOW_DEBOUNCE_S + 2)
+            text = log.read_text()
+            assert "waiting for the sync in progress to end" in text
+            assert text.count("sync start account=default") == 2
+            release(engine, "account:default", other)
+            engine.dispose()
+            listener.wait(lambda: len(_events(listener)) == 6, 30, "the event of the clip after the lease")
+            assert _events(listener)[-1]["id"] == str(third[0])
+            assert log.read_text().count("sync start account=default") == 3
+
             # kill -9: the broker publishes the last will
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             listener.wait(lambda: _status(listener) == "offline", 15, "availability offline (last will)")
             assert retained(broker, "blink-archiver/status") == {"blink-archiver/status": b"offline"}
 
-            # a clean stop says offline too (a clean disconnect does not fire the will)
+            # a clean stop says offline too (a clean disconnect does not fire the will); a press left
+            # retained on the broker is stale, not a press
+            listener.publish("blink-archiver/default/sync_now", "PRESS", retain=True)
+            presses = log.read_text().count("pressed in Home Assistant")
             proc = _start_worker(cfg, log)
             listener.wait(lambda: _status(listener) == "online", 30, "availability online again")
+            listener.wait(lambda: "ignored a retained" in log.read_text(), 10, "the stale press ignored")
+            assert log.read_text().count("pressed in Home Assistant") == presses
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(15) == 0
             listener.wait(lambda: _status(listener) == "offline", 10, "availability offline (stop)")

@@ -321,9 +321,12 @@ class HomeAssistant:
             return event, cam, cstate, thumb
 
     # -- "sync now" ---------------------------------------------------------------------------------
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         account = self.topics.account_from_command(topic, list(self.accounts))
         if account is None or self.sync_now_run is None:
+            return
+        if retained:  # a press someone left retained on the broker is not a press now
+            log.info("mqtt: ignored a retained message on %s", topic)
             return
         if payload.decode(errors="replace").strip() != d.PRESS:
             log.info("mqtt: ignored %r on %s (expected %s)", payload[:20], topic, d.PRESS)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 
 from pydantic import BaseModel, ConfigDict
 
@@ -25,8 +26,9 @@ PRESS = "PRESS"
 
 
 def slug(text: str) -> str:
-    """Lowercase [a-z0-9_] (topic levels, object ids, entity ids); never empty."""
-    out = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+    """Lowercase [a-z0-9_] (topic levels, object ids, entity ids), accents dropped; never empty."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    out = re.sub(r"[^a-z0-9]+", "_", ascii_text.lower()).strip("_")
     return out or "x"
 
 
@@ -107,7 +109,7 @@ class Origin(BaseModel):
 class EntityConfig(BaseModel):
     name: str
     unique_id: str
-    default_entity_id: str
+    default_entity_id: str | None = None  # set by _entity_ids
     device: Device
     origin: Origin = Origin()
     availability_topic: str
@@ -185,80 +187,82 @@ def account_entities(topics: Topics, account: str) -> list[tuple[str, AnyConfig]
     common = {"device": dev, "availability_topic": topics.availability}
 
     def ids(obj: str, component: str) -> dict[str, str]:
-        return {"unique_id": f"{node}_{obj}", "default_entity_id": f"{component}.{node}_{obj}"}
+        return {"unique_id": f"{node}_{obj}"}
 
     attrs = {"json_attributes_topic": state, "json_attributes_template": "{{ value_json.details | tojson }}"}
-    return [
-        (
-            "sync_problem",
-            BinarySensorConfig(
-                name="Sync problem",
-                state_topic=state,
-                value_template=_bool_template("sync_problem"),
-                **ids("sync_problem", "binary_sensor"),
-                **attrs,
-                **common,
+    return _entity_ids(
+        [
+            (
+                "sync_problem",
+                BinarySensorConfig(
+                    name="Sync problem",
+                    state_topic=state,
+                    value_template=_bool_template("sync_problem"),
+                    **ids("sync_problem", "binary_sensor"),
+                    **attrs,
+                    **common,
+                ),
             ),
-        ),
-        (
-            "login_needed",
-            BinarySensorConfig(
-                name="Login needed",
-                state_topic=state,
-                value_template=_bool_template("login_needed"),
-                icon="mdi:account-key",
-                **ids("login_needed", "binary_sensor"),
-                **common,
+            (
+                "login_needed",
+                BinarySensorConfig(
+                    name="Login needed",
+                    state_topic=state,
+                    value_template=_bool_template("login_needed"),
+                    icon="mdi:account-key",
+                    **ids("login_needed", "binary_sensor"),
+                    **common,
+                ),
             ),
-        ),
-        (
-            "last_sync",
-            SensorConfig(
-                name="Last sync",
-                state_topic=state,
-                value_template="{{ value_json.last_sync }}",
-                device_class="timestamp",
-                icon="mdi:cloud-sync",
-                **ids("last_sync", "sensor"),
-                **common,
+            (
+                "last_sync",
+                SensorConfig(
+                    name="Last sync",
+                    state_topic=state,
+                    value_template="{{ value_json.last_sync }}",
+                    device_class="timestamp",
+                    icon="mdi:cloud-sync",
+                    **ids("last_sync", "sensor"),
+                    **common,
+                ),
             ),
-        ),
-        (
-            "archive_size",
-            SensorConfig(
-                name="Archive size",
-                state_topic=state,
-                value_template="{{ value_json.archive_bytes }}",
-                device_class="data_size",
-                state_class="measurement",
-                unit_of_measurement="B",
-                **ids("archive_size", "sensor"),
-                **common,
+            (
+                "archive_size",
+                SensorConfig(
+                    name="Archive size",
+                    state_topic=state,
+                    value_template="{{ value_json.archive_bytes }}",
+                    device_class="data_size",
+                    state_class="measurement",
+                    unit_of_measurement="B",
+                    **ids("archive_size", "sensor"),
+                    **common,
+                ),
             ),
-        ),
-        (
-            "failed_clips",
-            SensorConfig(
-                name="Failed clips",
-                state_topic=state,
-                value_template="{{ value_json.failed_clips }}",
-                state_class="measurement",
-                icon="mdi:alert-circle-outline",
-                **ids("failed_clips", "sensor"),
-                **common,
+            (
+                "failed_clips",
+                SensorConfig(
+                    name="Failed clips",
+                    state_topic=state,
+                    value_template="{{ value_json.failed_clips }}",
+                    state_class="measurement",
+                    icon="mdi:alert-circle-outline",
+                    **ids("failed_clips", "sensor"),
+                    **common,
+                ),
             ),
-        ),
-        (
-            "sync_now",
-            ButtonConfig(
-                name="Sync now",
-                command_topic=topics.sync_now(account),
-                icon="mdi:sync",
-                **ids("sync_now", "button"),
-                **common,
+            (
+                "sync_now",
+                ButtonConfig(
+                    name="Sync now",
+                    command_topic=topics.sync_now(account),
+                    icon="mdi:sync",
+                    **ids("sync_now", "button"),
+                    **common,
+                ),
             ),
-        ),
-    ]
+        ]
+    )
 
 
 def camera_entities(topics: Topics, account: str, camera: CameraInfo) -> list[tuple[str, AnyConfig]]:
@@ -268,53 +272,68 @@ def camera_entities(topics: Topics, account: str, camera: CameraInfo) -> list[tu
     state = topics.camera_state(account, camera.id)
     common = {"device": dev, "availability_topic": topics.availability}
     cam = f"camera_{camera.id}"
-    readable = f"{node}_{slug(camera.name)}"
 
     def ids(obj: str, component: str) -> dict[str, str]:
-        return {"unique_id": f"{node}_{cam}_{obj}", "default_entity_id": f"{component}.{readable}_{obj}"}
+        return {"unique_id": f"{node}_{cam}_{obj}"}
 
+    return _entity_ids(
+        [
+            (
+                f"{cam}_last_clip",
+                SensorConfig(
+                    name=f"{camera.name} last clip",
+                    state_topic=state,
+                    value_template="{{ value_json.last_clip }}",
+                    device_class="timestamp",
+                    icon="mdi:cctv",
+                    json_attributes_topic=state,
+                    json_attributes_template="{{ value_json.details | tojson }}",
+                    **ids("last_clip", "sensor"),
+                    **common,
+                ),
+            ),
+            (
+                f"{cam}_clips_archived",
+                SensorConfig(
+                    name=f"{camera.name} clips archived",
+                    state_topic=state,
+                    value_template="{{ value_json.clips_archived }}",
+                    state_class="measurement",
+                    icon="mdi:filmstrip-box-multiple",
+                    **ids("clips_archived", "sensor"),
+                    **common,
+                ),
+            ),
+            (
+                f"{cam}_thumbnail",
+                ImageConfig(
+                    name=f"{camera.name} last clip thumbnail",
+                    image_topic=topics.camera_thumbnail(account, camera.id),
+                    **ids("thumbnail", "image"),
+                    **common,
+                ),
+            ),
+        ]
+    )
+
+
+def entity_id(component: str, config: EntityConfig) -> str:
+    """The entity id Home Assistant gives a discovered entity by default (device name + entity name);
+    sent as ``default_entity_id`` too, so the id is the same on every HA version."""
+    return f"{component}.{slug(config.device.name + ' ' + config.name)}"
+
+
+def _entity_ids(entities: list[tuple[str, AnyConfig]]) -> list[tuple[str, AnyConfig]]:
     return [
-        (
-            f"{cam}_last_clip",
-            SensorConfig(
-                name=f"{camera.name} last clip",
-                state_topic=state,
-                value_template="{{ value_json.last_clip }}",
-                device_class="timestamp",
-                icon="mdi:cctv",
-                json_attributes_topic=state,
-                json_attributes_template="{{ value_json.details | tojson }}",
-                **ids("last_clip", "sensor"),
-                **common,
-            ),
-        ),
-        (
-            f"{cam}_clips_archived",
-            SensorConfig(
-                name=f"{camera.name} clips archived",
-                state_topic=state,
-                value_template="{{ value_json.clips_archived }}",
-                state_class="measurement",
-                icon="mdi:filmstrip-box-multiple",
-                **ids("clips_archived", "sensor"),
-                **common,
-            ),
-        ),
-        (
-            f"{cam}_thumbnail",
-            ImageConfig(
-                name=f"{camera.name} last clip thumbnail",
-                image_topic=topics.camera_thumbnail(account, camera.id),
-                **ids("thumbnail", "image"),
-                **common,
-            ),
-        ),
+        (obj, cfg.model_copy(update={"default_entity_id": entity_id(COMPONENT[type(cfg)], cfg)}))
+        for obj, cfg in entities
     ]
 
 
 def image_entity_id(topics: Topics, account: str, camera: CameraInfo) -> str:
-    """The image entity's default id (for the clip event, so an automation can attach the thumbnail)."""
-    return f"image.{topics.node(account)}_{slug(camera.name)}_thumbnail"
+    """The camera's thumbnail image entity (in the clip event, so an automation can attach it)."""
+    _, image = camera_entities(topics, account, camera)[-1]
+    return entity_id("image", image)
 
 
 def publications(topics: Topics, account: str, entities: list[tuple[str, AnyConfig]]) -> list[Publication]:

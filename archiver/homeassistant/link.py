@@ -75,7 +75,7 @@ class MqttLink:
         settings: MqttSettings,
         availability_topic: str,
         *,
-        on_message: Callable[[str, bytes], None] | None = None,
+        on_message: Callable[[str, bytes, bool], None] | None = None,
         subscriptions: list[str] | None = None,
         client_name: str = "blink-archiver",
     ) -> None:
@@ -268,6 +268,6 @@ class MqttLink:
             if self.on_message is None:
                 continue
             try:
-                self.on_message(str(message.topic), payload)
+                self.on_message(str(message.topic), payload, bool(message.retain))
             except Exception:  # a handler bug must not drop the connection
                 log.exception("mqtt: handling a message on %s failed", message.topic)
