@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ from archiver.homeassistant.discovery import (
     publications,
 )
 from archiver.homeassistant.oneshot import sync_all_with_mqtt
-from archiver.homeassistant.state import login_needed_reason
+from archiver.homeassistant.state import CameraState, camera_state_after, login_needed_reason
 from archiver.pipeline.runner import open_engine
 from archiver.simulator import SimConfig, Simulator
 
@@ -168,6 +168,30 @@ def test_login_needed_reason(
     assert (reason is not None) == needed
     if reason and password:
         assert password not in reason
+
+
+def test_a_stored_clip_moves_the_camera_state_without_a_query() -> None:
+    cam = CameraInfo(id=7, name="Front Door")
+    t0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+    def clip(minutes: int, naive: bool = False) -> Clip:
+        at = t0 + timedelta(minutes=minutes)
+        return Clip(
+            account_id=1,
+            identity=f"cloud:{minutes}",
+            blink_id=str(minutes),
+            created_at=at.replace(tzinfo=None) if naive else at,
+            time_zone="Europe/Berlin",
+        )
+
+    empty = CameraState(last_clip=None, clips_archived=0)
+    first, newest = camera_state_after(cam, empty, clip(0))
+    assert newest and first.clips_archived == 1 and first.last_clip == t0.isoformat()
+    assert first.details["last_clip_local"] == "2024-05-01T14:00:00+02:00"
+    older, newest = camera_state_after(cam, first, clip(-30, naive=True))  # SQLite gives naive UTC
+    assert not newest and older.clips_archived == 2 and older.last_clip == first.last_clip
+    later, newest = camera_state_after(cam, older, clip(5, naive=True))
+    assert newest and later.clips_archived == 3 and later.details["last_clip_id"] == "5"
 
 
 # -- against a real broker ----------------------------------------------------------------------------

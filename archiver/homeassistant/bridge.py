@@ -36,6 +36,7 @@ from archiver.homeassistant.state import (
     account_row,
     account_state,
     camera_state,
+    camera_state_after,
     cameras_of,
     clip_event,
     login_needed_reason,
@@ -105,6 +106,7 @@ class HomeAssistant:
         self._current_account: str | None = None
         self._state_lock = asyncio.Lock()  # reads and publications of states happen in order
         self._thumb_clip: dict[tuple[str, int], int] = {}  # (account, camera) -> clip whose thumbnail is out
+        self._camera_states: dict[tuple[str, int], CameraState] = {}  # the last ones published
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -242,6 +244,7 @@ class HomeAssistant:
                 if row is not None and row.id is not None:
                     for cam in cameras_of(s, row.id):
                         cstate, last = camera_state(s, row.id, cam)
+                        self._camera_states[(name, cam.id)] = cstate
                         cams.append((cam, cstate, self._new_thumbnail(s, name, cam.id, last)))
                 out[name] = (acct, cams)
         return out
@@ -309,13 +312,19 @@ class HomeAssistant:
             cstate: CameraState | None = None
             thumb: bytes | None = None
             if clip.camera_blink_id is not None:
-                cam = next(
-                    (c for c in cameras_of(s, clip.account_id) if c.id == clip.camera_blink_id),
-                    d.CameraInfo(id=clip.camera_blink_id, name=clip.camera_name or "camera"),
+                cid = clip.camera_blink_id
+                cam = self._announced.get(account, {}).get(cid) or d.CameraInfo(
+                    id=cid, name=clip.camera_name or f"camera {cid}", network=clip.network_name
                 )
-                cstate, last = camera_state(s, clip.account_id, cam)
-                if last is not None and last.id == clip.id:  # the camera's newest clip: new thumbnail
-                    thumb = self._new_thumbnail(s, account, cam.id, last)
+                before = self._camera_states.get((account, cid))
+                if before is None:  # a camera not seen yet: count once
+                    cstate, last = camera_state(s, clip.account_id, cam)
+                    newest = last is not None and last.id == clip.id
+                else:
+                    cstate, newest = camera_state_after(cam, before, clip)
+                self._camera_states[(account, cid)] = cstate
+                if newest:  # the camera's newest clip: its thumbnail becomes the image
+                    thumb = self._new_thumbnail(s, account, cid, clip)
             image = d.image_entity_id(self.topics, account, cam) if cam is not None else None
             event = clip_event(s, account, clip, self._destinations, image)
             return event, cam, cstate, thumb

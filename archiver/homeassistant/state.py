@@ -177,6 +177,10 @@ def camera_state(s: Session, account_id: int, camera: CameraInfo) -> tuple[Camer
         )
     ).one()
     last = latest_stored(s, account_id, camera.id)
+    return _camera_state(camera, int(count), last), last
+
+
+def _camera_state(camera: CameraInfo, count: int, last: Clip | None) -> CameraState:
     details: dict[str, Any] = {"camera": camera.name, "camera_id": camera.id, "network": camera.network}
     if last is not None:
         details.update(
@@ -185,8 +189,18 @@ def camera_state(s: Session, account_id: int, camera: CameraInfo) -> tuple[Camer
             last_clip_source=last.source.value,
         )
     return CameraState(
-        last_clip=_iso(last.created_at) if last else None, clips_archived=int(count), details=details
-    ), last
+        last_clip=_iso(last.created_at) if last else None, clips_archived=count, details=details
+    )
+
+
+def camera_state_after(camera: CameraInfo, before: CameraState, clip: Clip) -> tuple[CameraState, bool]:
+    """The camera's state once ``clip`` is stored, from the state before it (no query: a backfill of
+    thousands of clips costs no count per clip); True when the clip is the camera's newest."""
+    created = clip.created_at if clip.created_at.tzinfo else clip.created_at.replace(tzinfo=UTC)
+    newest = before.last_clip is None or created >= datetime.fromisoformat(before.last_clip)
+    if newest:
+        return _camera_state(camera, before.clips_archived + 1, clip), True
+    return before.model_copy(update={"clips_archived": before.clips_archived + 1}), False
 
 
 def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | None) -> AccountState:
