@@ -230,6 +230,13 @@ class MqttSettings(Section):
             raise ValueError("must be a plain MQTT topic (no wildcards)")
         return v
 
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_file():
+            raise ValueError(f"{v} is not a readable file")
+        return v.expanduser() if v is not None else None
+
     @property
     def enabled(self) -> bool:
         return bool(self.url)

@@ -21,14 +21,33 @@ MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 
 
+def make_certificates(folder: Path) -> Path:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl); returns the CA file."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",
+            "-days", "2", "-subj", "/CN=blink-archiver test CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
+            "-subj", "/CN=127.0.0.1")  # fmt: skip
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-out", "server.pem", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    return folder / "ca.pem"
+
+
 class Broker:
     """``start`` / ``stop`` / ``restart`` keep the same port, so clients can reconnect to it."""
 
-    def __init__(self, folder: Path, *, credentials: tuple[str, str] | None = None) -> None:
+    def __init__(
+        self, folder: Path, *, credentials: tuple[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.credentials = credentials
+        self.ca_file = make_certificates(folder) if tls else None
         self.proc: subprocess.Popen[bytes] | None = None
         lines = [
             f"listener {self.port} 127.0.0.1",
@@ -45,12 +64,18 @@ class Broker:
                 [MOSQUITTO_PASSWD, "-b", "-c", str(pwfile), *credentials], check=True, capture_output=True
             )
             lines.append(f"password_file {pwfile}")
+        if self.ca_file is not None:
+            lines += [
+                f"cafile {self.ca_file}",
+                f"certfile {folder / 'server.pem'}",
+                f"keyfile {folder / 'server.key'}",
+            ]
         self.config = self.folder / "mosquitto.conf"
         self.config.write_text("\n".join(lines) + "\n")
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.ca_file else 'mqtt'}://127.0.0.1:{self.port}"
 
     def start(self) -> Broker:
         self.proc = subprocess.Popen(

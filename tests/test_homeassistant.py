@@ -142,7 +142,11 @@ def test_mqtt_settings_come_from_the_environment_and_bad_urls_are_one_line_error
         monkeypatch.setenv("ARCHIVER_MQTT__URL", bad)
         with pytest.raises(ConfigError, match=r"^invalid setting mqtt\.url"):
             load_settings(None)
-    monkeypatch.setenv("ARCHIVER_MQTT__URL", "mqtt://b")
+    monkeypatch.setenv("ARCHIVER_MQTT__URL", "mqtts://b")
+    monkeypatch.setenv("ARCHIVER_MQTT__CA_FILE", "/nonexistent/ca.pem")
+    with pytest.raises(ConfigError, match=r"^invalid setting mqtt\.ca_file"):
+        load_settings(None)
+    monkeypatch.delenv("ARCHIVER_MQTT__CA_FILE")
     monkeypatch.setenv("ARCHIVER_MQTT__BASE_TOPIC", "blink/#")
     with pytest.raises(ConfigError, match=r"mqtt\.base_topic"):
         load_settings(None)
@@ -343,6 +347,19 @@ def test_username_and_password_are_used_and_never_published(
         reports = asyncio.run(sync_all_with_mqtt(wrong, open_engine(wrong)))
         assert reports[0].ok and reports[0].stored == 1
         listener.close()
+    finally:
+        b.stop()
+
+
+def test_mqtts_with_a_private_ca(tmp_path: Path, sim: Simulator, camera: int) -> None:
+    b = Broker(tmp_path / "tls", tls=True).start()
+    try:
+        sim.add_clips(camera, 1)
+        assert b.ca_file is not None and b.url.startswith("mqtts://")
+        settings = make_settings(tmp_path, sim, mqtt={"url": b.url, "ca_file": str(b.ca_file)})
+        assert asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))[0].stored == 1
+        log = (b.folder / "mosquitto.log").read_text(errors="replace")
+        assert "New client connected" in log and "blink-archiv" in log  # it really spoke TLS to it
     finally:
         b.stop()
 
