@@ -553,3 +553,34 @@ def test_worker_sync_now_archives_new_clips_and_kill_9_turns_availability_offlin
             listener.close()
     text = log.read_text()
     assert sim.config.password not in text
+
+
+def test_the_worker_archives_and_stops_promptly_while_the_broker_is_down(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    from archiver.worker import Worker
+
+    sim.add_clips(camera, 3)
+    settings = make_settings(
+        tmp_path, sim, mqtt={"url": f"mqtt://127.0.0.1:{free_port()}"}, schedule={"interval": "1h"}
+    )
+    engine = open_engine(settings)
+
+    def stored() -> int:
+        with session_scope(engine) as s:
+            return len(s.exec(select(Clip).where(Clip.state == ClipState.stored)).all())
+
+    async def scenario() -> tuple[int, float]:
+        worker = Worker(settings, engine)
+        run = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while stored() < 3 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        t0 = time.monotonic()
+        worker.request_stop()
+        code = await asyncio.wait_for(run, 20)
+        return code, time.monotonic() - t0
+
+    code, stop_s = asyncio.run(scenario())
+    assert code == 0 and stored() == 3
+    assert stop_s < 8  # no waiting on a broker that is not there
