@@ -186,7 +186,7 @@ def _camera_state(camera: CameraInfo, count: int, last: Clip | None) -> CameraSt
         details.update(
             last_clip_id=last.blink_id,
             last_clip_local=local_time(last.created_at, last.time_zone).isoformat(),
-            last_clip_source=last.source.value,
+            last_clip_source=str(last.source),
         )
     return CameraState(
         last_clip=_iso(last.created_at) if last else None, clips_archived=count, details=details
@@ -283,7 +283,7 @@ def clip_event(
         camera_id=clip.camera_blink_id,
         network=clip.network_name,
         network_id=clip.network_blink_id,
-        source=clip.source.value,
+        source=str(clip.source),  # a plain string once sources are registered by name
         recorded_at=_iso(clip.created_at) or "",
         recorded_at_local=local_time(clip.created_at, clip.time_zone).isoformat(),
         time_zone=clip.time_zone,
