@@ -112,6 +112,12 @@ class HomeAssistant:
     async def start(self) -> None:
         """Connect in the background and announce every account; returns at once (never waits on the
         broker)."""
+        log.info(
+            "mqtt: Home Assistant discovery under %s/, states and clip events under %s/ (%s)",
+            self.topics.discovery_prefix,
+            self.topics.base,
+            self.link,
+        )
         self.link.start()
         self._spawn(self._process_clips(), "mqtt-clips")
         self._spawn(self._after(list(self.accounts)), "mqtt-announce")  # reads S3 thumbnails: not inline
