@@ -198,3 +198,8 @@ def retained(broker: Broker, topic_filter: str, *, settle: float = 0.5) -> dict[
         client.loop_stop()
         client.disconnect()
     return got
+
+
+def clip_events(listener: Listener, account: str = "default") -> list[dict[str, Any]]:
+    """The clip events the listener received for ``account``, in order."""
+    return [m.json() for m in listener.topic(f"blink-archiver/{account}/clip")]
