@@ -104,6 +104,12 @@ class Worker:
                 if self.stopping:
                     break
                 await self.sync_account(account.name)
+            retention = self.settings.retention
+            if not self.stopping and retention.configured and retention.prune_after_sync:
+                try:  # once per tick, under the job:prune lease
+                    await asyncio.to_thread(self.prune_once)
+                except Exception as exc:  # prune trouble never stops the worker
+                    log.warning("prune after sync failed: %s", _one_line(str(exc)))
         except asyncio.CancelledError:
             if not self.stopping:
                 raise  # not our doing

@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from archiver.blink.local_storage import alnum, size_matches
 from archiver.config import Settings, load_settings
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipSource, ClipState, Lease, StoredObject
+from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine, sync_all
-from archiver.pipeline.sync import SyncReport
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.sources.local_storage import alnum, local_identity, size_matches
+from archiver.sources.usb import ModuleReport, UsbReport, local_identity
 
 UPLOAD_POST = "/clip/request/"
 MANIFEST_POST = "/manifest/request"
@@ -68,6 +69,12 @@ def run_sync(settings: Settings) -> SyncReport:
     finally:
         engine.dispose()
     return report
+
+
+def modules(report: SyncReport) -> dict[int, ModuleReport]:
+    usb = report.sources["local"]
+    assert isinstance(usb, UsbReport)
+    return usb.modules
 
 
 def archive_files(settings: Settings, suffix: str) -> list[Path]:
@@ -114,8 +121,8 @@ def test_usb_clips_archived_then_noop_sync(sim: Simulator, tmp_path: Path) -> No
 
     report = run_sync(settings)
     assert report.exit_code == 0, report
-    mod = report.local[str(sm)]
-    summary = (mod["status"], mod["manifest_clips"], mod["new"], mod["stored"], mod["failed"])
+    mod = modules(report)[sm]
+    summary = (mod.status, mod.manifest_clips, mod.new, mod.stored, mod.failed)
     assert summary == ("ok", 4, 4, 4, 0)
     mp4s = archive_files(settings, ".mp4")
     assert sorted(sha(p) for p in mp4s) == sorted(sim.local_clip_sha256(i) for i in ids)
@@ -149,7 +156,7 @@ def test_cloud_only_account_costs_nothing_once_cached(sim: Simulator, tmp_path: 
     assert sim.request_count("/homescreen") == 1
     sim.reset_requests()
     report = run_sync(settings)
-    assert report.exit_code == 0 and report.local == {}
+    assert report.exit_code == 0 and modules(report) == {}
     assert sim.request_count("/homescreen") == 0 and sim.request_count("/local_storage") == 0
 
 
@@ -167,7 +174,7 @@ def test_renumbered_manifest_downloads_nothing_twice(sim: Simulator, tmp_path: P
     report = run_sync(settings)
     assert report.exit_code == 0, report
     assert sim.request_count(UPLOAD_POST, "POST") == 1  # only the new clip
-    assert report.local[str(sm)]["new"] == 1
+    assert modules(report)[sm].new == 1
     assert len(archive_files(settings, ".mp4")) == 3
     local = rows(settings, ClipSource.local)
     assert len(local) == 3 and {c.state for c in local} == {ClipState.stored}
@@ -190,7 +197,7 @@ def test_offline_module_is_reported_and_cloud_still_stored(sim: Simulator, tmp_p
     report = run_sync(settings)
     assert report.exit_code == 1
     assert report.stored == 2 and report.failed == 0
-    assert report.local[str(sm)]["status"] == "offline"
+    assert modules(report)[sm].status == "offline"
     message = f"sync module 'Cabin SM2' (id {sm}): offline; its USB clips will be fetched next run"
     assert message in report.errors, report.errors
     stored_cloud = [c for c in rows(settings, ClipSource.cloud) if c.state == ClipState.stored]
@@ -239,11 +246,12 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(sim: Simulator, tmp_p
     assert report.exit_code == 0, report
     assert sim.request_count(UPLOAD_POST, "POST") == 0
     assert [sha(p) for p in archive_files(settings, ".mp4")] == [sim.clip_sha256(cloud_id)]
-    assert report.local[str(sm)]["duplicates"] == 1
-    report = run_sync(settings)  # the cloud copy is stored now: the USB row gets the duplicate marker
+    assert modules(report)[sm].duplicates == 1
+    report = run_sync(settings)  # the cloud copy is stored now: the USB row is its duplicate
     [local] = rows(settings, ClipSource.local)
-    assert local.state == ClipState.stored and local.size is None
-    assert local.last_error == f"duplicate: same recording archived from the cloud as cloud:{cloud_id}"
+    [cloud] = rows(settings, ClipSource.cloud)
+    assert local.state == ClipState.duplicate and local.size is None and local.last_error is None
+    assert local.duplicate_of == cloud.id and cloud.state == ClipState.stored
     assert sim.request_count(UPLOAD_POST, "POST") == 0 and len(archive_files(settings, ".mp4")) == 1
 
     # the other way round: archived from USB first, then the cloud lists the same recording
@@ -256,8 +264,9 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(sim: Simulator, tmp_p
     assert sim.request_count("/media/clip/") == 0
     mp4s = archive_files(settings, ".mp4")
     assert len(mp4s) == 2 and sim.local_clip_sha256(usb_id) in {sha(p) for p in mp4s}
-    marked = [c for c in rows(settings, ClipSource.cloud) if (c.last_error or "").startswith("duplicate")]
-    assert len(marked) == 1 and marked[0].state == ClipState.stored
+    marked = [c for c in rows(settings, ClipSource.cloud) if c.state == ClipState.duplicate]
+    stored_usb = {c.id for c in rows(settings, ClipSource.local) if c.state == ClipState.stored}
+    assert len(marked) == 1 and marked[0].duplicate_of in stored_usb
 
 
 def test_kill_during_upload_wait_then_resume(sim: Simulator, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 # ruff: noqa: F811
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
@@ -85,8 +86,10 @@ def test_s3_unreachable_marks_nothing_stored_and_the_next_sync_completes(
 
 def test_retention_runs_after_sync_and_rows_follow(tmp_path: Path, sim: Simulator, camera: int) -> None:
     sim.add_clips(camera, 5, size=10_000)
+    from archiver.pipeline.runner import open_engine, sync_and_prune
+
     settings = make_settings(tmp_path, sim, retention={"keep_last": 2})
-    report = run_sync(settings)
+    [report] = asyncio.run(sync_and_prune(settings, open_engine(settings)))
     assert report.stored == 5 and report.pruned == 3
     assert len(archive_files(tmp_path / "archive", ".mp4")) == 2
     with session_scope(open_database(settings.database_url)) as s:
