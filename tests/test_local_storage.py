@@ -39,9 +39,12 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
-def make_settings(sim: Simulator, tmp_path: Path, **local: Any) -> Settings:
+def make_settings(
+    sim: Simulator, tmp_path: Path, sync: dict[str, Any] | None = None, **local: Any
+) -> Settings:
     return load_settings(
         None,
+        sync=sync or {},
         data_dir=tmp_path,
         blink={
             "server_url": sim.url,
@@ -353,3 +356,30 @@ def test_a_pending_usb_clip_that_left_the_card_is_reported_not_left_pending(
     lost = by_id[gone]
     assert lost.state == ClipState.failed and lost.deleted_upstream
     assert "no longer on the USB storage" in (lost.last_error or "")
+
+
+@pytest.mark.parametrize("only", [{"cameras": ["Front Door"]}, {"networks": ["Home"]}])
+def test_camera_and_network_filters_hold_for_cloud_and_usb_clips(
+    sim: Simulator, tmp_path: Path, only: dict[str, list[str]]
+) -> None:
+    home, cabin = sim.add_network("Home"), sim.add_network("Cabin")
+    front, yard, deck = (
+        sim.add_camera(home, "Front Door"),
+        sim.add_camera(home, "Back Yard"),
+        sim.add_camera(cabin, "Deck"),
+    )
+    home_sm, cabin_sm = sim.add_sync_module(home, "Home SM2"), sim.add_sync_module(cabin, "Cabin SM2")
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    for i, cam in enumerate((front, yard, deck)):
+        sim.add_clip(cam, created_at=base + timedelta(minutes=i))
+        sim.add_local_clip(
+            home_sm if cam != deck else cabin_sm, cam, created_at=base + timedelta(minutes=10 + i)
+        )
+    report = run_sync(make_settings(sim, tmp_path, sync=only))
+    assert report.exit_code == 0, report
+    wanted = {"Front Door"} if "cameras" in only else {"Front Door", "Back Yard"}
+    stored = [c for c in rows(make_settings(sim, tmp_path)) if c.state == ClipState.stored]
+    assert sorted((c.source, c.camera_name) for c in stored) == sorted(
+        (src, cam) for src in ("cloud", "local") for cam in wanted
+    )
+    assert len(archive_files(make_settings(sim, tmp_path), ".mp4")) == 2 * len(wanted)
