@@ -255,6 +255,23 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(sim: Simulator, tmp_p
     [cloud] = rows(settings, ClipSource.cloud)
     assert local.state == ClipState.duplicate and local.size is None and local.last_error is None
     assert local.duplicate_of == cloud.id and cloud.state == ClipState.stored
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")},
+        "ARCHIVER_DATA_DIR": str(tmp_path),
+        "ARCHIVER_DATABASE__URL": settings.database_url,
+        "COLUMNS": "200",
+    }
+    status = subprocess.run(
+        [sys.executable, "-c", "from archiver.cli import main; main()", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    header = next(line for line in status.stdout.splitlines() if "source" in line)
+    local_line = next(line for line in status.stdout.splitlines() if " local " in line)
+    cells = [c.strip() for c in header.split("┃")], [c.strip() for c in local_line.split("│")]
+    assert dict(zip(*cells, strict=True))["duplicate"] == "1", status.stdout
     assert sim.request_count(UPLOAD_POST, "POST") == 0 and len(archive_files(settings, ".mp4")) == 1
 
     # the other way round: archived from USB first, then the cloud lists the same recording
