@@ -48,17 +48,35 @@ class SourceContext:
     rescan_from: datetime | None = None  # `archiver sync --since`
 
 
-class SourceReport(BaseModel):
+class Tally(BaseModel):
+    """Clips settled in one run, by the job's verdict."""
+
+    stored: int = 0
+    failed: int = 0
+    duplicates: int = 0  # stored from another source (or waiting for the preferred one)
+    filtered: int = 0
+    pending: int = 0  # deferred to the next run (the source became unavailable)
+
+    def count(self, outcome: Outcome) -> None:
+        if outcome == "stored":
+            self.stored += 1
+        elif outcome == "failed":
+            self.failed += 1
+        elif outcome == "filtered":
+            self.filtered += 1
+        elif outcome in ("duplicate", "waiting"):
+            self.duplicates += 1
+        else:
+            self.pending += 1
+
+
+class SourceReport(Tally):
     """What one source did in one run (a source may extend it, e.g. per Sync Module)."""
 
     name: str
     listed: int = 0
     new: int = 0
     pages: int = 0
-    stored: int = 0
-    failed: int = 0
-    duplicates: int = 0  # stored from another source (or waiting for the cheaper one)
-    filtered: int = 0
     errors: list[str] = Field(default_factory=list)  # source-level problems (make the sync exit 1)
 
 
@@ -108,15 +126,7 @@ class SourceBase:
         return None
 
     def settled(self, clip: Clip, outcome: Outcome) -> None:
-        r = self._report
-        if outcome == "stored":
-            r.stored += 1
-        elif outcome == "failed":
-            r.failed += 1
-        elif outcome in ("duplicate", "waiting"):
-            r.duplicates += 1
-        elif outcome == "filtered":
-            r.filtered += 1
+        self._report.count(outcome)
 
     def report(self) -> SourceReport:
         return self._report

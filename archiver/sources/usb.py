@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from archiver.blink.api import SyncModuleOffline
 from archiver.blink.local_storage import LocalStorageClient, ModuleRef, alnum, size_matches
@@ -39,6 +39,7 @@ from archiver.sources.base import (
     SourceContext,
     SourceReport,
     SourceUnavailable,
+    Tally,
     Transfer,
 )
 from archiver.sources.usb_topology import Topology, discover_topology, invalidate_discovery
@@ -60,17 +61,13 @@ def _size_hint(value: str | None) -> int | None:
         return None
 
 
-class ModuleReport(BaseModel):
+class ModuleReport(Tally):
     name: str
     id: int
     network_id: int
     status: str = "ok"  # ok | offline | error
     manifest_clips: int = 0
     new: int = 0
-    stored: int = 0
-    failed: int = 0
-    duplicates: int = 0
-    pending: int = 0  # left for the next run (the module went away)
     error: str | None = None
 
 
@@ -266,17 +263,8 @@ class UsbSource(SourceBase):
 
     def settled(self, clip: Clip, outcome: Outcome) -> None:
         super().settled(clip, outcome)
-        result = self._report.modules.get(clip.sync_module_blink_id or -1)
-        if result is None:
-            return
-        if outcome == "stored":
-            result.stored += 1
-        elif outcome == "failed":
-            result.failed += 1
-        elif outcome in ("duplicate", "waiting"):
-            result.duplicates += 1
-        elif outcome == "deferred":
-            result.pending += 1
+        if (module := self._report.modules.get(clip.sync_module_blink_id or -1)) is not None:
+            module.count(outcome)
 
     def report(self) -> UsbReport:
         return self._report
