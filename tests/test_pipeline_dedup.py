@@ -41,7 +41,7 @@ def add(
     camera: int | None = 7,
     **extra: object,
 ) -> Clip:
-    size = 100 if state == ClipState.stored else None
+    size = 100 if state in (ClipState.stored, ClipState.pruned) else None
     clip = Clip(
         account_id=account_id,
         source=source,
@@ -123,3 +123,22 @@ def test_selection_matches_names_case_insensitively_or_ids() -> None:
     assert not sel.allows(camera="Back Yard", camera_id=2, network="Home", network_id=3)
     assert not sel.allows(camera="Front Door", camera_id=1, network="Cabin", network_id=4)
     assert Selection().allows(camera=None, camera_id=None, network=None, network_id=None)
+
+
+def test_a_cloud_clip_is_not_taken_for_the_twin_of_a_usb_clip_that_has_a_nearer_one(
+    engine: Engine, account_id: int
+) -> None:
+    """Two cloud clips 2 s apart, the USB copy of the second one stored: the first is still fetched."""
+    usb = add(engine, account_id, "local", "a", AT + timedelta(seconds=2), ClipState.stored)
+    first = add(engine, account_id, "cloud", "1", AT)
+    second = add(engine, account_id, "cloud", "2", AT + timedelta(seconds=2))
+    assert dedup.settle(engine, first, ORDER).action == "fetch"
+    verdict = dedup.settle(engine, second, ORDER)
+    assert verdict.action == "duplicate" and verdict.twin is not None and verdict.twin.id == usb.id
+
+
+def test_a_twin_pruned_by_retention_still_settles_the_other_copy(engine: Engine, account_id: int) -> None:
+    cloud = add(engine, account_id, "cloud", "1", AT, ClipState.pruned)
+    usb = add(engine, account_id, "local", "a", AT)
+    verdict = dedup.settle(engine, usb, ORDER)
+    assert verdict.action == "duplicate" and verdict.twin is not None and verdict.twin.id == cloud.id

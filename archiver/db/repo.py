@@ -121,6 +121,11 @@ def pending_clips(s: Session, account_id: int, source: str | None = None) -> Seq
     return s.exec(q.order_by(col(Clip.created_at))).all()
 
 
+def sources_with_clips(engine: Engine, account_id: int) -> list[str]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(Clip.source).where(Clip.account_id == account_id).distinct()))
+
+
 def objects_of(s: Session, clip_id: int) -> list[StoredObject]:
     return list(s.exec(select(StoredObject).where(StoredObject.clip_id == clip_id)))
 

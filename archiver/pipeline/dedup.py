@@ -5,7 +5,8 @@ pairs with its nearest twin (the same second first, then the oldest row), one-to
 settled another duplicate, or whose own nearest twin is a different clip, is not a match. Before a clip is
 fetched:
 
-* a stored twin → the clip becomes ``duplicate`` pointing at it (a duplicate always points at a stored clip);
+* a stored (or since pruned) twin → the clip becomes ``duplicate`` pointing at it (a duplicate always points
+  at a clip that was archived);
 * a pending twin of a source registered earlier (cheaper: the cloud costs no module wake-up) that can still
   deliver → the clip waits (left pending, checked again next run);
 * otherwise the clip is fetched. A twin that vanished upstream or failed ``GIVE_UP`` times no longer blocks.
@@ -60,7 +61,7 @@ def check(s: Session, clip: Clip, order: Sequence[str]) -> Verdict:
     for twin in repo.twins(s, clip, WINDOW):
         if twin.state == ClipState.duplicate or not _pairs(s, clip, twin):
             continue
-        if twin.state == ClipState.stored and twin.size is not None:
+        if twin.state in repo.ARCHIVED_STATES and twin.size is not None:
             return Verdict("duplicate", twin)
         if twin.state in repo.PENDING_STATES and rank.get(twin.source, len(rank)) < mine and _viable(twin):
             return Verdict("wait", twin)

@@ -101,6 +101,7 @@ class SyncJob:
         # The transfer slots: a source holds one while a clip's bytes move (and while a Sync Module
         # uploads); probing, hashing and storing happen after it is released, so the network stays busy.
         self._transfers = asyncio.Semaphore(settings.sync.concurrency)
+        self._seen_sources: set[str] = set()  # sources with clips of this account (the duplicate rule)
 
     async def aclose(self) -> None:
         self.reporter.close()
@@ -149,6 +150,8 @@ class SyncJob:
         general: asyncio.Queue[Item | None] = asyncio.Queue()
         lanes: dict[Hashable, asyncio.Queue[Item | None]] = {}
         queued: set[int] = set()
+        present = await asyncio.to_thread(repo.sources_with_clips, self.engine, self.account_id)
+        self._seen_sources = set(present)
 
         async def run_lane(lane: asyncio.Queue[Item | None]) -> None:
             """One clip at a time; once the lane's source is unavailable, the rest waits for the next run."""
@@ -168,6 +171,8 @@ class SyncJob:
 
         def enqueue(source: Source, clips: Sequence[Clip]) -> None:
             fresh = 0
+            if clips:
+                self._seen_sources.add(source.name)
             for c in clips:
                 if c.id is None or c.id in queued or c.deleted_upstream or c.partial:
                     continue
@@ -228,8 +233,11 @@ class SyncJob:
             report.errors.append(one_line(exc))
 
     async def _one(self, source: Source, clip: Clip, report: SyncReport) -> None:
-        """The duplicate rule, then fetch → store."""
-        verdict = await asyncio.to_thread(dedup.settle, self.engine, clip, self.order)
+        """The duplicate rule, then fetch → store. An account whose clips all come from one source pays
+        nothing for the rule."""
+        verdict = dedup.FETCH
+        if clip.camera_blink_id is not None and len(self._seen_sources) > 1:
+            verdict = await asyncio.to_thread(dedup.settle, self.engine, clip, self.order)
         if verdict.twin is not None and verdict.action != "fetch":
             twin = verdict.twin.identity
             if verdict.action == "duplicate":
