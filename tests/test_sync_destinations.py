@@ -129,3 +129,23 @@ def test_worker_prune_and_verify_jobs_use_the_configured_destinations(
     verified = worker.verify_once()
     assert verified.ok and verified.checked == 3
     assert len(archive_files(tmp_path / "archive", ".mp4")) == 1
+
+
+def test_the_worker_prunes_after_its_syncs_under_the_prune_lease(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    from datetime import timedelta
+
+    from archiver.db.lease import release, try_acquire
+    from archiver.pipeline.runner import open_engine
+    from archiver.worker import Worker
+
+    sim.add_clips(camera, 3, size=10_000)
+    settings = make_settings(tmp_path, sim, retention={"keep_last": 1})
+    engine = open_engine(settings)
+    assert try_acquire(engine, "job:prune", "another-process", timedelta(minutes=5))
+    asyncio.run(Worker(settings, engine).sync_job())
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 3  # another process is pruning: skipped
+    release(engine, "job:prune", "another-process")
+    asyncio.run(Worker(settings, engine).sync_job())
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 1

@@ -25,7 +25,7 @@ from archiver.errors import ArchiverError
 from archiver.pipeline.select import Selection
 from archiver.pipeline.task import Staged
 
-Emit = Callable[[Sequence[Clip]], None]  # hand committed rows to the job's queue (fetching starts at once)
+Emit = Callable[[Sequence[Clip]], None]  # committed rows to the job's queue, on the event loop
 Transfer = Callable[[], AbstractAsyncContextManager[None]]  # the shared slot held while bytes move
 Outcome = Literal["stored", "failed", "duplicate", "waiting", "filtered", "deferred"]
 
