@@ -6,13 +6,13 @@ Network/Camera/SyncModule tables. The time of the last homescreen read is a Curs
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from archiver.blink.local_storage import ModuleRef, alnum
 from archiver.blink.models import Homescreen
@@ -76,13 +76,14 @@ def _load_cached(s: Session, account_id: int) -> Topology:
 def _mirror(
     s: Session,
     model: type[Any],
+    rows: Sequence[Any],
     account_id: int,
     items: Iterable[Any],
     apply: Callable[[Any, Any], None],
     now: datetime,
 ) -> None:
-    """Make ``model``'s rows of the account mirror ``items`` (the cache only mirrors the homescreen)."""
-    existing = {r.blink_id: r for r in s.exec(select(model).where(col(model.account_id) == account_id))}
+    """Make ``model``'s ``rows`` of the account mirror ``items`` (the cache only mirrors the homescreen)."""
+    existing = {r.blink_id: r for r in rows}
     seen: set[int] = set()
     for item in items:
         row = existing.get(item.id)
@@ -118,9 +119,9 @@ def _store_homescreen(s: Session, account_id: int, hs: Homescreen, now: datetime
             ModuleRef(m.id, m.network_id, m.name, m.status, m.local_storage_status, usb_offline)
         )
 
-    _mirror(s, Network, account_id, hs.networks, net, now)
-    _mirror(s, Camera, account_id, hs.all_cameras(), cam, now)
-    _mirror(s, SyncModule, account_id, hs.sync_modules, mod, now)
+    _mirror(s, Network, repo.networks_of(s, account_id), account_id, hs.networks, net, now)
+    _mirror(s, Camera, repo.cameras_of(s, account_id), account_id, hs.all_cameras(), cam, now)
+    _mirror(s, SyncModule, repo.sync_modules_of(s, account_id), account_id, hs.sync_modules, mod, now)
     cur = repo.get_cursor(s, account_id, HOMESCREEN_CURSOR)
     if cur is None:
         cur = Cursor(account_id=account_id, source=HOMESCREEN_CURSOR, since=now)
