@@ -27,6 +27,7 @@ from archiver.errors import ArchiverError
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
 from archiver.notify import AlertTracker, Notifier
+from archiver.util import one_line
 
 if TYPE_CHECKING:
     from archiver.retention import PruneReport
@@ -39,8 +40,7 @@ STOP_GRACE_S = 8.0  # how long a cancelled job may take to unwind before we give
 
 
 def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return REDACTOR.scrub(lines[0][:300]) if lines else ""
+    return REDACTOR.scrub(one_line(text, 300))
 
 
 def sync_trigger(settings: Settings) -> IntervalTrigger | CronTrigger:
