@@ -58,7 +58,7 @@ def upgrade() -> None:
         bind.execute(
             clip.update()
             .where(clip.c.id == row_id)
-            .values(state="duplicate", duplicate_of=twin, last_error=None)
+            .values(state=sa.literal_column("'duplicate'"), duplicate_of=twin, last_error=None)
         )
 
 
