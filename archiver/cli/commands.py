@@ -156,8 +156,7 @@ def status() -> None:
 
     from archiver.db import repo
     from archiver.db.engine import open_engine, session_scope
-    from archiver.db.models import ClipState
-    from archiver.sources import SOURCES
+    from archiver.db.models import ClipSource, ClipState
 
     console = Console()
     try:
@@ -180,7 +179,8 @@ def status() -> None:
             table.add_column("source")
             for st in states:
                 table.add_column(st, justify="right")
-            for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
+            builtin = [src.value for src in ClipSource]
+            for src in [*builtin, *sorted({src for src, _ in counts} - set(builtin))]:
                 table.add_row(escape(src), *(str(counts.get((src, st), 0)) for st in states))
             console.print(table)
             console.print(
