@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Hashable
+from collections.abc import Awaitable, Hashable
 from datetime import datetime
 from pathlib import Path
 
@@ -211,9 +211,9 @@ class UsbSource(SourceBase):
         self.manifest_ids[module.blink_id] = manifest.manifest_id
         emit(todo)
 
-    async def _guarded(self, module: ModuleRef, step: object) -> None:
+    async def _guarded(self, module: ModuleRef, step: Awaitable[None]) -> None:
         try:
-            await step  # type: ignore[misc]
+            await step
         except (AuthError, ConfigError, asyncio.CancelledError):
             raise
         except Exception as exc:  # one module's trouble never stops the others or the other sources
