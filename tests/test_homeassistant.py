@@ -22,7 +22,7 @@ from sqlmodel import select
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Account, Clip, ClipState
 from archiver.errors import AuthError
-from archiver.homeassistant.oneshot import sync_all_with_mqtt
+from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt
 from archiver.pipeline.runner import open_engine
 from archiver.simulator import SimConfig, Simulator
 
@@ -140,7 +140,7 @@ def test_a_broker_that_is_down_never_blocks_or_fails_archiving(
     settings = make_settings(tmp_path, sim, mqtt={"url": f"mqtt://127.0.0.1:{free_port()}"})
     caplog.set_level(logging.INFO, logger="archiver.mqtt")
     started = time.monotonic()
-    reports = asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))
+    reports = asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
     assert time.monotonic() - started < 15
     assert reports[0].ok and reports[0].stored == 4
     warnings = [
@@ -161,7 +161,7 @@ def test_username_and_password_are_used_and_never_published(
         settings = make_settings(
             tmp_path, sim, mqtt={"url": b.url, "username": creds[0], "password": creds[1]}
         )
-        reports = asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))
+        reports = asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
         assert reports[0].stored == 2
         listener.wait(lambda: len(clip_events(listener)) == 2, 10, "2 clip events")
         assert not any(creds[1].encode() in m.payload for m in listener.messages)
@@ -169,7 +169,7 @@ def test_username_and_password_are_used_and_never_published(
         # a wrong password: the broker refuses, the sync does not care
         sim.add_clips(camera, 1)
         wrong = make_settings(tmp_path, sim, mqtt={"url": b.url, "username": creds[0], "password": "nope"})
-        reports = asyncio.run(sync_all_with_mqtt(wrong, open_engine(wrong)))
+        reports = asyncio.run(sync_and_prune_with_mqtt(wrong, open_engine(wrong)))
         assert reports[0].ok and reports[0].stored == 1
         listener.close()
     finally:
@@ -182,7 +182,7 @@ def test_mqtts_with_a_private_ca(tmp_path: Path, sim: Simulator, camera: int) ->
         sim.add_clips(camera, 1)
         assert b.ca_file is not None and b.url.startswith("mqtts://")
         settings = make_settings(tmp_path, sim, mqtt={"url": b.url, "ca_file": str(b.ca_file)})
-        assert asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))[0].stored == 1
+        assert asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))[0].stored == 1
         log = (b.folder / "mosquitto.log").read_text(errors="replace")
         assert "New client connected" in log and "blink-archiv" in log  # it really spoke TLS to it
     finally:
@@ -209,7 +209,7 @@ def test_a_broker_restart_mid_sync_loses_no_clip_and_no_event(
 
         def run() -> None:
             try:
-                result["reports"] = asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))
+                result["reports"] = asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
             except BaseException as exc:  # surfaced by the assertions below
                 result["error"] = exc
 
@@ -267,7 +267,7 @@ def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(
     )
     listener = Listener(broker, ["blink-archiver/#"])
     try:
-        assert asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))[0].stored == 2
+        assert asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))[0].stored == 2
         listener.wait(lambda: len(clip_events(listener)) == 2, 10, "2 clip events")
         for e in clip_events(listener):
             clip = next(f for f in e["files"] if f["kind"] == "clip")
@@ -285,7 +285,7 @@ def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
         sim.add_clips(sim.add_camera(sim.add_network("Home"), "Front Door"), 1)
         settings = make_settings(tmp_path, sim, mqtt={"url": broker.url})
         with pytest.raises(AuthError):
-            asyncio.run(sync_all_with_mqtt(settings, open_engine(settings)))
+            asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
     state = json.loads(retained(broker, "blink-archiver/default/state")["blink-archiver/default/state"])
     assert state["login_needed"] is True and state["sync_problem"] is True
     assert "archiver login" in state["details"]["login_reason"]

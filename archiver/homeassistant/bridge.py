@@ -43,7 +43,8 @@ from archiver.homeassistant.state import (
     read_thumbnail,
 )
 from archiver.logs import REDACTOR
-from archiver.pipeline.sync import Reporter, SyncReport
+from archiver.pipeline.report import Reporter, SyncReport
+from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.mqtt")
 
@@ -67,6 +68,9 @@ class ClipObserver(Reporter):
         self.inner.clip_done(clip, ok, message)
         if ok and clip.id is not None:
             self.on_stored(clip.id)
+
+    def clip_skipped(self, clip: Clip, reason: str) -> None:
+        self.inner.clip_skipped(clip, reason)
 
     def bytes_fetched(self, n: int) -> None:
         self.inner.bytes_fetched(n)
@@ -199,7 +203,7 @@ class HomeAssistant:
         self.outcomes[r.account] = SyncOutcome(
             finished_at=datetime.now(UTC),
             ok=r.ok,
-            message=REDACTOR.scrub(problems[0].splitlines()[0][:300]) if problems else "",
+            message=REDACTOR.scrub(one_line(problems[0], 300)) if problems else "",
             login_needed=None if acct is None else self._login_reason(acct, None),
             listed=r.listed,
             stored=r.stored,
@@ -208,11 +212,10 @@ class HomeAssistant:
 
     def record_failure(self, account: str, error: BaseException) -> None:
         acct = self.accounts.get(account)
-        text = str(error).strip().splitlines()
         self.outcomes[account] = SyncOutcome(
             finished_at=datetime.now(UTC),
             ok=False,
-            message=REDACTOR.scrub(text[0][:300]) if text else type(error).__name__,
+            message=REDACTOR.scrub(one_line(error, 300)),
             login_needed=None if acct is None else self._login_reason(acct, error),
         )
 
@@ -372,5 +375,4 @@ class HomeAssistant:
             row = s.execute(select(Lease).where(Lease.name == f"account:{account}")).scalars().first()
             if row is None:
                 return False
-            expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
-            return expires > db_now()
+            return as_utc(row.expires_at) > db_now()

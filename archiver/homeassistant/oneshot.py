@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from archiver.config import Settings
-from archiver.pipeline.runner import sync_all
-from archiver.pipeline.sync import Reporter, SyncReport
+from archiver.pipeline.report import Reporter, SyncReport
+from archiver.pipeline.runner import sync_and_prune
 
 
-async def sync_all_with_mqtt(
+async def sync_and_prune_with_mqtt(
     settings: Settings,
     engine: Engine,
     *,
@@ -20,11 +20,11 @@ async def sync_all_with_mqtt(
     reporter_factory: Callable[[str], Reporter] | None = None,
     **kwargs: Any,
 ) -> list[SyncReport]:
-    """``sync_all``, publishing clip events and states when ``[mqtt]`` is set (plain ``sync_all``
-    otherwise). Availability is left ``online`` at a clean exit, so a CronJob's entities stay usable;
-    a run that dies leaves the last will (``offline``)."""
+    """``sync_and_prune`` (what ``archiver sync`` runs), publishing clip events and states when ``[mqtt]``
+    is set; plain ``sync_and_prune`` otherwise. Availability is left ``online`` at a clean exit, so a
+    CronJob's entities stay usable; a run that dies leaves its last will (``offline``)."""
     if not settings.mqtt.enabled:
-        return await sync_all(
+        return await sync_and_prune(
             settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs
         )
     from archiver.homeassistant.bridge import HomeAssistant  # loads the MQTT client only when used
@@ -35,7 +35,9 @@ async def sync_all_with_mqtt(
     try:
         return await ha.observe_sync(
             names,
-            lambda factory: sync_all(settings, engine, accounts=accounts, reporter_factory=factory, **kwargs),
+            lambda factory: sync_and_prune(
+                settings, engine, accounts=accounts, reporter_factory=factory, **kwargs
+            ),
             reporter_factory,
         )
     finally:

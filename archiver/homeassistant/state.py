@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -18,13 +18,14 @@ from sqlmodel import Session, col, select
 
 from archiver.config import AccountSettings
 from archiver.db import repo
-from archiver.db.models import Account, Camera, Clip, ClipState, Network, ObjectKind, StoredObject
+from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
 from archiver.destinations.base import Destination, check_key
 from archiver.destinations.disk import DiskDestination
 from archiver.homeassistant.discovery import CameraInfo
 from archiver.logs import REDACTOR
 from archiver.notify import needs_login
 from archiver.pipeline.naming import local_time
+from archiver.util import as_utc, one_line
 
 if TYPE_CHECKING:
     from archiver.destinations.s3 import S3Destination
@@ -36,15 +37,7 @@ THUMBNAIL_KINDS = (ObjectKind.thumbnail, ObjectKind.generated_thumbnail)
 
 
 def _iso(ts: datetime | None) -> str | None:
-    if ts is None:
-        return None
-    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-    return aware.astimezone(UTC).isoformat()
-
-
-def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return REDACTOR.scrub(lines[0][:300]) if lines else ""
+    return as_utc(ts).isoformat() if ts is not None else None
 
 
 # -- payloads -----------------------------------------------------------------------------------------
@@ -118,7 +111,7 @@ def login_needed_reason(
     is stored when no password is configured. One place to rewire once accounts record the reason
     themselves (``Account.login_needed_reason``)."""
     if error is not None and needs_login(error):
-        return _one_line(str(error)) or "Blink wants a new login"
+        return REDACTOR.scrub(one_line(error, 300)) or "Blink wants a new login"
     has_token = row is not None and bool(row.access_token or row.refresh_token)
     if not has_token and account.password is None:
         return f"not logged in: run `archiver login --account {account.name}`"
@@ -133,8 +126,8 @@ def account_row(s: Session, name: str) -> Account | None:
 def cameras_of(s: Session, account_id: int) -> list[CameraInfo]:
     """Cameras known from clips and from the homescreen cache, newest name wins."""
     out: dict[int, CameraInfo] = {}
-    nets = {n.blink_id: n.name for n in s.exec(select(Network).where(Network.account_id == account_id))}
-    for cam in s.exec(select(Camera).where(Camera.account_id == account_id)):
+    nets = {n.blink_id: n.name for n in repo.networks_of(s, account_id)}
+    for cam in repo.cameras_of(s, account_id):
         out[cam.blink_id] = CameraInfo(id=cam.blink_id, name=cam.name, network=nets.get(cam.network_id))
     ids = s.exec(
         select(Clip.camera_blink_id)
@@ -196,8 +189,7 @@ def _camera_state(camera: CameraInfo, count: int, last: Clip | None) -> CameraSt
 def camera_state_after(camera: CameraInfo, before: CameraState, clip: Clip) -> tuple[CameraState, bool]:
     """The camera's state once ``clip`` is stored, from the state before it (no query: a backfill of
     thousands of clips costs no count per clip); True when the clip is the camera's newest."""
-    created = clip.created_at if clip.created_at.tzinfo else clip.created_at.replace(tzinfo=UTC)
-    newest = before.last_clip is None or created >= datetime.fromisoformat(before.last_clip)
+    newest = before.last_clip is None or as_utc(clip.created_at) >= datetime.fromisoformat(before.last_clip)
     if newest:
         return _camera_state(camera, before.clips_archived + 1, clip), True
     return before.model_copy(update={"clips_archived": before.clips_archived + 1}), False
