@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -290,3 +290,34 @@ def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
     assert state["login_needed"] is True and state["sync_problem"] is True
     assert "archiver login" in state["details"]["login_reason"]
     assert sim.config.password not in json.dumps(state)
+
+
+def test_usb_clips_get_events_too_and_a_recording_in_both_places_gets_one(
+    tmp_path: Path, broker: Broker, sim: Simulator
+) -> None:
+    net = sim.add_network("Home")
+    cam = sim.add_camera(net, "Drive Way")
+    sm = sim.add_sync_module(net, "SM2")
+    at = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    cloud_id = sim.add_clip(cam, created_at=at)
+    sim.add_local_clip(sm, cam, created_at=at)  # the same recording on the USB stick
+    usb_only = sim.add_local_clip(sm, cam, created_at=at + timedelta(minutes=10))
+    settings = make_settings(tmp_path, sim, mqtt={"url": broker.url})
+    listener = Listener(broker, ["blink-archiver/#"])
+    try:
+        report = asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))[0]
+        assert report.ok and report.stored == 2
+        listener.wait(lambda: len(clip_events(listener)) == 2, 20, "2 clip events")
+        time.sleep(0.3)
+        events = {e["source"]: e for e in clip_events(listener)}
+        assert len(clip_events(listener)) == 2 and set(events) == {"cloud", "local"}
+        assert events["cloud"]["id"] == str(cloud_id)
+        usb = events["local"]
+        assert usb["id"] == usb_only and usb["camera"] == "Drive Way" and usb["network"] == "Home"
+        assert {"clip", "thumbnail", "sidecar"} <= {f["kind"] for f in usb["files"]}
+        thumb = retained(broker, f"blink-archiver/default/camera/{cam}/thumbnail")
+        assert next(iter(thumb.values()))[:3] == b"\xff\xd8\xff"  # the newest: the USB clip's generated JPEG
+        state = json.loads(retained(broker, f"blink-archiver/default/camera/{cam}/state").popitem()[1])
+        assert state["clips_archived"] == 2 and state["details"]["last_clip_source"] == "local"
+    finally:
+        listener.close()
