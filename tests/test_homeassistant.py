@@ -85,7 +85,7 @@ def test_oneshot_sync_publishes_discovery_states_and_one_event_per_archived_clip
                 and local.utcoffset().total_seconds() < 0
             )
             assert e["time_zone"] == "America/Chicago"
-            assert e["duration_s"] is None or e["duration_s"] > 0
+            assert e["duration_s"] is not None and e["duration_s"] > 0  # probed
             kinds = {f["kind"] for f in e["files"]}
             assert {"clip", "thumbnail", "sidecar"} <= kinds
             assert (data / "archive" / e["key"]).is_file()
