@@ -21,8 +21,6 @@ from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Clip, ClipState
 from archiver.simulator import SimConfig, Simulator
 
-pytest_plugins = ["pg_fixtures"]
-
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 
 
