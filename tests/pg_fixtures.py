@@ -62,10 +62,17 @@ def _free_port() -> int:
 
 
 def _run(cmd: list[str], owner: str | None, cwd: str) -> None:
-    as_owner: dict[str, Any] = {"user": owner, "group": pwd.getpwnam(owner).pw_gid, "extra_groups": []}
+    as_owner: dict[str, Any] = {}
+    if owner:
+        as_owner = {"user": owner, "group": pwd.getpwnam(owner).pw_gid, "extra_groups": []}
     out = subprocess.run(
-        cmd, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120,
-        **(as_owner if owner else {}),
+        cmd,
+        cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **as_owner,
     )
     if out.returncode:
         raise RuntimeError(f"{Path(cmd[0]).name} failed: {(out.stderr or out.stdout).strip()[-1500:]}")
@@ -85,11 +92,11 @@ def start_server(bindir: Path) -> Server:
         shutil.chown(base, owner)
     port = _free_port()
     try:
-        _run([str(bindir / "initdb"), "-D", f"{base}/data", "-U", "postgres", "--auth=trust", "-E", "UTF8",
-              "--no-locale", "--no-sync"], owner, base)  # fmt: skip
+        initdb = ["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]
+        _run([str(bindir / "initdb"), "-D", f"{base}/data", *initdb], owner, base)
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
-        _run([str(bindir / "pg_ctl"), "-D", f"{base}/data", "-l", f"{base}/postgres.log", "-w", "-t", "60",
-              "-o", options, "start"], owner, base)  # fmt: skip
+        pg_ctl = ["-l", f"{base}/postgres.log", "-w", "-t", "60", "-o", options, "start"]
+        _run([str(bindir / "pg_ctl"), "-D", f"{base}/data", *pg_ctl], owner, base)
     except Exception:
         log = Path(base, "postgres.log")
         tail = log.read_text()[-1500:] if log.exists() else ""
