@@ -395,16 +395,6 @@ def test_processor_without_probe_still_thumbnails_and_previews(clip_copy: Path, 
     assert [(d.kind, d.suffix) for d in res.derived] == [("thumbnail", ".jpg"), ("preview", ".gif")]
 
 
-def test_processor_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    MediaProcessor(ProcessingSettings(transcode="h265")).check()
-    assert not MediaProcessor(ProcessingSettings(probe=False)).needs_ffmpeg
-    with pytest.raises(MediaError, match="does not exist"):
-        MediaProcessor(ProcessingSettings(ffmpeg="/nonexistent/ffmpeg")).check()
-    monkeypatch.setattr(ff, "encoders", lambda exe: frozenset({"libx264"}))
-    with pytest.raises(MediaError, match="transcode av1"):
-        MediaProcessor(ProcessingSettings(transcode="av1")).check()
-
-
 def test_processor_probe_failure_raises(truncated_clip: Path, json_file: Path, tmp_path: Path) -> None:
     for bad in (truncated_clip, json_file):
         with pytest.raises(MediaError):
