@@ -15,7 +15,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -26,6 +25,7 @@ from typing import Any
 
 import pytest
 from filelock import FileLock
+from helpers import free_port
 from pydantic import BaseModel
 from sqlalchemy.engine import make_url
 
@@ -53,12 +53,6 @@ def _bindir() -> Path | None:
     candidates = [Path(initdb).parent] if initdb else []
     candidates += [Path(d) for d in sorted(glob("/usr/lib/postgresql/*/bin"), reverse=True)]
     return next((d for d in candidates if (d / "initdb").is_file() and (d / "pg_ctl").is_file()), None)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _run(cmd: list[str], owner: str | None, cwd: str) -> None:
@@ -90,7 +84,7 @@ def start_server(bindir: Path) -> Server:
     os.chmod(base, 0o755)
     if owner:
         shutil.chown(base, owner)
-    port = _free_port()
+    port = free_port()
     try:
         initdb = ["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"]
         _run([str(bindir / "initdb"), "-D", f"{base}/data", *initdb], owner, base)

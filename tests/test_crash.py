@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, archive_files, cli_env, run_cli, sha256
+from helpers import PASSWORD, USER, archive_files, cli_env, run_cli, sha256
 from sqlmodel import Session, func, select
 
 from archiver.db.engine import make_engine

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import sim_config
+from helpers import sim_config
 from sqlalchemy.engine import Engine
 
 from archiver.db.engine import open_database

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, sim_config
+from helpers import free_port, sim_config
 from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
