@@ -78,6 +78,13 @@ def archive_files(root: Path, suffix: str) -> list[Path]:
     return sorted(p for p in root.rglob(f"*{suffix}") if p.is_file() and not p.name.startswith("."))
 
 
+def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
+    """Copy the first ``keep`` bytes (an int) or fraction (a float < 1) of ``src`` to ``dst``."""
+    data = src.read_bytes()
+    dst.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
+    return dst
+
+
 def free_port() -> int:
     """A loopback port nothing listens on (for servers we start, or for 'unreachable' endpoints)."""
     with socket.socket() as sock:

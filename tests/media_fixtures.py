@@ -3,7 +3,7 @@
 Clips are made once per test session (session-scoped fixtures) so the media tests stay fast. Use the
 fixtures with ``pytest_plugins = ["media_fixtures"]`` in a test module (or import them by name with
 ``# noqa: F401``; ruff then also flags each fixture parameter as F811). The plain helpers
-(:func:`make_clip`, :func:`truncate_copy` ...) are ordinary imports.
+(:func:`make_clip`, :func:`make_audio_only`) are ordinary imports; ``truncate_copy`` is in helpers.py.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import truncate_copy
 
 from archiver.media.ffmpeg import encoders, find_ffmpeg
 
@@ -81,14 +82,6 @@ def make_audio_only(dst: Path, seconds: float = 1.0) -> Path:
         check=True,
         timeout=60,
     )
-    return dst
-
-
-def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
-    """Copy the first ``keep`` bytes (an int) or fraction (a float < 1) of ``src`` to ``dst``."""
-    data = src.read_bytes()
-    n = int(len(data) * keep) if isinstance(keep, float) else keep
-    dst.write_bytes(data[:n])
     return dst
 
 

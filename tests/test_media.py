@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import truncate_copy
 
 import archiver.media.probe as probe_mod
 from archiver.config import ProcessingSettings
@@ -32,13 +33,6 @@ from archiver.simulator.media import ClipBody, asset_jpeg
 # than imported by name so that fixture parameters do not trip ruff's F811 (redefinition of an import).
 # (Nothing else is imported from it: importing before registration would defeat pytest's assert rewriting.)
 pytest_plugins = ["media_fixtures"]
-
-
-def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
-    """The first ``keep`` bytes (int) or fraction (float) of ``src`` as ``dst``."""
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
-    return dst
 
 
 def _exe(path: Path, body: str = "#!/bin/sh\nexit 0\n") -> Path:
