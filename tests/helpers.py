@@ -11,13 +11,19 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
+
+from sqlalchemy.engine import Engine
 
 from archiver.blink.api import BlinkAPI
 from archiver.config import Settings, load_settings
 from archiver.db import repo
-from archiver.db.engine import open_database
+from archiver.db.engine import open_database, session_scope
+from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
+from archiver.destinations.base import Destination
 from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine, sync_all
 from archiver.pipeline.select import Selection
@@ -68,6 +74,57 @@ def source_context(tmp_path: Path, api: object = None, **account: Any) -> Source
     row = repo.get_or_create_account(engine, acct.name, acct.username, "oauth")
     assert row.id is not None
     return SourceContext(row.id, acct, settings, engine, cast(BlinkAPI, api), Selection.of(acct))
+
+
+SUFFIX = {ObjectKind.clip: "mp4", ObjectKind.thumbnail: "jpg"}
+
+
+def seed_stored(
+    engine: Engine,
+    staging: Path,
+    destinations: Mapping[str, Destination],
+    clips: Sequence[tuple[str, datetime, ClipState]],
+    kinds: Sequence[ObjectKind] = (ObjectKind.clip,),
+) -> dict[int, list[str]]:
+    """A "default" account with one row per (camera, recorded at, state) clip in network "Home"; for each
+    of ``kinds`` a small file put into every destination and recorded as its StoredObject.
+    Returns {clip id: [key per kind]}, in the order given."""
+    keys: dict[int, list[str]] = {}
+    staging.mkdir(parents=True, exist_ok=True)
+    with session_scope(engine) as s:
+        account = Account(name="default", hardware_id="hw")
+        s.add(account)
+        s.flush()
+        for n, (camera, when, state) in enumerate(clips):
+            clip = Clip(
+                account_id=account.id,
+                identity=f"cloud:{n}",
+                blink_id=str(n),
+                network_name="Home",
+                camera_name=camera,
+                camera_blink_id=100 + ord(camera[0]),
+                created_at=when,
+                state=state,
+            )
+            s.add(clip)
+            s.flush()
+            assert clip.id is not None
+            keys[clip.id] = []
+            for kind in kinds:
+                data = f"{kind} of clip {clip.id}".encode() * 50
+                src = staging / f"{clip.id}.{SUFFIX[kind]}"
+                src.write_bytes(data)
+                sha = hashlib.sha256(data).hexdigest()
+                key = f"Home/{camera}/{when:%Y-%m-%d}/{when:%H-%M-%S}_{clip.id}.{SUFFIX[kind]}"
+                keys[clip.id].append(key)
+                for name, dest in destinations.items():
+                    dest.put(src, key, sha256=sha, metadata={"clip-id": str(clip.id)})
+                    s.add(
+                        StoredObject(
+                            clip_id=clip.id, destination=name, kind=kind, key=key, size=len(data), sha256=sha
+                        )
+                    )
+    return keys
 
 
 def sha256(path: Path) -> str:
