@@ -5,13 +5,12 @@ The server is ``ARCHIVER_TEST_DATABASE_URL`` when set (e.g.
 a throwaway server from the installed PostgreSQL binaries (``initdb``/``pg_ctl`` on PATH or under
 ``/usr/lib/postgresql/*/bin``; run as the ``postgres`` user when the tests run as root) in a temp dir on a
 free loopback port. Under pytest-xdist the workers share that one server (a file lock in pytest's shared
-temp dir decides who starts it); the controlling process stops it at the end of the session. Tests skip
+temp dir decides who starts it); the controlling process stops it when the session finishes. Tests skip
 only when no binaries are installed. Loaded by ``conftest.py``.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
@@ -129,13 +128,16 @@ def pg_server_url(pytestconfig: pytest.Config) -> str:
         return Server.model_validate_json(state.read_text()).url
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """The controlling process (not an xdist worker) stops the server the session started, if any."""
+@pytest.hookimpl(tryfirst=True)  # before pytest's temp dir clean-up
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controlling process (not an xdist worker; after they ended) stops the server the session
+    started, if any."""
+    config = session.config
     if hasattr(config, "workerinput") or not hasattr(config, "_tmp_path_factory"):
         return
     state = _shared_dir(config) / STATE
     if state.exists():
-        stop_server(Server.model_validate(json.loads(state.read_text())))
+        stop_server(Server.model_validate_json(state.read_text()))
         state.unlink()
 
 
