@@ -22,6 +22,11 @@ def ffmpeg_exe() -> str:
     return find_ffmpeg(None)
 
 
+def _lavfi(exe: str, source: str) -> list[str]:
+    """An ffmpeg command line reading the generated ``source`` (quiet, overwriting its output)."""
+    return [exe, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source]
+
+
 def make_clip(
     dst: Path,
     *,
@@ -35,18 +40,7 @@ def make_clip(
     """A ``testsrc`` clip: libx264 if the build has it, else mpeg4; optional AAC sine audio."""
     exe = ffmpeg or ffmpeg_exe()
     vcodec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] if "libx264" in encoders(exe) else ["-c:v", "mpeg4"]
-    cmd = [
-        exe,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc=size={size}:rate={rate}",
-    ]
+    cmd = _lavfi(exe, f"testsrc=size={size}:rate={rate}")
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
     cmd += ["-t", str(seconds), *vcodec]
@@ -60,28 +54,8 @@ def make_clip(
 
 
 def make_audio_only(dst: Path, seconds: float = 1.0) -> Path:
-    exe = ffmpeg_exe()
-    subprocess.run(
-        [
-            exe,
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=16000",
-            "-t",
-            str(seconds),
-            "-c:a",
-            "aac",
-            str(dst),
-        ],
-        check=True,
-        timeout=60,
-    )
+    cmd = [*_lavfi(ffmpeg_exe(), "sine=frequency=440:sample_rate=16000"), "-t", str(seconds), "-c:a", "aac"]
+    subprocess.run([*cmd, str(dst)], check=True, timeout=60)
     return dst
 
 
