@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from conftest import free_port
+from helpers import free_port
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"

@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, cli_env, free_port, make_settings, run_cli
 from ha_schema import parse_topic, validate
+from helpers import PASSWORD, USER, cli_env, free_port, make_settings, run_cli
 from mqtt_fixtures import Broker, Listener, clip_events, retained
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select

@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import free_port, make_settings, sim_config
+from helpers import free_port, make_settings, sim_config
 from mqtt_fixtures import Broker, Listener, clip_events, retained
 from sqlmodel import select
 
