@@ -25,13 +25,13 @@ from sqlmodel import Session, col, select
 from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
 from archiver.blink.http import BlinkHTTP
-from archiver.config import AccountSettings, Settings
+from archiver.config import AccountSettings, Settings, parse_duration
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipSource, ClipState, ObjectKind, utcnow
 from archiver.destinations.base import Destination
 from archiver.errors import ArchiverError, AuthError, ConfigError
-from archiver.pipeline.fetch import Fetched, NotFoundUpstream, download, fsync_file
+from archiver.pipeline.fetch import NotFoundUpstream, Thumbnail, download, fetch_thumbnail, fsync_file
 from archiver.pipeline.naming import clip_key, local_time, sibling, validate_template
 from archiver.pipeline.store import StagedFile, store_all
 from archiver.sources import cloud
@@ -56,6 +56,7 @@ class SyncReport(BaseModel):
     duration_s: float = 0.0
     errors: list[str] = Field(default_factory=list)  # run-level problems (auth, listing, a source)
     clip_errors: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # worth saying, not a failure (a repaired cursor…)
     local: dict[str, Any] = Field(default_factory=dict)
 
     @property
@@ -115,7 +116,7 @@ class AccountSync:
         row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
         assert row.id is not None
         self.account_id: int = row.id
-        self.http = BlinkHTTP(settings.blink, transport=transport)
+        self.http = BlinkHTTP(settings.blink, transport=transport, limits=settings.limits)
         self.auth = Authenticator(
             self.http,
             settings.blink,
@@ -149,11 +150,23 @@ class AccountSync:
         started = time.monotonic()
         report = SyncReport(account=self.account_settings.name)
         self._clean_staging()
+        deadline = parse_duration(self.settings.limits.sync_deadline).total_seconds()
         try:
-            await self.auth.ensure()
-            await self._discover_and_fetch(report)
-            if self.settings.cloud_cleanup.enabled:
-                await self._cloud_cleanup(report)
+            try:
+                async with asyncio.timeout(deadline):
+                    await self.auth.ensure()
+                    await self._discover_and_fetch(report)
+            except TimeoutError:
+                limit = self.settings.limits.sync_deadline
+                report.errors.append(
+                    f"sync stopped at its deadline (limits.sync_deadline = {limit}); "
+                    "the clips left are fetched by the next run"
+                )
+            except httpx.HTTPError as exc:
+                report.errors.append(f"cannot reach Blink: {_one_line(exc)} ({type(exc).__name__})")
+            else:
+                if self.settings.cloud_cleanup.enabled:
+                    await self._cloud_cleanup(report)
         finally:
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
@@ -163,6 +176,7 @@ class AccountSync:
     async def _discover_and_fetch(self, report: SyncReport) -> None:
         queue: asyncio.Queue[Clip | None] = asyncio.Queue()
         queued: set[int] = set()
+        grace = timedelta(minutes=self.settings.sync.partial_grace_minutes)
 
         def enqueue(clips: Sequence[Clip]) -> None:
             fresh = [
@@ -171,7 +185,7 @@ class AccountSync:
                 if c.id not in queued
                 and c.source == ClipSource.cloud
                 and not c.deleted_upstream
-                and not c.partial
+                and cloud.ready_to_fetch(c, grace)
                 and c.state in repo.PENDING_STATES
             ]
             for c in fresh:
@@ -207,6 +221,8 @@ class AccountSync:
                     tg.create_task(worker())
         except* (AuthError, ConfigError) as group:
             raise group.exceptions[0] from None
+        except* (ArchiverError, httpx.HTTPError, OSError) as group:  # one line, never "unexpected"
+            report.errors.append(_one_line(group.exceptions[0]))
 
     @staticmethod
     async def _guarded(step: Awaitable[None], report: SyncReport) -> None:
@@ -217,6 +233,8 @@ class AccountSync:
             raise
         except ArchiverError as exc:
             report.errors.append(_one_line(exc))
+        except httpx.HTTPError as exc:  # retries exhausted on a connection error
+            report.errors.append(f"cannot reach Blink: {_one_line(exc)} ({type(exc).__name__})")
 
     async def _discover_cloud(self, report: SyncReport, on_new: Callable[[Sequence[Clip]], None]) -> None:
         first = datetime.fromisoformat(self.settings.sync.since)
@@ -231,8 +249,13 @@ class AccountSync:
             first,
             on_new,
             self.rescan_from,
+            tolerance=timedelta(seconds=self.settings.sync.clock_skew_tolerance_s),
+            max_pages=self.settings.limits.max_listing_pages,
         )
         report.listed, report.new, report.pages = result.listed, result.new, result.pages
+        report.notes.extend(result.notes)
+        if result.rejected:
+            report.notes.append(f"{result.rejected} listing items were unusable and skipped (see the log)")
 
     async def _discover_local(self, report: SyncReport) -> None:
         """Sync Module USB storage; a hook other sources plug into (see archiver.sources)."""
@@ -272,13 +295,12 @@ class AccountSync:
         for i in range(0, len(verified), 50):
             batch = verified[i : i + 50]
             try:
-                await self.api.delete_media([int(c.blink_id) for c in batch])
+                count = await self.api.delete_media([int(c.blink_id) for c in batch])
             except ArchiverError as exc:
                 report.errors.append(f"cloud cleanup: {_one_line(exc)}")
                 return
-            for c in batch:
-                self._mark(c, ClipState.stored, cloud_deleted_at=utcnow())
-            report.cloud_deleted += len(batch)
+            # recorded only once Blink confirms (its count now, or the tombstones of a later listing)
+            report.cloud_deleted += cloud.record_cleanup(self.engine, batch, count)
 
     # -- one clip ------------------------------------------------------------------------------------
     def key_for(self, clip: Clip) -> str:
@@ -318,7 +340,8 @@ class AccountSync:
                         kind="clip",
                         min_bytes=self.settings.sync.min_clip_bytes,
                     )
-                thumb = await self._thumbnail(clip, work)
+                thumbnail = await self._thumbnail(clip, work)
+                thumb = thumbnail.fetched
             self.reporter.bytes_fetched(media.size)
             self._mark(clip, ClipState.downloaded, size=media.size, sha256=media.sha256)
             files = [StagedFile(ObjectKind.clip, media.path, key, media.size, media.sha256)]
@@ -330,7 +353,7 @@ class AccountSync:
                 )
             files = await self._process(clip, work, key, files, has_thumbnail=thumb is not None)
             if self.settings.sync.sidecar:
-                files.append(await asyncio.to_thread(self._sidecar, clip, work, key, files))
+                files.append(await asyncio.to_thread(self._sidecar, clip, work, key, files, thumbnail))
             metadata = {
                 "clip-id": clip.identity,
                 "camera": clip.camera_name or "",
@@ -368,19 +391,17 @@ class AccountSync:
         self.reporter.clip_done(clip, True)
         return True
 
-    async def _thumbnail(self, clip: Clip, work: Path) -> Fetched | None:
+    async def _thumbnail(self, clip: Clip, work: Path) -> Thumbnail:
+        """Blink's thumbnail; one that cannot be fetched never fails the clip (a generated one is used)."""
         if not self.settings.sync.thumbnails or not clip.thumbnail_url:
-            return None
+            return Thumbnail(None)
         if self.settings.processing.thumbnail == "generated":
-            return None
-        url = self.api.url(clip.thumbnail_url)
+            return Thumbnail(None)
         try:
-            return await download(self.http, url, work / "thumb.jpg", kind="thumbnail", min_bytes=64)
-        except NotFoundUpstream:
-            if url.endswith(".jpg"):
-                raise
-            # recorded thumbnail paths have no extension; some servers want ".jpg" appended
-            return await download(self.http, url + ".jpg", work / "thumb.jpg", kind="thumbnail", min_bytes=64)
+            url = self.api.url(clip.thumbnail_url)
+        except ArchiverError as exc:
+            return Thumbnail(None, _one_line(exc))
+        return await fetch_thumbnail(self.http, url, work / "thumb.jpg")
 
     async def _process(
         self, clip: Clip, work: Path, key: str, files: list[StagedFile], has_thumbnail: bool
@@ -391,7 +412,9 @@ class AccountSync:
 
         return await run_processor(self, clip, work, key, files, has_thumbnail)
 
-    def _sidecar(self, clip: Clip, work: Path, key: str, files: list[StagedFile]) -> StagedFile:
+    def _sidecar(
+        self, clip: Clip, work: Path, key: str, files: list[StagedFile], thumbnail: Thumbnail | None = None
+    ) -> StagedFile:
         local = local_time(clip.created_at, clip.time_zone)
         doc = {
             "id": clip.blink_id,
@@ -410,6 +433,10 @@ class AccountSync:
             "codec": clip.codec,
             "manifest_size": clip.size_hint,
             "files": {f.kind.value: {"key": f.key, "size": f.size, "sha256": f.sha256} for f in files},
+            "thumbnail": {
+                "source": "blink" if thumbnail is not None and thumbnail.fetched is not None else "generated",
+                "blink_error": thumbnail.error if thumbnail is not None else None,
+            },
         }
         path = work / "sidecar.json"
         data = json.dumps(doc, indent=2, sort_keys=True).encode()

@@ -1,4 +1,10 @@
-"""Discover cloud clips: media/changed from the persisted cursor, every listed clip upserted at once."""
+"""Discover cloud clips: media/changed from the persisted cursor, every listed clip upserted at once.
+
+The cursor (issue 16): it starts the next listing, so a cursor in the future skips clips silently.
+It is taken from Blink's ``Date`` header only while that clock is within ``clock_skew_tolerance_s``
+of ours (else from the local clock); a stored cursor already in the future is reported and moved back
+to the newest clip actually listed; ``sync --since`` resets it.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
 
 from archiver.blink.api import BlinkAPI
-from archiver.blink.models import MediaItem
+from archiver.blink.models import EARLIEST, MediaItem
 from archiver.db import repo
 from archiver.db.engine import session_scope
-from archiver.db.models import Clip, ClipSource, ClipState
+from archiver.db.models import Clip, ClipSource, ClipState, Cursor, utcnow
 
 log = logging.getLogger("archiver.sources.cloud")
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -42,10 +52,31 @@ class ListingResult:
     new: int = 0
     tombstones: int = 0
     filtered: int = 0
+    rejected: int = 0  # items that failed validation (logged, skipped, never blocking the rest)
+    merged: int = 0  # the same id twice in one page
+    confirmed_deleted: int = 0  # stored clips whose tombstone confirms a cloud cleanup
+    notes: list[str] = field(default_factory=list)  # cursor repaired / Blink's clock ignored
 
 
 def cloud_identity(media_id: int) -> str:
     return f"cloud:{media_id}"
+
+
+def minus(ts: datetime, delta: timedelta) -> datetime:
+    """``ts - delta`` that never raises (year 1 minus ten minutes is year 1)."""
+    try:
+        return ts - delta
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def ready_to_fetch(clip: Clip, partial_grace: timedelta, now: datetime | None = None) -> bool:
+    """A clip Blink lists as ``partial`` is fetched once it is older than the grace period (Blink may
+    never clear the flag); others at once."""
+    if not clip.partial:
+        return True
+    created = clip.created_at if clip.created_at.tzinfo else clip.created_at.replace(tzinfo=UTC)
+    return minus(now or datetime.now(UTC), partial_grace) >= created
 
 
 def _apply(clip: Clip, item: MediaItem) -> None:
@@ -58,6 +89,75 @@ def _apply(clip: Clip, item: MediaItem) -> None:
     clip.time_zone = item.time_zone or clip.time_zone
 
 
+def _force_cursor(s: Session, account_id: int, since: datetime) -> None:
+    """Set the cursor even backwards (repair, ``sync --since``); ``repo.set_cursor`` only moves forward."""
+    cur = repo.get_cursor(s, account_id)
+    if cur is None:
+        cur = Cursor(account_id=account_id, source="cloud", since=since)
+    cur.since = since
+    cur.updated_at = utcnow()
+    s.add(cur)
+
+
+def _newest_listed(s: Session, account_id: int, not_after: datetime) -> datetime | None:
+    """The newest time a cloud clip was listed with (``updated_at``, else ``created_at``), up to
+    ``not_after``."""
+    stamp = func.coalesce(Clip.updated_at, Clip.created_at)
+    value = s.exec(
+        select(func.max(stamp)).where(
+            Clip.account_id == account_id, Clip.source == ClipSource.cloud, stamp <= not_after
+        )
+    ).first()
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def cursor_ahead(since: datetime, tolerance: timedelta, now: datetime | None = None) -> float:
+    """Seconds the cursor is ahead of the local clock beyond ``tolerance`` (0 when it is not)."""
+    now = now or datetime.now(UTC)
+    try:
+        ahead = (since - now - tolerance).total_seconds()
+    except OverflowError:  # pragma: no cover - aware datetimes within range never overflow here
+        ahead = 0.0
+    return max(0.0, ahead)
+
+
+def _start(
+    engine: Engine, account_id: int, first_since: datetime, overlap: timedelta, tolerance: timedelta
+) -> tuple[datetime, str | None]:
+    """Where this listing starts; a cursor in the future is repaired here (and said so)."""
+    now = datetime.now(UTC)
+    with session_scope(engine) as s:
+        cur = repo.get_cursor(s, account_id)
+        if cur is None:
+            return first_since, None
+        if not cursor_ahead(cur.since, tolerance, now):
+            return cur.since, None
+        newest = _newest_listed(s, account_id, now + tolerance)
+        since = max(minus(newest, overlap), EARLIEST) if newest is not None else first_since
+        note = (
+            f"the listing cursor was in the future ({cur.since.isoformat()}); "
+            f"repaired: listing again from {since.isoformat()}"
+        )
+        _force_cursor(s, account_id, since)
+    log.warning("account=%s %s", account_id, note)
+    return since, note
+
+
+def _trusted_clock(server: datetime | None, tolerance: timedelta) -> tuple[datetime, str | None]:
+    """Blink's clock for the next cursor, unless it is ahead of ours by more than ``tolerance``."""
+    now = datetime.now(UTC)
+    if server is None:
+        return now, None
+    if server > now + tolerance:
+        return now, (
+            f"Blink's clock (Date: {server.isoformat()}) is ahead of the local clock; "
+            "the cursor follows the local clock"
+        )
+    return server, None
+
+
 async def discover(
     api: BlinkAPI,
     engine: Engine,
@@ -67,23 +167,31 @@ async def discover(
     first_since: datetime,
     on_page: Callable[[Sequence[Clip]], None] | None = None,
     rescan_from: datetime | None = None,
+    *,
+    tolerance: timedelta = timedelta(minutes=2),
+    max_pages: int = 1000,
 ) -> ListingResult:
     """List every page since the cursor; the cursor moves only after the last page was read.
     ``on_page`` gets each page's clips once they are committed, so fetching can start at once."""
-    with session_scope(engine) as s:
-        cur = repo.get_cursor(s, account_id)
-        since = cur.since if cur else first_since
-    if (
-        rescan_from is not None
-    ):  # `archiver sync --since`: list an older window again (the cursor never moves back)
-        since = min(since, rescan_from)
     result = ListingResult()
+    since, repaired = _start(engine, account_id, first_since, overlap, tolerance)
+    if repaired:
+        result.notes.append(repaired)
+    if rescan_from is not None:  # `archiver sync --since`: list an older window again, reset the cursor
+        since = min(since, rescan_from)
     seen: set[int] = set()
     window_start: datetime | None = None
-    async for listing in api.media_pages(since):
+    async for listing in api.media_pages(since, max_pages=max_pages):
         result.pages += 1
         if window_start is None:
-            window_start = listing.server_time or datetime.now(UTC)
+            window_start, clock_note = _trusted_clock(listing.server_time, tolerance)
+            if clock_note:
+                log.warning("account=%s %s", account_id, clock_note)
+                result.notes.append(clock_note)
+        for reason in listing.page.rejected:
+            log.warning("account=%s skipped a listing item: %s", account_id, reason)
+        result.rejected += len(listing.page.rejected)
+        result.merged += listing.page.merged
         items = [i for i in listing.page.media if i.id not in seen]
         touched: list[Clip] = []
         seen.update(i.id for i in items)
@@ -98,6 +206,9 @@ async def discover(
                         clip.deleted_upstream = True  # never deletes anything from the archive
                         if clip.state != ClipState.stored:
                             clip.last_error = "deleted in the Blink cloud before it was archived"
+                        elif clip.cloud_deleted_at is None:
+                            clip.cloud_deleted_at = utcnow()  # Blink confirms it is gone from the cloud
+                            result.confirmed_deleted += 1
                         s.add(clip)
                     continue
                 if clip is None:
@@ -113,6 +224,7 @@ async def discover(
                         camera_blink_id=item.device_id,
                         created_at=item.created_at,
                     )
+                    known[clip.identity] = clip
                     result.new += 1
                 _apply(clip, item)
                 s.add(clip)
@@ -120,8 +232,38 @@ async def discover(
         if on_page is not None:
             on_page(touched)  # committed: the fetch may start on this page while the next is listed
     with session_scope(engine) as s:
-        repo.set_cursor(s, account_id, (window_start or datetime.now(UTC)) - overlap)
+        cursor = minus(window_start or datetime.now(UTC), overlap)
+        if rescan_from is not None or repaired:
+            _force_cursor(s, account_id, cursor)
+        else:
+            repo.set_cursor(s, account_id, cursor)
     log.info(
-        "listed account=%s pages=%d items=%d new=%d", account_id, result.pages, result.listed, result.new
+        "listed account=%s pages=%d items=%d new=%d rejected=%d",
+        account_id,
+        result.pages,
+        result.listed,
+        result.new,
+        result.rejected,
     )
     return result
+
+
+def record_cleanup(engine: Engine, clips: Sequence[Clip], deleted_count: int | None) -> int:
+    """After a cloud delete request: clips are recorded as deleted from the cloud only when Blink's
+    answer confirms all of them (its count); otherwise a later listing's tombstones confirm each one
+    (see ``discover``). Returns how many were recorded now."""
+    if deleted_count is None or deleted_count < len(clips):
+        log.info(
+            "cloud cleanup: Blink confirmed %s of %d deletions; waiting for the listing to confirm",
+            "none" if deleted_count is None else deleted_count,
+            len(clips),
+        )
+        return 0
+    ids = [c.id for c in clips if c.id is not None]
+    with session_scope(engine) as s:
+        for row in s.exec(select(Clip).where(col(Clip.id).in_(ids))):
+            row.cloud_deleted_at = utcnow()
+            s.add(row)
+    for c in clips:
+        c.cloud_deleted_at = utcnow()
+    return len(ids)
