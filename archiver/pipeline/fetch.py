@@ -81,91 +81,86 @@ async def _download_once(
     http: BlinkHTTP, url: str | httpx.URL, dest: Path, kind: Kind, min_bytes: int, limits: LimitsSettings
 ) -> Fetched:
     what = f"download {kind}"
-    allowed, label = _EXPECT[kind]
-    cap = cap_for(kind, limits)
-    # the whole attempt (headers, redirects, body) runs under a deadline that moves with the body
-    started = asyncio.get_running_loop().time()
-    async with asyncio.timeout_at(started + deadline_for(0, limits)) as budget:
-        return await _stream_body(
-            http, url, dest, kind, min_bytes, (what, label, started), allowed, cap, budget, limits
-        )
+    async with http.stream("GET", url, what=what, headers={"Accept-Encoding": "identity"}) as resp:
+        # from the first byte of the answer on, the body runs under a deadline that grows with it
+        started = asyncio.get_running_loop().time()
+        async with asyncio.timeout_at(started + deadline_for(0, limits)) as budget:
+            size, digest, ctype, tmp = await _receive(resp, dest, kind, min_bytes, what, limits, budget)
+    http.stats.bytes_down += size
+    await asyncio.to_thread(fsync_file, tmp)
+    os.replace(tmp, dest)
+    return Fetched(path=dest, size=size, sha256=digest, content_type=ctype)
 
 
-async def _stream_body(
-    http: BlinkHTTP,
-    url: str | httpx.URL,
+async def _receive(
+    resp: httpx.Response,
     dest: Path,
     kind: Kind,
     min_bytes: int,
-    names: tuple[str, str, float],
-    allowed: tuple[str, ...],
-    cap: int,
-    budget: asyncio.Timeout,
+    what: str,
     limits: LimitsSettings,
-) -> Fetched:
-    what, label, started = names
-    async with http.stream("GET", url, what=what, headers={"Accept-Encoding": "identity"}) as resp:
-        ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
-        if resp.status_code != 200 or "json" in ctype:
-            body = b""
-            try:
-                async for chunk in resp.aiter_bytes():
-                    body += chunk
-                    if len(body) > 65536:
-                        break
-            except httpx.HTTPError:
-                pass
-            if media_not_found(resp.status_code, body):
-                raise NotFoundUpstream(f"{what}: Blink says the media is not there (HTTP {resp.status_code})")
-            if resp.status_code == 200:
-                raise RetryableError(f"{what}: Blink sent a JSON error body instead of the {label}")
-            raise MediaError(f"{what}: Blink answered HTTP {resp.status_code}")
-        if ctype and ctype not in allowed:
-            raise RetryableError(f"{what}: Blink sent {ctype} instead of the {label}")
-        declared = resp.headers.get("content-length")
-        expected = int(declared) if declared and declared.isdigit() else None
-        if "content-encoding" in resp.headers:
-            expected = None  # the header counts compressed bytes
-        if expected is not None and expected > cap:
-            raise TooLarge(f"{what}: {expected:,} bytes is over the {cap:,}-byte limit")
-        budget.reschedule(started + deadline_for(expected or 0, limits))
-        digest = hashlib.sha256()
-        size = 0
-        head = b""
-        tmp = dest.with_name(dest.name + ".part")
+    budget: asyncio.Timeout,
+) -> tuple[int, str, str, Path]:
+    """Check the answer and stream its body to ``dest``.part: (size, sha256, content type, part)."""
+    allowed, label = _EXPECT[kind]
+    cap = cap_for(kind, limits)
+    started = asyncio.get_running_loop().time()
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip().lower()
+    if resp.status_code != 200 or "json" in ctype:
+        body = b""
         try:
-            with tmp.open("wb") as fh:
-                async for chunk in resp.aiter_bytes(CHUNK):
-                    if len(head) < 16:
-                        head += chunk[: 16 - len(head)]
-                    size += len(chunk)
-                    if size > cap:
-                        raise TooLarge(f"{what}: body is over the {cap:,}-byte limit")
-                    digest.update(chunk)
-                    fh.write(chunk)
-                    # the deadline follows what has arrived (a body of unknown length gets longer)
-                    budget.reschedule(started + deadline_for(max(size, expected or 0), limits))
-                http.stats.bytes_down += size
-        except httpx.HTTPError as exc:
-            tmp.unlink(missing_ok=True)
-            raise RetryableError(
-                f"{what}: connection lost after {size} bytes ({type(exc).__name__})"
-            ) from exc
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if expected is not None and expected != size:
-            tmp.unlink(missing_ok=True)
-            raise RetryableError(f"{what}: body truncated ({size} of {expected} bytes)")
-        if size < min_bytes or not _signature_ok(kind, head):
-            small = tmp.read_bytes() if size <= 65536 else b""
-            tmp.unlink(missing_ok=True)
-            if small and media_not_found(200, small):  # code 700 in a 200 with no JSON type
-                raise NotFoundUpstream(f"{what}: Blink says the media is not there (HTTP 200)")
-            raise RetryableError(f"{what}: {size}-byte body is not a valid {label}")
-    await asyncio.to_thread(fsync_file, tmp)
-    os.replace(tmp, dest)
-    return Fetched(path=dest, size=size, sha256=digest.hexdigest(), content_type=ctype)
+            async for chunk in resp.aiter_bytes():
+                body += chunk
+                if len(body) > 65536:
+                    break
+        except httpx.HTTPError:
+            pass
+        if media_not_found(resp.status_code, body):
+            raise NotFoundUpstream(f"{what}: Blink says the media is not there (HTTP {resp.status_code})")
+        if resp.status_code == 200:
+            raise RetryableError(f"{what}: Blink sent a JSON error body instead of the {label}")
+        raise MediaError(f"{what}: Blink answered HTTP {resp.status_code}")
+    if ctype and ctype not in allowed:
+        raise RetryableError(f"{what}: Blink sent {ctype} instead of the {label}")
+    declared = resp.headers.get("content-length")
+    expected = int(declared) if declared and declared.isdigit() else None
+    if "content-encoding" in resp.headers:
+        expected = None  # the header counts compressed bytes
+    if expected is not None and expected > cap:
+        raise TooLarge(f"{what}: {expected:,} bytes is over the {cap:,}-byte limit")
+    budget.reschedule(started + deadline_for(expected or 0, limits))
+    digest = hashlib.sha256()
+    size = 0
+    head = b""
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with tmp.open("wb") as fh:
+            async for chunk in resp.aiter_bytes(CHUNK):
+                if len(head) < 16:
+                    head += chunk[: 16 - len(head)]
+                size += len(chunk)
+                if size > cap:
+                    raise TooLarge(f"{what}: body is over the {cap:,}-byte limit")
+                digest.update(chunk)
+                fh.write(chunk)
+                # the deadline follows what has arrived (a body of unknown length gets longer)
+                budget.reschedule(started + deadline_for(max(size, expected or 0), limits))
+    except httpx.HTTPError as exc:
+        tmp.unlink(missing_ok=True)
+        raise RetryableError(f"{what}: connection lost after {size} bytes ({type(exc).__name__})") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if expected is not None and expected != size:
+        tmp.unlink(missing_ok=True)
+        raise RetryableError(f"{what}: body truncated ({size} of {expected} bytes)")
+    if size < min_bytes or not _signature_ok(kind, head):
+        small = tmp.read_bytes() if size <= 65536 else b""
+        tmp.unlink(missing_ok=True)
+        if small and media_not_found(200, small):  # code 700 in a 200 with no JSON type
+            raise NotFoundUpstream(f"{what}: Blink says the media is not there (HTTP 200)")
+        raise RetryableError(f"{what}: {size}-byte body is not a valid {label}")
+    return size, digest.hexdigest(), ctype, tmp
 
 
 async def download(
