@@ -132,8 +132,8 @@ def blink_origins(settings: BlinkSettings) -> tuple[set[tuple[str, str, int | No
     rest-prod and server_url bases, plus any host the regional template can produce."""
     bases = [settings.oauth_url, settings.rest_url, *([settings.server_url] if settings.server_url else [])]
     fixed = {_origin(httpx.URL(b)) for b in bases}
-    template = httpx.URL(settings.rest_url_template.replace("{tier}", "TIER"))
-    host = re.escape(template.host.lower()).replace("tier", "[a-z0-9-]{1,32}")
+    template = httpx.URL(settings.rest_url_template.replace("{tier}", "tierplaceholder"))
+    host = re.escape(template.host.lower()).replace("tierplaceholder", "[a-z0-9-]{1,32}")
     port = template.port or {"http": 80, "https": 443}.get(template.scheme)
     pattern = re.compile(rf"{re.escape(template.scheme)}://{host}:{port}")
     return fixed, pattern
