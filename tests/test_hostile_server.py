@@ -224,6 +224,12 @@ def test_hostile_manifest_ids_never_reach_a_url(tmp_path: Path, sim: Simulator) 
     sm = sim.add_sync_module(net, "SM2")
     ids = [sim.add_local_clip(sm, cam) for _ in range(2)]
     sim.quirks.hostile_manifest_ids = ["../../../../state/disarm", "..", "a/b", "%2e%2e", "x?y=1", "é"]
+    sim.quirks.malformed_manifest_entries = [
+        {"id": "77", "camera_name": "BackDoor", "created_at": "0001-01-01T00:00:00+00:00"},
+        {"id": "78", "camera_name": "BackDoor", "created_at": "garbage"},
+        {"id": None, "camera_name": "BackDoor", "created_at": "2024-05-01T00:00:00+00:00"},
+        ["not", "an", "entry"],
+    ]
     settings = make_settings(tmp_path, sim, local_storage={"poll_interval_s": 0.05})
     report = run_sync(settings)
     assert report.exit_code == 0, report

@@ -44,6 +44,7 @@ class MediaQuirks:
     # -- USB ---------------------------------------------------------------------------------------
     usb_not_found_status: int = 404  # HTTP status of "Media not found" (code 700): 404, 400, 409, 200
     hostile_manifest_ids: list[str] = field(default_factory=list)  # extra manifest entries' ids
+    malformed_manifest_entries: list[Any] = field(default_factory=list)  # raw entries added as they are
     # -- cloud cleanup -----------------------------------------------------------------------------
     delete_count: bool = True  # media/delete answers with deleted_count
 

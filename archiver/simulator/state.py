@@ -984,6 +984,7 @@ class SimState:
                 entry = dict(clips[0]) if clips else {"size": "100", "camera_name": "Camera"}
                 entry.update(id=hostile, created_at=fmt_ts(utcnow() - timedelta(seconds=n)))
                 clips.append(entry)
+            clips.extend(self.quirks.malformed_manifest_entries)
             return {"version": "1.0", "manifest_id": manifest.manifest_id, "clips": clips}
 
     def _manifest_clip(self, sm: SyncModule, manifest_id: str, clip_id: str) -> LocalClip:
