@@ -82,9 +82,11 @@ def test_a_skewed_date_once_then_new_clips_every_clip_archived(
     assert stored_hashes(settings) == {sim.clip_sha256(i) for i in first + later}
 
 
-def test_a_cursor_in_the_future_is_reported_and_repaired(tmp_path: Path, sim: Simulator, camera: int) -> None:
+def test_a_cursor_in_the_future_is_reported_and_repaired(
+    tmp_path: Path, sim: Simulator, camera: int, database_url: str
+) -> None:
     first = sim.add_clips(camera, 2, size=10_000)
-    settings = make_settings(tmp_path, sim)
+    settings = make_settings(tmp_path, sim, database={"url": database_url})
     run_sync(settings)
     set_cursor(settings, datetime(9999, 12, 31, tzinfo=UTC))  # what an older version could leave behind
     engine = open_database(settings.database_url)
