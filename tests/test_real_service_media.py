@@ -4,18 +4,23 @@ fields, USB "Media not found" under other statuses, cloud cleanup confirmation).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+import respx
 from conftest import archive_files, cli_env, make_settings, run_cli, run_sync, sha256, sim_config
 from sqlmodel import select
 
-from archiver.config import LocalStorageSettings, Settings
+from archiver.blink.http import BlinkHTTP
+from archiver.config import BlinkSettings, LocalStorageSettings, Settings
 from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipState
+from archiver.errors import MediaError
 from archiver.simulator import Faults, SimConfig, Simulator
 
 
@@ -186,3 +191,49 @@ def test_cloud_cleanup_records_a_deletion_only_once_blink_confirms_it(
     assert deleted == {f"cloud:{i}": count for i in ids}  # no count in the answer: not yet recorded
     run_sync(settings)  # the listing now shows the tombstones: that confirms it
     assert all(c.cloud_deleted_at is not None for c in clips(settings).values())
+
+
+# ------------------------------------------------------------------------------- narrow unit: redirects
+BLINK = "https://rest-u011.immedia-semi.com"
+
+
+@respx.mock
+def test_redirect_hops_carry_the_token_only_on_blink_hosts() -> None:
+    first = respx.get(f"{BLINK}/clip/1.mp4").mock(
+        return_value=httpx.Response(302, headers={"Location": "https://cdn.example/a.mp4?sig=1"})
+    )
+    cdn = respx.get("https://cdn.example/a.mp4").mock(
+        return_value=httpx.Response(307, headers={"Location": f"{BLINK}/clip/final.mp4"})
+    )
+    final = respx.get(f"{BLINK}/clip/final.mp4").mock(return_value=httpx.Response(200, content=b"ok"))
+
+    async def headers() -> dict[str, str]:
+        return {"Authorization": "Bearer secret"}
+
+    async def go() -> bytes:
+        async with BlinkHTTP(BlinkSettings(max_requests_per_second=0)) as http:
+            http.use_auth(headers, None)
+            http.client.cookies.set("session", "c00kie", domain="cdn.example")  # even a matching jar
+            async with http.stream("GET", f"{BLINK}/clip/1.mp4") as resp:
+                return await resp.aread()
+
+    assert asyncio.run(go()) == b"ok"
+    assert first.calls[0].request.headers["Authorization"] == "Bearer secret"
+    sent = cdn.calls[0].request.headers
+    assert "Authorization" not in sent and "Cookie" not in sent
+    assert final.calls[0].request.headers["Authorization"] == "Bearer secret"
+
+
+@respx.mock
+def test_a_redirect_loop_fails_the_clip_not_the_run() -> None:
+    respx.get(f"{BLINK}/loop").mock(return_value=httpx.Response(302, headers={"Location": "/loop"}))
+
+    async def go() -> None:
+        async with (
+            BlinkHTTP(BlinkSettings(max_requests_per_second=0)) as http,
+            http.stream("GET", f"{BLINK}/loop"),
+        ):
+            pass
+
+    with pytest.raises(MediaError, match="redirects"):
+        asyncio.run(go())
