@@ -21,8 +21,8 @@ from archiver.db import repo
 from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Account, Clip, ClipState, Cursor
 from archiver.metrics import DatabaseCollector
+from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine, sync_all
-from archiver.pipeline.sync import SyncReport
 from archiver.simulator import Faults, SimConfig, Simulator
 
 FAR_FUTURE = "Fri, 31 Dec 9999 23:59:59 GMT"

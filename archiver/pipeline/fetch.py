@@ -13,6 +13,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal
 
@@ -21,7 +22,9 @@ import httpx
 from archiver.blink.api import media_not_found
 from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.config import LimitsSettings
+from archiver.db.models import Clip
 from archiver.errors import ArchiverError, AuthError, MediaError
+from archiver.util import as_utc, fsync_file
 
 log = logging.getLogger("archiver.fetch")
 
@@ -58,14 +61,6 @@ class TooSlow(MediaError):
 
 class TooLarge(MediaError):
     """The body is over its size cap: that clip fails (a thumbnail is replaced by a generated one)."""
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def deadline_for(size: int, limits: LimitsSettings) -> float:
@@ -188,6 +183,18 @@ async def download(
                     f"(limits.min_download_bytes_per_s = {limits.min_download_bytes_per_s:g})"
                 ) from None
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def partial_ready(clip: Clip, grace: timedelta, now: datetime | None = None) -> bool:
+    """When to fetch: a clip Blink lists as ``partial`` once it is older than ``grace`` (Blink may never
+    clear the flag); any other clip at once."""
+    if not clip.partial:
+        return True
+    now = now or datetime.now(UTC)
+    try:
+        return now - grace >= as_utc(clip.created_at)
+    except OverflowError:
+        return True
 
 
 @dataclass(frozen=True)

@@ -1,61 +1,44 @@
-"""Discover cloud clips: media/changed from the persisted cursor, every listed clip upserted at once.
+"""The cloud source: media/changed from the persisted cursor, every listed clip upserted at once; a clip
+is fetched from its media URL (plus Blink's thumbnail, which never fails the clip).
 
 The cursor (issue 16): it starts the next listing, so a cursor in the future skips clips silently.
 It is taken from Blink's ``Date`` header only while that clock is within ``clock_skew_tolerance_s``
 of ours (else from the local clock); a stored cursor already in the future is reported and moved back
-to the newest clip actually listed; ``sync --since`` resets it.
+to the newest clip actually listed; ``sync --since`` resets it. Listing items are validated one at a
+time (``MediaPage``): a bad one is logged, skipped and counted, never blocking the rest.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
-from archiver.blink.api import BlinkAPI
 from archiver.blink.models import EARLIEST, MediaItem
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipSource, ClipState, Cursor, utcnow
+from archiver.errors import ArchiverError
+from archiver.pipeline.fetch import Thumbnail, download, fetch_thumbnail
+from archiver.pipeline.task import Staged
+from archiver.sources.base import Emit, SourceBase, SourceContext, SourceReport, Transfer
+from archiver.util import one_line
 
 log = logging.getLogger("archiver.sources.cloud")
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass
-class Filters:
-    cameras: list[str] = field(default_factory=list)
-    networks: list[str] = field(default_factory=list)
-
-    def allows(self, item: MediaItem) -> bool:
-        def match(wanted: list[str], name: str | None, ident: int | None) -> bool:
-            if not wanted:
-                return True
-            keys = {w.casefold() for w in wanted}
-            return (name or "").casefold() in keys or str(ident) in keys
-
-        return match(self.cameras, item.device_name, item.device_id) and match(
-            self.networks, item.network_name, item.network_id
-        )
-
-
-@dataclass
-class ListingResult:
-    pages: int = 0
-    listed: int = 0
-    new: int = 0
+class CloudReport(SourceReport):
     tombstones: int = 0
-    filtered: int = 0
-    rejected: int = 0  # items that failed validation (logged, skipped, never blocking the rest)
+    rejected: int = 0  # listing items that failed validation (logged, skipped, never blocking the rest)
     merged: int = 0  # the same id twice in one page
-    confirmed_deleted: int = 0  # stored clips whose tombstone confirms a cloud cleanup
-    notes: list[str] = field(default_factory=list)  # cursor repaired / Blink's clock ignored
+    confirmed_deleted: int = 0  # stored clips whose tombstone confirms they left the cloud
 
 
 def cloud_identity(media_id: int) -> str:
@@ -68,25 +51,6 @@ def minus(ts: datetime, delta: timedelta) -> datetime:
         return ts - delta
     except OverflowError:
         return datetime.min.replace(tzinfo=UTC)
-
-
-def ready_to_fetch(clip: Clip, partial_grace: timedelta, now: datetime | None = None) -> bool:
-    """A clip Blink lists as ``partial`` is fetched once it is older than the grace period (Blink may
-    never clear the flag); others at once."""
-    if not clip.partial:
-        return True
-    created = clip.created_at if clip.created_at.tzinfo else clip.created_at.replace(tzinfo=UTC)
-    return minus(now or datetime.now(UTC), partial_grace) >= created
-
-
-def _apply(clip: Clip, item: MediaItem) -> None:
-    clip.updated_at = item.updated_at
-    clip.media_url = item.media or clip.media_url
-    clip.thumbnail_url = item.thumbnail or clip.thumbnail_url
-    clip.partial = item.partial
-    clip.network_name = item.network_name or clip.network_name
-    clip.camera_name = item.device_name or clip.camera_name
-    clip.time_zone = item.time_zone or clip.time_zone
 
 
 def _force_cursor(s: Session, account_id: int, since: datetime) -> None:
@@ -105,7 +69,7 @@ def _newest_listed(s: Session, account_id: int, not_after: datetime) -> datetime
     stamp = func.coalesce(Clip.updated_at, Clip.created_at)
     value = s.exec(
         select(func.max(stamp)).where(
-            Clip.account_id == account_id, Clip.source == ClipSource.cloud, stamp <= not_after
+            Clip.account_id == account_id, Clip.source == ClipSource.cloud.value, stamp <= not_after
         )
     ).first()
     if value is None:
@@ -158,22 +122,36 @@ def _trusted_clock(server: datetime | None, tolerance: timedelta) -> tuple[datet
     return server, None
 
 
-async def discover(
-    api: BlinkAPI,
-    engine: Engine,
-    account_id: int,
-    filters: Filters,
-    overlap: timedelta,
-    first_since: datetime,
-    on_page: Callable[[Sequence[Clip]], None] | None = None,
-    rescan_from: datetime | None = None,
-    *,
-    tolerance: timedelta = timedelta(minutes=2),
-    max_pages: int = 1000,
-) -> ListingResult:
+def _apply(clip: Clip, item: MediaItem) -> None:
+    clip.updated_at = item.updated_at
+    clip.media_url = item.media or clip.media_url
+    clip.thumbnail_url = item.thumbnail or clip.thumbnail_url
+    clip.partial = item.partial
+    clip.network_name = item.network_name or clip.network_name
+    clip.camera_name = item.device_name or clip.camera_name
+    clip.time_zone = item.time_zone or clip.time_zone
+
+
+def _wanted(ctx: SourceContext, item: MediaItem) -> bool:
+    return ctx.selection.allows(
+        camera=item.device_name,
+        camera_id=item.device_id,
+        network=item.network_name,
+        network_id=item.network_id,
+    )
+
+
+async def discover(ctx: SourceContext, result: CloudReport, on_page: Emit | None = None) -> None:
     """List every page since the cursor; the cursor moves only after the last page was read.
     ``on_page`` gets each page's clips once they are committed, so fetching can start at once."""
-    result = ListingResult()
+    api, engine, account_id = ctx.api, ctx.engine, ctx.account_id
+    sync = ctx.settings.sync
+    overlap = timedelta(minutes=sync.overlap_minutes)
+    tolerance = timedelta(seconds=sync.clock_skew_tolerance_s)
+    first_since = datetime.fromisoformat(sync.since)
+    if first_since.tzinfo is None:
+        first_since = first_since.replace(tzinfo=UTC)
+    rescan_from = ctx.rescan_from
     since, repaired = _start(engine, account_id, first_since, overlap, tolerance)
     if repaired:
         result.notes.append(repaired)
@@ -181,7 +159,7 @@ async def discover(
         since = min(since, rescan_from)
     seen: set[int] = set()
     window_start: datetime | None = None
-    async for listing in api.media_pages(since, max_pages=max_pages):
+    async for listing in api.media_pages(since, max_pages=ctx.settings.limits.max_listing_pages):
         result.pages += 1
         if window_start is None:
             window_start, clock_note = _trusted_clock(listing.server_time, tolerance)
@@ -212,12 +190,12 @@ async def discover(
                         s.add(clip)
                     continue
                 if clip is None:
-                    if not filters.allows(item) or not item.media:
+                    if not _wanted(ctx, item) or not item.media:
                         result.filtered += 1
                         continue
                     clip = Clip(
                         account_id=account_id,
-                        source=ClipSource.cloud,
+                        source=ClipSource.cloud.value,
                         identity=cloud_identity(item.id),
                         blink_id=str(item.id),
                         network_blink_id=item.network_id,
@@ -237,6 +215,8 @@ async def discover(
             _force_cursor(s, account_id, cursor)
         else:
             repo.set_cursor(s, account_id, cursor)
+    if result.rejected:
+        result.notes.append(f"{result.rejected} listing items were unusable and skipped (see the log)")
     log.info(
         "listed account=%s pages=%d items=%d new=%d rejected=%d",
         account_id,
@@ -245,25 +225,51 @@ async def discover(
         result.new,
         result.rejected,
     )
-    return result
 
 
-def record_cleanup(engine: Engine, clips: Sequence[Clip], deleted_count: int | None) -> int:
-    """After a cloud delete request: clips are recorded as deleted from the cloud only when Blink's
-    answer confirms all of them (its count); otherwise a later listing's tombstones confirm each one
-    (see ``discover``). Returns how many were recorded now."""
-    if deleted_count is None or deleted_count < len(clips):
-        log.info(
-            "cloud cleanup: Blink confirmed %s of %d deletions; waiting for the listing to confirm",
-            "none" if deleted_count is None else deleted_count,
-            len(clips),
-        )
-        return 0
-    ids = [c.id for c in clips if c.id is not None]
-    with session_scope(engine) as s:
-        for row in s.exec(select(Clip).where(col(Clip.id).in_(ids))):
-            row.cloud_deleted_at = utcnow()
-            s.add(row)
-    for c in clips:
-        c.cloud_deleted_at = utcnow()
-    return len(ids)
+class CloudSource(SourceBase):
+    name = ClipSource.cloud.value
+
+    @classmethod
+    def build(cls, ctx: SourceContext) -> CloudSource:
+        return cls(ctx)
+
+    def __init__(self, ctx: SourceContext) -> None:
+        super().__init__(ctx)
+        self._report: CloudReport = CloudReport(name=self.name)
+
+    def pending(self) -> Sequence[Clip]:
+        with session_scope(self.ctx.engine) as s:
+            return repo.pending_clips(s, self.ctx.account_id, self.name)
+
+    async def discover(self, emit: Emit) -> None:
+        await discover(self.ctx, self._report, emit)
+
+    async def fetch(self, clip: Clip, work: Path, transfer: Transfer) -> Staged:
+        api, sync = self.ctx.api, self.ctx.settings.sync
+        async with transfer():
+            media = await download(
+                api.http,
+                api.url(clip.media_url or ""),
+                work / "clip.mp4",
+                kind="clip",
+                min_bytes=sync.min_clip_bytes,
+            )
+            thumb = await self._thumbnail(clip, work)
+            return Staged(media, thumb.fetched, thumbnail_error=thumb.error)
+
+    async def _thumbnail(self, clip: Clip, work: Path) -> Thumbnail:
+        """Blink's thumbnail; one that cannot be fetched never fails the clip (a generated one is used)."""
+        settings = self.ctx.settings
+        if not settings.sync.thumbnails or not clip.thumbnail_url:
+            return Thumbnail(None)
+        if settings.processing.thumbnail == "generated":
+            return Thumbnail(None)
+        try:
+            url = self.ctx.api.url(clip.thumbnail_url)
+        except ArchiverError as exc:
+            return Thumbnail(None, one_line(exc))
+        return await fetch_thumbnail(self.ctx.api.http, url, work / "thumb.jpg")
+
+    def report(self) -> CloudReport:
+        return self._report
