@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import archive_files, make_settings, run_sync, sha256
+from conftest import archive_files, cli_env, make_settings, run_cli, run_sync, sha256
 from sqlmodel import select
 
 from archiver.blink.api import UnsafeURL, build_url, media_not_found, media_url
@@ -93,6 +93,8 @@ def test_a_cursor_in_the_future_is_reported_and_repaired(
     [_, _, ahead] = list(DatabaseCollector(engine).collect())
     assert ahead.name == "archiver_cursor_ahead_seconds" and ahead.samples[0].value > 1e9
     engine.dispose()
+    status = run_cli(["status"], cli_env(tmp_path, sim, ARCHIVER_DATABASE__URL=database_url))
+    assert status.returncode == 0 and "the cursor is in the future" in status.stdout
 
     later = sim.add_clips(camera, 3, size=10_000)
     report = run_sync(settings)
