@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import archive_files, cli_env, make_settings, run_cli, run_sync, sha256
+from helpers import archive_files, cli_env, make_settings, run_cli, run_sync, sha256
 from sqlmodel import select
 
 from archiver.blink.api import UnsafeURL, build_url, media_not_found, media_url

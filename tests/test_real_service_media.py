@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from conftest import archive_files, cli_env, make_settings, run_cli, run_sync, sha256, sim_config
+from helpers import archive_files, cli_env, make_settings, run_cli, run_sync, sha256, sim_config
 from sqlmodel import select
 
 from archiver.blink.http import BlinkHTTP

@@ -81,7 +81,6 @@ async def _download_once(
         started = asyncio.get_running_loop().time()
         async with asyncio.timeout_at(started + deadline_for(0, limits)) as budget:
             size, digest, ctype, tmp = await _receive(resp, dest, kind, min_bytes, what, limits, budget)
-    http.stats.bytes_down += size
     await asyncio.to_thread(fsync_file, tmp)
     os.replace(tmp, dest)
     return Fetched(path=dest, size=size, sha256=digest, content_type=ctype)
