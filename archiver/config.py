@@ -9,7 +9,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -20,7 +20,15 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from archiver.destinations.registry import DestinationSettings
+from archiver.destinations.settings import (
+    DestinationSettingsBase,
+    DiskDestinationSettings,
+    S3DestinationSettings,
+)
 from archiver.errors import ConfigError
+
+__all__ = ["DiskDestinationSettings", "S3DestinationSettings", "Settings", "load_settings"]
 
 REAL_OAUTH_URL = "https://api.oauth.blink.com"
 REAL_REST_URL = "https://rest-prod.immedia-semi.com"
@@ -115,29 +123,6 @@ class ProcessingSettings(Section):
     workers: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=300, gt=0)
     probe: bool = True
-
-
-class DiskDestinationSettings(Section):
-    type: Literal["disk"] = "disk"
-    name: str | None = None
-    path: Path | None = None  # default: <data_dir>/archive
-
-
-class S3DestinationSettings(Section):
-    type: Literal["s3"] = "s3"
-    name: str | None = None
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    storage_class: str | None = None
-    sse: str | None = None  # "AES256" or "aws:kms"
-    access_key_id: str | None = None
-    secret_access_key: SecretStr | None = None
-    multipart_threshold_mb: int = Field(default=64, ge=5)
-
-
-DestinationSettings = Annotated[DiskDestinationSettings | S3DestinationSettings, Field(discriminator="type")]
 
 
 class RetentionSettings(Section):
@@ -261,7 +246,7 @@ class Settings(BaseSettings):
     def archive_dir(self) -> Path:
         return self.data_dir / "archive"
 
-    def destination_list(self) -> list[DiskDestinationSettings | S3DestinationSettings]:
+    def destination_list(self) -> list[DestinationSettingsBase]:
         return list(self.destinations) or [DiskDestinationSettings(path=self.archive_dir)]
 
     def account_list(self) -> list[AccountSettings]:
