@@ -115,6 +115,9 @@ class Worker:
         started_wall, started = time.time(), time.monotonic()
         log.info("sync start account=%s", name)
         try:
+            from archiver.maintenance import preflight
+
+            await asyncio.to_thread(preflight, self.settings)  # nothing is downloaded that cannot be kept
             reports = await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
         except asyncio.CancelledError:
             log.info("sync cancelled account=%s (stopping)", name)

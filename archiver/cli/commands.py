@@ -133,12 +133,14 @@ def sync(
 
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
+    from archiver.maintenance import preflight
     from archiver.pipeline.runner import sync_all
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
+        preflight(s)  # staging, ffmpeg, destinations: before the first download, never after
         reports = asyncio.run(
             sync_all(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
         )

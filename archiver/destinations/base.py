@@ -17,7 +17,15 @@ from pydantic import BaseModel
 
 
 class DestinationError(Exception):
-    """A destination could not complete an operation (unreachable, full, refused)."""
+    """A destination could not complete an operation (unreachable, full, refused).
+
+    ``config`` is True when waiting will not help (no such bucket, access denied, not a folder): the
+    configuration must change. Otherwise it is an outage (unreachable, full) a later run gets past.
+    """
+
+    def __init__(self, message: str, *, config: bool = False) -> None:
+        super().__init__(message)
+        self.config = config
 
 
 class ObjectInfo(BaseModel):
@@ -145,15 +153,15 @@ def delete_many(dest: Destination, keys: Sequence[str]) -> dict[str, Exception]:
         return dict.fromkeys(keys, exc)
 
 
-def preflight_all(destinations: Sequence[Destination]) -> tuple[list[str], list[str]]:
+def preflight_all(destinations: Sequence[Destination]) -> tuple[list[DestinationError], list[str]]:
     """Run every destination's preflight: (problems, notes). A problem means nothing can be stored."""
-    problems: list[str] = []
+    problems: list[DestinationError] = []
     notes: list[str] = []
     for dest in destinations:
         try:
             notes.extend(dest.preflight())
         except DestinationError as exc:
-            problems.append(str(exc))
+            problems.append(exc)
         except Exception as exc:  # a backend bug is a problem too, never a crash
-            problems.append(f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}")
+            problems.append(DestinationError(f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}"))
     return problems, notes

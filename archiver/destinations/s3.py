@@ -130,9 +130,10 @@ class S3Destination(DestinationBase):
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key, self.name)
 
-    def _fail(self, what: str) -> DestinationError:
+    def _fail(self, what: str, *, config: bool = False) -> DestinationError:
         return DestinationError(
-            f"s3 destination {self.name!r} ({self.endpoint}, bucket {self.bucket!r}): {_one_line(what)}"
+            f"s3 destination {self.name!r} ({self.endpoint}, bucket {self.bucket!r}): {_one_line(what)}",
+            config=config,
         )
 
     def _describe(self, exc: BaseException) -> str:
@@ -188,9 +189,12 @@ class S3Destination(DestinationBase):
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchBucket", "NotFound"}:
-                raise self._fail("bucket does not exist") from None
-            raise self._fail(self._describe(exc)) from None
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                raise self._fail("bucket does not exist", config=True) from None
+            raise self._fail(self._describe(exc), config=code in _DENIED_CODES) from None
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise self._fail(self._describe(exc), config=True) from None
         except (BotoCoreError, Boto3Error, OSError) as exc:
             raise self._fail(self._describe(exc)) from None
 
