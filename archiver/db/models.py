@@ -139,6 +139,9 @@ class Clip(SQLModel, table=True):
     discovered_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     stored_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     cloud_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # The key this clip owns in every destination (unique across modules and accounts): the template's
+    # key, or that key with a "-2", "-3"... suffix when another clip owned it first.
+    archive_key: str | None = Field(default=None, unique=True, index=True)
 
 
 class StoredObject(SQLModel, table=True):
@@ -149,7 +152,7 @@ class StoredObject(SQLModel, table=True):
     clip_id: int = Field(foreign_key="clip.id", index=True)
     destination: str
     kind: ObjectKind
-    key: str
+    key: str = Field(index=True)
     size: int
     sha256: str
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
