@@ -55,6 +55,15 @@ class VerifyReport(BaseModel):
         return not (self.missing or self.corrupt or self.stray or self.errors)
 
 
+def object_intact(dest: Destination, key: str, size: int, sha256: str) -> bool:
+    """The destination holds exactly these bytes under ``key``: size, then a full re-read's sha256 (what
+    cloud cleanup requires before Blink's copy is deleted; a size match proves nothing)."""
+    info = dest.stat(key)
+    if info is None or info.size != size:
+        return False
+    return dest.hash(key) == sha256
+
+
 def verify(
     session: Session,
     destinations: Mapping[str, Destination],
