@@ -166,8 +166,11 @@ class DiskDestination(DestinationBase):
                 os.close(fd)
                 probe.unlink(missing_ok=True)
             st = os.statvfs(self.root)
-        except OSError as exc:
-            raise DestinationError(f"disk destination {self.name!r}: {self.root}: {_reason(exc)}") from None
+        except OSError as exc:  # a full disk is an outage; a file in the way or no permission is config
+            outage = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+            raise DestinationError(
+                f"disk destination {self.name!r}: {self.root}: {_reason(exc)}", config=not outage
+            ) from None
         free = st.f_bavail * st.f_frsize
         if free < self.min_free_bytes:
             raise DestinationError(
