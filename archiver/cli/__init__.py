@@ -12,7 +12,7 @@ import typer
 
 from archiver.config import Settings, load_settings
 from archiver.errors import ArchiverError, ConfigError, describe
-from archiver.logs import REDACTOR, setup_logging
+from archiver.logs import REDACTOR, escape_controls, setup_logging
 
 app = typer.Typer(
     name="archiver",
@@ -59,7 +59,7 @@ def settings(**overrides: object) -> Settings:
 
 
 def fail(exc: ArchiverError) -> typer.Exit:
-    typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
+    typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(exc)))}", err=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -87,10 +87,10 @@ def main() -> None:
                 setup_logging("DEBUG")
             log.error("%s", type(exc).__name__, exc_info=exc)
         if known is not None:
-            typer.echo(f"error: {REDACTOR.scrub(str(known))}", err=True)
+            typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(known)))}", err=True)
             sys.exit(known.exit_code)
         typer.echo(
-            f"error: unexpected {type(exc).__name__}: {REDACTOR.scrub(_first_line(exc))} "
+            f"error: unexpected {type(exc).__name__}: {escape_controls(REDACTOR.scrub(_first_line(exc)))} "
             "(run with -v for details)",
             err=True,
         )

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archiver.db.models import Clip
+from archiver.logs import safe_markup
 from archiver.pipeline.sync import Reporter
 
 
@@ -38,7 +39,9 @@ class RichReporter(Reporter):
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
         self.progress.advance(self.task)
         if not ok:
-            self.progress.console.print(f"[red]failed[/] {clip.identity}: {message}")
+            self.progress.console.print(
+                f"[red]failed[/] {safe_markup(clip.identity)}: {safe_markup(message)}"
+            )
 
     def close(self) -> None:
         self.progress.stop()
