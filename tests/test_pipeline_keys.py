@@ -115,3 +115,16 @@ def test_an_object_the_clip_does_not_own_is_never_replaced(tmp_path: Path, sim: 
     assert sha256(foreign.with_name("12-00-00-2.mp4")) == sim.clip_sha256(media)
     assert [c.archive_key for c in _rows(settings)] == ["Front Door/12-00-00-2.mp4"]
     assert all(c.state == ClipState.stored for c in _rows(settings))
+
+
+def test_a_network_time_zone_that_is_a_folder_stores_the_clip_in_utc(tmp_path: Path, sim: Simulator) -> None:
+    cam = sim.add_camera(sim.add_network("Home", time_zone="America"), "Front Door")
+    media = sim.add_clip(cam, created_at=NOON, size=20_000)
+    settings = make_settings(tmp_path, sim, processing={"probe": False}, retention={"keep_daily": 3})
+    report = run_sync(settings)
+    assert (report.stored, report.failed, report.errors) == (1, 0, [])
+    [path] = archive_files(tmp_path / "archive", ".mp4")
+    assert (
+        path.relative_to(tmp_path / "archive").as_posix()
+        == f"Home/Front Door/2024-05-01/17-00-00_{media}.mp4"
+    )
