@@ -14,7 +14,7 @@ from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipState, StoredObject
 from archiver.errors import ConfigError
 from archiver.pipeline.naming import clip_key, local_time, template_problem
-from archiver.simulator import Simulator
+from archiver.simulator import Faults, SimConfig, Simulator
 
 NOON = datetime(2024, 5, 1, 17, 0, 0, tzinfo=UTC)  # 12:00:00 in Chicago
 
@@ -128,3 +128,25 @@ def test_a_network_time_zone_that_is_a_folder_stores_the_clip_in_utc(tmp_path: P
         path.relative_to(tmp_path / "archive").as_posix()
         == f"Home/Front Door/2024-05-01/17-00-00_{media}.mp4"
     )
+
+
+def test_usb_clips_of_two_modules_in_same_named_networks_are_both_kept(tmp_path: Path) -> None:
+    faults = Faults(manifest_ready_after_s=0.1, command_complete_after_s=0.05, upload_delay_s=0.05)
+    with Simulator(SimConfig(two_factor=False), faults) as sim:
+        served = []
+        for _ in range(2):  # two Sync Modules, each in a network called "Home" with a "Back Door"
+            net = sim.add_network("Home")
+            cam = sim.add_camera(net, "Back Door")
+            served.append(sim.add_local_clip(sim.add_sync_module(net), cam, created_at=NOON))
+        settings = make_settings(
+            tmp_path,
+            sim,
+            sync={"filename_template": "{network}/{camera}/{date}/{time}.mp4"},
+            local_storage={"poll_interval_s": 0.05, "busy_pause_s": 0.05},
+        )
+        report = run_sync(settings)
+        assert report.stored == 2 and report.failed == 0, report
+        root = tmp_path / "archive"
+        names = sorted(p.relative_to(root).as_posix() for p in archive_files(root, ".mp4"))
+        assert names == ["Home/Back Door/2024-05-01/12-00-00-2.mp4", "Home/Back Door/2024-05-01/12-00-00.mp4"]
+        assert len({sha256(root / n) for n in names}) == 2
