@@ -133,31 +133,35 @@ def claim_key(
     networks or accounts never overwrite each other.
     """
     base = template_key(files)
-    with session_scope(engine) as s:
-        owned = s.exec(select(Clip.archive_key).where(Clip.id == clip_id)).first()
-    if owned:
-        return _rekey(files, base, owned)
     primary = next((f for f in files if f.key == base), files[0])
-    for n in range(1, MAX_SUFFIX):
-        candidate = base if n == 1 else with_suffix_number(base, n)
-        with session_scope(engine) as s:
-            used = s.exec(
-                select(StoredObject.id).where(StoredObject.key == candidate, StoredObject.clip_id != clip_id)
-            ).first()
-            owner = s.exec(select(Clip.id).where(col(Clip.archive_key) == candidate)).first()
-        if used is not None or (owner is not None and owner != clip_id):
-            continue
-        if fresh:
-            probe_key = candidate if primary.key == base else _rekey([primary], base, candidate)[0].key
+    for start in range(1, MAX_SUFFIX, 20):
+        batch = [base if n == 1 else with_suffix_number(base, n) for n in range(start, start + 20)]
+        with session_scope(engine) as s:  # one read for what this clip owns and which names are taken
+            owned = s.exec(select(Clip.archive_key).where(Clip.id == clip_id)).first()
+            if owned:
+                return _rekey(files, base, owned)
+            taken = set(
+                s.exec(
+                    select(StoredObject.key).where(
+                        col(StoredObject.key).in_(batch), StoredObject.clip_id != clip_id
+                    )
+                )
+            )
+            taken |= set(s.exec(select(Clip.archive_key).where(col(Clip.archive_key).in_(batch))))
+        for candidate in batch:
+            if candidate in taken:
+                continue
+            if fresh:
+                probe_key = _rekey([primary], base, candidate)[0].key
+                try:
+                    if any(_same_content(d, probe_key, primary) is False for d in destinations):
+                        continue  # someone else's object: never replaced
+                except DestinationError:
+                    pass  # the put reports the destination; the claim does not depend on it
             try:
-                if any(_same_content(d, probe_key, primary) is False for d in destinations):
-                    continue  # someone else's object: never replaced
-            except DestinationError:
-                pass  # the put will report the destination; the key claim does not depend on it
-        try:
-            with session_scope(engine) as s:
-                s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
-        except IntegrityError:
-            continue  # another clip claimed it a moment ago
-        return _rekey(files, base, candidate)
+                with session_scope(engine) as s:
+                    s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
+            except IntegrityError:
+                continue  # another clip claimed it a moment ago
+            return _rekey(files, base, candidate)
     raise DestinationError(f"no free key near {base!r} after {MAX_SUFFIX} tries")
