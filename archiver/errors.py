@@ -93,6 +93,9 @@ def _sqlalchemy_line(exc: BaseException) -> ArchiverError | None:
         return ConfigError("database.url: the file is not a SQLite database")
     if "unable to open database file" in low:
         return ConfigError("database.url: cannot open the database file (does its folder exist?)")
+    if "password authentication failed" in low or ("database" in low and "does not exist" in low):
+        first = text.split("(Background", 1)[0].strip()
+        return ConfigError(f"database.url: {first[:300]}")
     if isinstance(exc, sa.OperationalError | sa.InterfaceError):
         first = text.split("(Background", 1)[0].strip()
         first = first.split("Is the server running", 1)[0].strip()

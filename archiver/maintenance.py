@@ -48,7 +48,7 @@ def preflight(settings: Settings, destinations: Sequence[Destination] | None = N
     folder takes a file, ffmpeg is there when processing needs it, every destination works."""
     staging = settings.staging_dir
     try:
-        staging.mkdir(parents=True, exist_ok=True)
+        staging.mkdir(mode=0o700, parents=True, exist_ok=True)  # clips wait here: private too
         probe = staging / f".preflight.{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()

@@ -100,7 +100,7 @@ def open_database(url: str) -> Engine:
 def open_engine(settings: Settings) -> Engine:
     """The configured database, created and migrated (its folder made under the data dir)."""
     try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # tokens, staged clips
     except OSError as exc:
         raise ConfigError(f"data_dir: cannot create {settings.data_dir}: {os_reason(exc)}") from None
     if not os.access(settings.data_dir, os.W_OK | os.X_OK):
