@@ -36,10 +36,6 @@ class MediaError(ArchiverError):
     """A downloaded body is not a valid clip/thumbnail (wrong type, too small, truncated)."""
 
 
-class LeaseHeld(ArchiverError):
-    exit_code = 0
-
-
 class DatabaseError(ArchiverError):
     """The database cannot be reached or written (an outage: the next run retries)."""
 

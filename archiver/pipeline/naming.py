@@ -9,6 +9,7 @@ from datetime import UTC, datetime, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from archiver.errors import ConfigError
+from archiver.util import as_utc
 
 _BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _FIELDS = {
@@ -68,7 +69,7 @@ def zone(name: str | None) -> tzinfo | None:
 
 
 def local_time(created_at: datetime, time_zone: str | None) -> datetime:
-    aware = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    aware = as_utc(created_at)
     return aware.astimezone(zone(time_zone) or UTC)
 
 

@@ -1,7 +1,7 @@
 """clip.archive_key: the key a clip owns in every destination (unique); index on storedobject.key
 
 Revision ID: 0004
-Revises: 0001
+Revises: 0003
 Create Date: 2026-11-30 02:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0004"
-down_revision = "0001"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
