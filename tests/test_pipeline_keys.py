@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -91,6 +92,9 @@ def test_same_second_clips_with_an_id_less_template_are_both_kept(tmp_path: Path
     ]
     assert {sha256(root / n) for n in names} == {sim.clip_sha256(i) for i in ids}
     assert len(archive_files(root, ".jpg")) == 3 and len(archive_files(root, ".json")) == 3
+    sidecar = json.loads((root / "Home/Front Door/2024-05-01/12-00-00-2.json").read_text())
+    assert sidecar["files"]["clip"]["key"] == "Home/Front Door/2024-05-01/12-00-00-2.mp4"
+    assert sidecar["files"]["thumbnail"]["key"] == "Home/Front Door/2024-05-01/12-00-00-2.jpg"
     rows = _rows(settings)
     assert sorted(c.archive_key or "" for c in rows) == names
     with session_scope(open_database(settings.database_url)) as s:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -17,6 +19,7 @@ from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ObjectKind, StoredObject
 from archiver.destinations.base import Destination, DestinationError
 from archiver.pipeline.naming import EXTENSION, with_suffix_number
+from archiver.util import fsync_file
 
 MAX_SUFFIX = 10_000
 
@@ -100,7 +103,25 @@ def _rekey(files: Sequence[StagedFile], base: str, real: str) -> list[StagedFile
     if real == base:
         return list(files)
     old, new = base[: -len(EXTENSION)], real[: -len(EXTENSION)]
-    return [replace(f, key=new + f.key[len(old) :]) if f.key.startswith(old) else f for f in files]
+    out = [replace(f, key=new + f.key[len(old) :]) if f.key.startswith(old) else f for f in files]
+    return [_rewrite_sidecar(f, old, new) if f.kind == ObjectKind.sidecar else f for f in out]
+
+
+def _rewrite_sidecar(f: StagedFile, old: str, new: str) -> StagedFile:
+    """The sidecar lists every file's key: make it name the real ones."""
+    try:
+        doc = json.loads(f.path.read_bytes())
+        entries = doc.get("files", {}).values() if isinstance(doc, dict) else []
+    except (OSError, ValueError):
+        return f  # not ours to judge: stored as staged
+    for entry in entries:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if isinstance(key, str) and key.startswith(old):
+            entry["key"] = new + key[len(old) :]
+    data = json.dumps(doc, indent=2, sort_keys=True).encode()
+    f.path.write_bytes(data)
+    fsync_file(f.path)
+    return replace(f, size=len(data), sha256=hashlib.sha256(data).hexdigest())
 
 
 def _same_content(dest: Destination, key: str, f: StagedFile) -> bool | None:
