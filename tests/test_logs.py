@@ -103,3 +103,28 @@ def test_status_escapes_markup_and_controls_from_the_server(tmp_path: Path, sim_
     res = run_cli(["status"], env)
     assert res.returncode == 0, res.stderr
     assert "[bold red]boom[/]\\x1b[2J" in res.stdout and "\x1b" not in res.stdout
+
+
+def test_a_crash_with_v_prints_a_redacted_traceback_and_one_error_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env.update(ARCHIVER_DATA_DIR=str(tmp_path), ARCHIVER_BLINK__PASSWORD="Cr4sh-Secret-Pw")
+    code = (
+        "import archiver.db.engine as e\n"
+        "def boom(settings):\n"
+        "    raise RuntimeError('bug while holding ' + settings.blink.password.get_secret_value())\n"
+        "e.open_engine = boom\n"
+        "from archiver.cli import main; main()\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, "-v", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert res.returncode == 1
+    assert "Traceback" in res.stderr and "Cr4sh-Secret-Pw" not in res.stdout + res.stderr
+    assert (
+        res.stderr.strip().splitlines()[-1]
+        == "error: unexpected RuntimeError: bug while holding *** (run with -v for details)"
+    )
