@@ -117,3 +117,33 @@ def test_prune_with_s3_down_says_it_deleted_nothing(
     assert "(2 of 2 to forget are kept for now)" in res.stdout
     assert "error:" in res.stderr and "cannot reach the endpoint" in res.stderr
     assert len(_s3_keys(endpoint, bucket)) == 9  # nothing was deleted from S3
+
+
+def test_the_worker_downloads_nothing_while_a_destination_is_down(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    import asyncio
+
+    from archiver.pipeline.runner import open_engine
+    from archiver.worker import Worker
+
+    sim.add_clips(camera, 3, size=20_000)
+    settings = make_settings(
+        tmp_path,
+        sim,
+        destinations=[
+            {"type": "disk"},
+            {
+                "type": "s3",
+                "bucket": "blink",
+                "endpoint_url": f"http://127.0.0.1:{free_port()}",
+                "access_key_id": "AKID",
+                "secret_access_key": "secret",
+                "region": "us-east-1",
+            },
+        ],
+    )
+    sim.reset_requests()
+    asyncio.run(Worker(settings, open_engine(settings)).sync_account("default"))
+    assert sim.request_count("/media/clip/") == 0  # not 3 downloads thrown away
+    assert archive_files(tmp_path / "archive", ".mp4") == []
