@@ -43,6 +43,27 @@ def check_destinations(destinations: Sequence[Destination]) -> list[str]:
     return notes
 
 
+def check_ffmpeg(settings: Settings) -> None:
+    """ffmpeg is there (processing.ffmpeg, PATH or imageio-ffmpeg) and has the transcode's encoder.
+
+    Always looked for, even with every option off: a USB clip has no Blink thumbnail, so one is made.
+    """
+    from archiver.media.ffmpeg import find_ffmpeg
+
+    p = settings.processing
+    try:
+        exe = find_ffmpeg(p.ffmpeg)
+    except MediaError as exc:
+        raise ConfigError(str(exc)) from None  # names processing.ffmpeg
+    if p.transcode != "off":
+        from archiver.media.transcode import get_profile
+
+        try:
+            get_profile(p.transcode).pick_encoder(exe)
+        except MediaError as exc:
+            raise ConfigError(f"processing.transcode: {exc}") from None
+
+
 def preflight(settings: Settings, destinations: Sequence[Destination] | None = None) -> list[str]:
     """Checks before the first download of a sync, so nothing is fetched that cannot be kept: the staging
     folder takes a file, ffmpeg is there when processing needs it, every destination works."""
@@ -54,12 +75,7 @@ def preflight(settings: Settings, destinations: Sequence[Destination] | None = N
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"sync.staging_dir: {staging}: {os_reason(exc)}") from None
-    from archiver.media.processor import MediaProcessor
-
-    try:
-        MediaProcessor(settings.processing).check()
-    except MediaError as exc:
-        raise ConfigError(str(exc)) from None
+    check_ffmpeg(settings)
     return check_destinations(destinations if destinations is not None else build_destinations(settings))
 
 

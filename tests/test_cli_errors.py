@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, free_port, run_cli
+from helpers import PASSWORD, USER, free_port, run_cli
 from s3_fixtures import moto_server  # noqa: F401
 
 from archiver.simulator import Simulator

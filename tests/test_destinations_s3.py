@@ -8,8 +8,8 @@ from pathlib import Path
 
 import boto3
 import pytest
-from conftest import free_port
 from destination_suite import DestinationSuite, Tamper, make_file
+from helpers import free_port
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 
 from archiver.config import S3DestinationSettings

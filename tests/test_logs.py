@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, PIN, USER, cli_env, run_cli
+from helpers import PASSWORD, PIN, USER, cli_env, run_cli
 
 from archiver.logs import REDACTOR, escape_controls, safe_markup, setup_logging
 from archiver.simulator import SimConfig, Simulator

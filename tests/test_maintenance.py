@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import boto3
-from conftest import archive_files, free_port, make_settings, run_cli, run_sync, sha256, sim_config
+from helpers import archive_files, free_port, make_settings, run_cli, run_sync, sha256, sim_config
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import archive_files, make_settings, run_sync, sha256
+from helpers import archive_files, make_settings, run_sync, sha256
 from sqlmodel import select
 
 from archiver.config import load_settings
