@@ -294,11 +294,10 @@ def test_a_full_disk_under_the_database_is_one_line_and_exit_1(tmp_path: Path, s
     assert "unexpected" not in res.stderr and "ExceptionGroup" not in res.stderr
 
 
-def test_a_postgresql_database_that_does_not_exist_names_database_url(tmp_path: Path) -> None:
-    server = os.environ.get("ARCHIVER_TEST_DATABASE_URL")
-    if not server:
-        pytest.skip("ARCHIVER_TEST_DATABASE_URL is not set")
-    url = server.rsplit("/", 1)[0] + "/archiver_no_such_database"
+def test_a_postgresql_database_that_does_not_exist_names_database_url(
+    tmp_path: Path, pg_server_url: str
+) -> None:
+    url = pg_server_url.rsplit("/", 1)[0] + "/archiver_no_such_database"
     res = run_cli(["status"], _env(tmp_path, ARCHIVER_DATABASE__URL=url))
     assert res.returncode == 2
     [line] = res.stderr.strip().splitlines()
