@@ -9,7 +9,7 @@ import os
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
@@ -17,10 +17,19 @@ from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
+from archiver.destinations.registry import BACKENDS, DestinationSettings
+from archiver.destinations.settings import (
+    DestinationSettingsBase,
+    DiskDestinationSettings,
+    S3DestinationSettings,
+)
 from archiver.errors import ConfigError
+
+__all__ = ["DiskDestinationSettings", "S3DestinationSettings", "Settings", "load_settings"]
 
 REAL_OAUTH_URL = "https://api.oauth.blink.com"
 REAL_REST_URL = "https://rest-prod.immedia-semi.com"
@@ -50,6 +59,35 @@ def parse_duration(value: str | int | float | timedelta) -> timedelta:
     return timedelta(seconds=float(text))
 
 
+def check_duration(value: str | None) -> str | None:
+    """Validator: a duration parse_duration understands ('15m', '1h', '90s', '2d', seconds)."""
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value).total_seconds()
+    except (ValueError, OverflowError):
+        raise ValueError(f"{value!r} is not a duration like 90s, 15m, 1h or 2d") from None
+    if seconds < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def check_http_url(value: str | None) -> str | None:
+    """Validator: an http(s) URL with a host (or unset)."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an http:// or https:// URL")
+    return value
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +106,20 @@ class BlinkSettings(Section):
     backoff_max_s: float = Field(default=60.0, gt=0)
     breaker_threshold: int = Field(default=3, ge=1)
 
+    @field_validator("oauth_url", "rest_url", "server_url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        return check_http_url(v)
+
+    @field_validator("rest_url_template")
+    @classmethod
+    def _template_has_only_tier(cls, v: str) -> str:
+        try:
+            check_http_url(v.format(tier="prod"))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"must be a URL with {{tier}} as its only field ({exc})") from None
+        return v
+
     def hosts(self, tier: str | None) -> tuple[str, str, str]:
         """(oauth, rest-prod, regional rest) base URLs."""
         if self.server_url:
@@ -79,6 +131,24 @@ class BlinkSettings(Section):
 
 class DatabaseSettings(Section):
     url: str | None = None  # default: sqlite:///<data_dir>/archiver.db
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            u = make_url(v)
+        except ArgumentError:
+            raise ValueError(
+                "is not a database URL like sqlite:///path/archiver.db or postgresql://…"
+            ) from None
+        if u.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError(f"{u.get_backend_name()!r} is not supported: use sqlite or postgresql")
+        return v
 
 
 class SyncSettings(Section):
@@ -97,6 +167,27 @@ class SyncSettings(Section):
     # Blink's `Date` header is trusted for the cursor only up to this far ahead of the local clock
     clock_skew_tolerance_s: float = Field(default=120, ge=0)
 
+    @field_validator("filename_template")
+    @classmethod
+    def _template(cls, v: str) -> str:
+        from archiver.pipeline.naming import template_problem
+
+        problem = template_problem(v)
+        if problem is not None:
+            raise ValueError(problem)
+        return v
+
+    @field_validator("since")
+    @classmethod
+    def _since(cls, v: str) -> str:
+        from datetime import datetime
+
+        try:
+            datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"{v!r} is not a date like 2024-05-01 or 2024-05-01T08:00:00+00:00") from None
+        return v
+
 
 class LocalStorageSettings(Section):
     enabled: bool = True
@@ -106,6 +197,11 @@ class LocalStorageSettings(Section):
     upload_deadline_s: float = Field(default=240, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     busy_pause_s: float = Field(default=5.0, ge=0)
+
+    @field_validator("discovery_interval")
+    @classmethod
+    def _duration(cls, v: str) -> str | None:
+        return check_duration(v)
 
 
 class LimitsSettings(Section):
@@ -144,29 +240,6 @@ class ProcessingSettings(Section):
     probe: bool = True
 
 
-class DiskDestinationSettings(Section):
-    type: Literal["disk"] = "disk"
-    name: str | None = None
-    path: Path | None = None  # default: <data_dir>/archive
-
-
-class S3DestinationSettings(Section):
-    type: Literal["s3"] = "s3"
-    name: str | None = None
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    storage_class: str | None = None
-    sse: str | None = None  # "AES256" or "aws:kms"
-    access_key_id: str | None = None
-    secret_access_key: SecretStr | None = None
-    multipart_threshold_mb: int = Field(default=64, ge=5)
-
-
-DestinationSettings = Annotated[DiskDestinationSettings | S3DestinationSettings, Field(discriminator="type")]
-
-
 class RetentionSettings(Section):
     max_age_days: float | None = Field(default=None, gt=0)
     keep_last: int | None = Field(default=None, ge=0)  # per camera
@@ -202,6 +275,24 @@ class ScheduleSettings(Section):
     verify_interval: str | None = None
     verify_sample: int = Field(default=50, ge=0)
 
+    @field_validator("interval", "prune_interval", "verify_interval")
+    @classmethod
+    def _durations(cls, v: str | None) -> str | None:
+        return check_duration(v)
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(v)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise ValueError(f"{v!r} is not a crontab line like '*/15 * * * *' ({exc})") from None
+        return v
+
     @field_validator("interval")
     @classmethod
     def _at_least_a_minute(cls, v: str) -> str:
@@ -216,10 +307,21 @@ class ServerSettings(Section):
     port: int = Field(default=9090, ge=0, le=65535)
     unhealthy_after: str = "2h"
 
+    @field_validator("unhealthy_after")
+    @classmethod
+    def _duration(cls, v: str) -> str | None:
+        return check_duration(v)
+
 
 class NotifySettings(Section):
     urls: list[SecretStr] = Field(default_factory=list)
     failing_for: str = "1h"
+
+    @field_validator("failing_for")
+    @classmethod
+    def _duration(cls, v: str) -> str | None:
+        return check_duration(v)
+
     daily_summary: bool = False
 
 
@@ -271,6 +373,15 @@ class MqttSettings(Section):
 
 class LogSettings(Section):
     level: str = "INFO"
+
+    @field_validator("level")
+    @classmethod
+    def _level(cls, v: str) -> str:
+        names = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+        if v.upper() not in names:
+            raise ValueError(f"{v!r} is not a log level: use one of {', '.join(names)}")
+        return v.upper()
+
     json_format: bool = Field(default=False, alias="json")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -336,7 +447,7 @@ class Settings(BaseSettings):
     def archive_dir(self) -> Path:
         return self.data_dir / "archive"
 
-    def destination_list(self) -> list[DiskDestinationSettings | S3DestinationSettings]:
+    def destination_list(self) -> list[DestinationSettingsBase]:
         return list(self.destinations) or [DiskDestinationSettings(path=self.archive_dir)]
 
     def account_list(self) -> list[AccountSettings]:
@@ -377,6 +488,41 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
         return cls(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"])
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"invalid setting {key}: {err['msg']}{more}") from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"invalid setting {_key(err['loc'])}: {msg}{more}") from None
+    except SettingsError as exc:  # an environment value that must be JSON (a list or a table) is not
+        raise ConfigError(_env_json_error(str(exc))) from None
+    except OSError as exc:  # the TOML file vanished or turned unreadable between the checks
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def _key(loc: tuple[int | str, ...]) -> str:
+    """('destinations', 0, 's3', 'bucket') -> 'destinations[0].bucket'."""
+    out = ""
+    prev: int | str | None = None
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not (isinstance(prev, int) and out.startswith("destinations") and part in BACKENDS):
+            out += f".{part}" if out else str(part)
+        prev = part
+    return out
+
+
+def _env_json_error(text: str) -> str:
+    """Name the ARCHIVER_… variable whose value is not the JSON its setting needs."""
+    import json
+    import re
+
+    m = re.search(r'field "([^"]+)"', text)
+    field = m.group(1) if m else "?"
+    prefix = f"ARCHIVER_{field.upper()}"
+    for name, value in sorted(os.environ.items()):
+        if name.upper() == prefix or name.upper().startswith(prefix + "__"):
+            try:
+                json.loads(value)
+            except ValueError:
+                key = name[len("ARCHIVER_") :].lower().replace("__", ".")
+                return f'invalid setting {key}: {name} must be JSON here (e.g. ["a", "b"] or {{…}})'
+    return f"invalid setting {field}: its ARCHIVER_{field.upper()}… environment value is not valid JSON"

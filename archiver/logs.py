@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import TracebackType
 
 _PATTERNS = [
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
@@ -48,6 +49,42 @@ class Redactor(logging.Filter):
 
 
 REDACTOR = Redactor()
+
+# C0 and C1 controls, DEL, and the Unicode line separators and bidi overrides that reorder a terminal line
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_CONTROLS_BUT_NEWLINE = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    code = ord(m.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_controls(text: str, *, keep_newlines: bool = False) -> str:
+    """Make server-supplied text harmless on a terminal: control characters become ``\\x1b``-style escapes
+    (a camera named with an escape sequence or a newline can neither recolour nor forge a line)."""
+    return (_CONTROLS_BUT_NEWLINE if keep_newlines else _CONTROLS).sub(_escape, text)
+
+
+def safe_markup(text: object) -> str:
+    """Server-supplied text for a rich console: controls escaped, ``[markup]`` shown as written."""
+    from rich.markup import escape
+
+    return escape(escape_controls(str(text)))
+
+
+class PlainFormatter(logging.Formatter):
+    """One record, one line: the message's control characters are escaped; a traceback keeps its
+    newlines but nothing else."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.exc_text:
+            record.exc_text = escape_controls(record.exc_text, keep_newlines=True)
+        return super().format(record)
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -90,9 +127,7 @@ def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(REDACTOR)
     handler.setFormatter(
-        JsonFormatter()
-        if json_format
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        JsonFormatter() if json_format else PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
     for h in _ours(root):
@@ -102,3 +137,25 @@ def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -
     root.setLevel(level.upper())
     for noisy in ("httpx", "httpcore", "botocore", "boto3", "s3transfer", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Uncaught exceptions (main thread, worker threads) go through the redacting handler, never raw.
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_uncaught_in_thread
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, value, tb)
+        return
+    logging.getLogger("archiver").critical("uncaught %s", kind.__name__, exc_info=(kind, value, tb))
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_value is None or issubclass(args.exc_type, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("archiver").critical(
+        "uncaught %s in thread %s",
+        args.exc_type.__name__,
+        name,
+        exc_info=(args.exc_type, args.exc_value, args.exc_traceback),
+    )

@@ -8,17 +8,19 @@ A destination that cannot be reached is one error entry, never a crash; its obje
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 
 from pydantic import BaseModel, Field, computed_field
 from sqlalchemy import update
 from sqlmodel import Session, select
 
-from archiver.db.models import StoredObject
+from archiver.db.models import Clip, ClipSource, ClipState, StoredObject, utcnow
 from archiver.destinations.base import Destination, DestinationError, is_temporary_key, unreachable
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,11 @@ class VerifyReport(BaseModel):
     corrupt: list[ObjectProblem] = Field(default_factory=list)
     stray: list[ObjectProblem] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    # --repair: clips queued to be fetched again from Blink, objects copied back from another destination,
+    # and what nothing can bring back
+    requeued: int = 0
+    copied: int = 0
+    unrepairable: list[ObjectProblem] = Field(default_factory=list)
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -162,3 +169,103 @@ def verify(
         len(report.errors),
     )
     return report
+
+
+def _refetchable(clip: Clip) -> bool:
+    """Blink still has it: a cloud clip neither gone upstream nor deleted by cloud cleanup."""
+    return clip.source == ClipSource.cloud and not clip.deleted_upstream and clip.cloud_deleted_at is None
+
+
+def repair(
+    session: Session, destinations: Mapping[str, Destination], report: VerifyReport, workdir: Path
+) -> VerifyReport:
+    """Bring back what ``report`` found missing or corrupt.
+
+    A clip Blink still has is queued again (its bad rows removed, a corrupt object deleted, state reset):
+    the next sync refetches it and stores it where it is missing, keeping the good copies. Otherwise the
+    object is copied from another destination whose copy has the right sha256. What neither can bring
+    back is listed in ``unrepairable``.
+    """
+    bad = [p for p in (*report.missing, *report.corrupt) if p.object_id is not None and p.clip_id is not None]
+    corrupt_ids = {p.object_id for p in report.corrupt}
+    bad_ids = {p.object_id for p in bad}
+    by_clip: dict[int, list[ObjectProblem]] = defaultdict(list)
+    for p in bad:
+        by_clip[p.clip_id].append(p)  # type: ignore[index]
+    workdir.mkdir(parents=True, exist_ok=True)
+    for clip_id, problems in sorted(by_clip.items()):
+        clip = session.get(Clip, clip_id)
+        if clip is None:
+            continue
+        rows = {o.id: o for o in session.exec(select(StoredObject).where(StoredObject.clip_id == clip_id))}
+        if _refetchable(clip):
+            for p in problems:
+                dest = destinations[p.destination]
+                if p.object_id in corrupt_ids:
+                    try:
+                        dest.delete(p.key)  # a same-size damaged object could pass a put's quick check
+                    except Exception as exc:
+                        report.errors.append(f"repair: {p.destination}:{p.key}: {exc}")
+                        continue
+                row = rows.get(p.object_id)
+                if row is not None:
+                    session.delete(row)
+            clip.state = ClipState.discovered
+            clip.attempts = 0
+            clip.last_error = "verify --repair: queued to be fetched again"
+            session.add(clip)
+            report.requeued += 1
+            continue
+        for p in problems:
+            row = rows.get(p.object_id)
+            if row is None:
+                continue
+            sources = [
+                o
+                for o in rows.values()
+                if o.kind == row.kind
+                and o.id not in bad_ids
+                and o.destination != row.destination
+                and o.sha256 == row.sha256
+                and o.destination in destinations
+            ]
+            if not _copy_back(destinations, row, sources, workdir, report):
+                report.unrepairable.append(p)
+    session.commit()
+    log.info(
+        "repair requeued=%s copied=%s unrepairable=%s",
+        report.requeued,
+        report.copied,
+        len(report.unrepairable),
+    )
+    return report
+
+
+def _copy_back(
+    destinations: Mapping[str, Destination],
+    row: StoredObject,
+    sources: Sequence[StoredObject],
+    workdir: Path,
+    report: VerifyReport,
+) -> bool:
+    from archiver.destinations.disk import sha256_file
+
+    target = destinations[row.destination]
+    tmp = workdir / f"object-{row.id}"
+    for src in sources:
+        try:
+            destinations[src.destination].read_to(src.key, tmp)
+            if sha256_file(tmp) != row.sha256:
+                continue  # that copy is damaged too
+            with contextlib.suppress(DestinationError):
+                target.delete(row.key)
+            target.put(tmp, row.key, sha256=row.sha256, metadata={"sha256": row.sha256})
+        except Exception as exc:  # try the next copy; one failure never stops the repair
+            report.errors.append(f"repair: {row.destination}:{row.key} from {src.destination}: {exc}")
+            continue
+        finally:
+            tmp.unlink(missing_ok=True)
+        row.stored_at = row.verified_at = utcnow()
+        report.copied += 1
+        return True
+    return False

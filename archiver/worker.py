@@ -23,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from archiver.config import Settings, parse_duration
-from archiver.errors import ArchiverError
+from archiver.errors import ArchiverError, describe
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
 from archiver.notify import AlertTracker, Notifier
@@ -122,6 +122,9 @@ class Worker:
         started_wall, started = time.time(), time.monotonic()
         log.info("sync start account=%s", name)
         try:
+            from archiver.maintenance import preflight
+
+            await asyncio.to_thread(preflight, self.settings)  # nothing is downloaded that cannot be kept
             reports = await self._sync_all(name)
         except asyncio.CancelledError:
             log.info("sync cancelled account=%s (stopping)", name)
@@ -136,8 +139,14 @@ class Worker:
             )
             return
         except Exception as exc:  # a bug: keep the worker alive, count it as a failure
-            msg = f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
-            log.exception("sync crashed account=%s", name)
+            known = describe(exc)  # a database or network failure: one line, no traceback
+            msg = (
+                _one_line(str(known)) if known else f"unexpected {type(exc).__name__}: {_one_line(str(exc))}"
+            )
+            if known is not None:
+                log.error("sync failed account=%s: %s", name, msg)
+            else:
+                log.exception("sync crashed account=%s", name)
             self.metrics.record_sync(None, "error")
             await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg)
             return

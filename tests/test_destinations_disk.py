@@ -1,23 +1,18 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
+import stat
 from pathlib import Path
 
 import pytest
+from destination_suite import DestinationSuite, Tamper, make_file
 
 from archiver.config import DiskDestinationSettings, S3DestinationSettings, Settings, load_settings
-from archiver.destinations import DiskDestination, build_destinations, unique_names
-from archiver.destinations.base import Destination, DestinationError, is_temporary_key
+from archiver.destinations import BACKENDS, DiskDestination, build_destinations, unique_names
+from archiver.destinations.base import DestinationError, is_temporary_key
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
-
-
-def make_file(path: Path, data: bytes) -> tuple[Path, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
 
 
 @pytest.fixture
@@ -25,33 +20,75 @@ def dest(tmp_path: Path) -> DiskDestination:
     return DiskDestination(tmp_path / "archive")
 
 
-def test_protocol(dest: DiskDestination) -> None:
-    assert isinstance(dest, Destination)
+class TestDiskConformance(DestinationSuite):
+    @pytest.fixture
+    def tamper(self, dest: DiskDestination) -> Tamper:
+        def write(key: str, data: bytes) -> None:
+            path = dest.root / key
+            path.unlink()  # a hard link shares the staged file's inode: replace, never write through
+            path.write_bytes(data)
+
+        return write
+
+    @pytest.fixture
+    def broken(self, tmp_path: Path) -> DiskDestination:
+        (tmp_path / "a-file").write_bytes(b"")
+        return DiskDestination(tmp_path / "a-file" / "archive", "nas")
 
 
-def test_round_trip(tmp_path: Path, dest: DiskDestination) -> None:
-    data = os.urandom(3 * 1024 * 1024 + 17)
-    src, sha = make_file(tmp_path / "staging" / "a.mp4", data)
+def test_emptied_folders_are_tidied_but_not_the_root(tmp_path: Path, dest: DiskDestination) -> None:
+    src, sha = make_file(tmp_path / "staging" / "a.mp4", b"a" * 100)
     key = "Home/Front Door/2024-05-01/12-00-00_42.mp4"
-
-    info = dest.put(src, key, sha256=sha, metadata={"clip-id": "42"})
-    assert (info.key, info.size, info.sha256) == (key, len(data), sha)
-    assert src.exists()  # never consumes src
-    assert (tmp_path / "archive" / key).read_bytes() == data
-
-    stat = dest.stat(key)
-    assert stat is not None and stat.size == len(data)
-    assert dest.hash(key) == sha
-    assert [o.key for o in dest.list()] == [key]
-    assert [o.key for o in dest.list("Home/Front")] == [key]
-    assert list(dest.list("Other/")) == []
-
+    dest.put(src, key, sha256=sha, metadata={})
+    assert (tmp_path / "archive" / key).read_bytes() == b"a" * 100
     dest.delete(key)
-    assert dest.stat(key) is None
-    dest.delete(key)  # missing is not an error
-    assert list(dest.list()) == []
-    assert not (tmp_path / "archive" / "Home").exists()  # emptied folders are tidied
+    assert not (tmp_path / "archive" / "Home").exists()
     assert (tmp_path / "archive").is_dir()
+
+
+def test_archive_files_and_folders_are_private_by_default(tmp_path: Path) -> None:
+    src, sha = make_file(tmp_path / "staging" / "p.mp4", b"p" * 100)
+    private = DiskDestination(tmp_path / "private")
+    private.put(src, "Home/cam/p.mp4", sha256=sha, metadata={})
+    assert stat.S_IMODE((tmp_path / "private" / "Home/cam/p.mp4").stat().st_mode) == 0o600
+    assert stat.S_IMODE((tmp_path / "private" / "Home/cam").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "private" / "Home").stat().st_mode) == 0o700
+    src2, sha2 = make_file(tmp_path / "staging" / "q.mp4", b"q" * 100)
+    shared = DiskDestination(tmp_path / "shared", shared=True)
+    shared.put(src2, "Home/cam/q.mp4", sha256=sha2, metadata={})
+    assert stat.S_IMODE((tmp_path / "shared" / "Home/cam/q.mp4").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "shared" / "Home/cam").stat().st_mode) == 0o755
+
+
+def test_the_shared_setting_reaches_the_destination(tmp_path: Path) -> None:
+    built = build_destinations(
+        Settings(data_dir=tmp_path, destinations=[{"type": "disk", "permissions": "shared"}])
+    )
+    assert isinstance(built[0], DiskDestination) and built[0].file_mode == 0o644
+
+
+def test_preflight_refuses_a_nearly_full_disk(tmp_path: Path) -> None:
+    dest = DiskDestination(tmp_path / "archive", min_free_bytes=1 << 62)
+    with pytest.raises(DestinationError, match=r"disk full \(\d+ MB free, min_free_mb is \d+\)"):
+        dest.preflight()
+
+
+def test_preflight_creates_the_root_and_leaves_nothing(tmp_path: Path) -> None:
+    dest = DiskDestination(tmp_path / "new" / "archive")
+    assert dest.preflight() == []
+    assert list((tmp_path / "new" / "archive").iterdir()) == []
+
+
+def test_every_registered_type_builds_from_its_settings(tmp_path: Path) -> None:
+    assert set(BACKENDS) == {"disk", "s3"}
+    built = build_destinations(
+        Settings(
+            data_dir=tmp_path,
+            destinations=[{"type": t, **({"bucket": "b"} if t == "s3" else {})} for t in BACKENDS],
+        )
+    )
+    assert [d.name for d in built] == list(BACKENDS)
+    assert [type(d).__name__.lower() for d in built] == [f"{t}destination" for t in BACKENDS]
 
 
 def test_same_filesystem_put_is_a_hard_link(tmp_path: Path, dest: DiskDestination) -> None:

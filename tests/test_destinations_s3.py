@@ -1,14 +1,15 @@
 # ruff: noqa: F811  (pytest fixtures imported from s3_fixtures are shadowed by test parameters)
 from __future__ import annotations
 
-import hashlib
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import boto3
 import pytest
-from conftest import free_port
+from destination_suite import DestinationSuite, Tamper, make_file
+from helpers import free_port
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 
 from archiver.config import S3DestinationSettings
@@ -18,12 +19,6 @@ from archiver.destinations.s3 import S3Destination
 MIB = 1024 * 1024
 
 
-def make_file(path: Path, data: bytes) -> tuple[Path, str]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return path, hashlib.sha256(data).hexdigest()
-
-
 def s3dest(endpoint: str, bucket: str, **kw) -> S3Destination:
     settings = S3DestinationSettings(bucket=bucket, endpoint_url=endpoint, region="us-east-1", **kw)
     return S3Destination(settings, "s3")
@@ -31,6 +26,50 @@ def s3dest(endpoint: str, bucket: str, **kw) -> S3Destination:
 
 def raw_client(endpoint: str):
     return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+class TestS3Conformance(DestinationSuite):
+    @pytest.fixture
+    def dest(self, s3_bucket) -> S3Destination:
+        endpoint, bucket = s3_bucket
+        return s3dest(endpoint, bucket, prefix="blink")
+
+    @pytest.fixture
+    def tamper(self, dest: S3Destination, s3_bucket) -> Tamper:
+        def write(key: str, data: bytes) -> None:  # keeps the metadata: only a re-read can tell
+            head = dest.client.head_object(Bucket=dest.bucket, Key=dest.prefix + key)
+            raw_client(s3_bucket[0]).put_object(
+                Bucket=dest.bucket, Key=dest.prefix + key, Body=data, Metadata=head["Metadata"]
+            )
+
+        return write
+
+    @pytest.fixture
+    def broken(self, moto_server: str, monkeypatch) -> S3Destination:
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        return s3dest(moto_server, "no-such-bucket-anywhere")
+
+
+def test_preflight_aborts_interrupted_multipart_uploads_under_its_prefix(s3_bucket) -> None:
+    endpoint, bucket = s3_bucket
+    client = raw_client(endpoint)
+    up = client.create_multipart_upload(Bucket=bucket, Key="blink/cam/killed.mp4")
+    client.upload_part(
+        Bucket=bucket,
+        Key="blink/cam/killed.mp4",
+        UploadId=up["UploadId"],
+        PartNumber=1,
+        Body=b"p" * (5 * MIB),
+    )
+    client.create_multipart_upload(Bucket=bucket, Key="other-app/x.bin")  # not ours: kept
+    # moto dates every upload in 2010, so "older than 24 h" holds; a young upload is never listed as stale
+    dest = s3dest(endpoint, bucket, prefix="blink")
+    assert dest.abort_incomplete_uploads(timedelta(days=365 * 100)) == (0, 0)
+    assert dest.preflight() == ["s3 destination 's3': aborted 1 interrupted upload(s), 5.2 MB"]
+    left = client.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
+    assert [u["Key"] for u in left] == ["other-app/x.bin"]
+    assert dest.preflight() == []
 
 
 def test_protocol_and_prefix_normalised(s3_bucket) -> None:

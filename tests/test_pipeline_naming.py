@@ -20,7 +20,7 @@ from archiver.pipeline.naming import clip_key, sanitize_segment
         ("", "_"),
         ("   ", "_"),
         ("." * 5, "_"),
-        ("x" * 300, "x" * 120),
+        ("x" * 300, "x" * 200),  # cut at 200 UTF-8 bytes
     ],
 )
 def test_sanitize_segment(raw: str, expected: str) -> None:

@@ -149,3 +149,15 @@ def test_the_worker_prunes_after_its_syncs_under_the_prune_lease(
     release(engine, "job:prune", "another-process")
     asyncio.run(Worker(settings, engine).sync_job())
     assert len(archive_files(tmp_path / "archive", ".mp4")) == 1
+
+
+def test_cloud_cleanup_compares_sha256_not_size(tmp_path: Path, sim: Simulator, camera: int) -> None:
+    ids = sim.add_clips(camera, 2, size=10_000)
+    run_sync(make_settings(tmp_path, sim))
+    damaged = archive_files(tmp_path / "archive", ".mp4")[0]
+    size = damaged.stat().st_size
+    damaged.unlink()  # replace, not write through: the staged file was hard-linked
+    damaged.write_bytes(b"\0" * size)  # same size, other bytes
+    report = run_sync(make_settings(tmp_path, sim, cloud_cleanup={"enabled": True}))
+    assert report.cloud_deleted == 1 and len(sim.deleted_cloud_ids) == 1
+    assert sim.deleted_cloud_ids < set(ids)

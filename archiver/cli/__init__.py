@@ -11,8 +11,8 @@ from typing import Annotated
 import typer
 
 from archiver.config import Settings, load_settings
-from archiver.errors import ArchiverError
-from archiver.logs import REDACTOR, setup_logging
+from archiver.errors import ArchiverError, ConfigError, describe
+from archiver.logs import REDACTOR, escape_controls, setup_logging
 
 app = typer.Typer(
     name="archiver",
@@ -33,6 +33,7 @@ ConfigOpt = Annotated[
 class State:
     config: Path | None = None
     verbose: bool = False
+    settings: Settings | None = None  # once loaded: names the keys in errors raised later
 
 
 STATE = State()
@@ -53,6 +54,7 @@ def settings(**overrides: object) -> Settings:
 
 def use_settings(s: Settings) -> Settings:
     """Set up logging as ``s`` says and keep its passwords out of every message."""
+    STATE.settings = s
     setup_logging("DEBUG" if STATE.verbose else s.log.level, s.log.json_format)
     REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
     for acct in s.accounts:
@@ -61,8 +63,17 @@ def use_settings(s: Settings) -> Settings:
 
 
 def fail(exc: ArchiverError) -> typer.Exit:
-    typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
+    typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(exc)))}", err=True)
     return typer.Exit(exc.exit_code)
+
+
+def _explain(exc: BaseException) -> ArchiverError | None:
+    """What a failure that escaped a command means for the user, naming the setting when one is to blame."""
+    known = describe(exc)
+    if known is not None and "address already in use" in str(known) and STATE.settings is not None:
+        srv = STATE.settings.server
+        return ConfigError(f"server.port: {srv.host}:{srv.port} is already in use (another archiver?)")
+    return known
 
 
 def main() -> None:
@@ -70,17 +81,26 @@ def main() -> None:
 
     try:
         app()
-    except ArchiverError as exc:  # anything not handled by a command
-        typer.echo(f"error: {REDACTOR.scrub(str(exc))}", err=True)
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # a bug or an unforeseen failure: one line, details with -v
-        if STATE.verbose:
-            raise
-        typer.echo(
-            f"error: unexpected {type(exc).__name__}: {REDACTOR.scrub(str(exc))} (run with -v for details)",
-            err=True,
-        )
-        sys.exit(1)
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # anything not handled by a command: one line; details with -v
+        known = _explain(exc)
+        if STATE.verbose:  # the traceback goes through the redacting log handler, never raw
+            if not logging.getLogger().handlers:
+                setup_logging("DEBUG")
+            log.error("%s", type(exc).__name__, exc_info=exc)
+        if known is not None:
+            typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(known)))}", err=True)
+            sys.exit(known.exit_code)
+        typer.echo(
+            f"error: unexpected {type(exc).__name__}: {escape_controls(REDACTOR.scrub(_first_line(exc)))} "
+            "(run with -v for details)",
+            err=True,
+        )
+        sys.exit(1)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else ""

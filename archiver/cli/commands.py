@@ -12,7 +12,7 @@ import typer
 from archiver.cli import app, fail, settings
 from archiver.config import AccountSettings, Settings
 from archiver.errors import ArchiverError, ConfigError
-from archiver.logs import REDACTOR
+from archiver.logs import REDACTOR, escape_controls, safe_markup
 
 # The pipeline, the Blink client and the ORM load inside the commands that use them: `archiver status`
 # and `--help` start in a fraction of the time.
@@ -100,9 +100,9 @@ def print_reports(reports: list[SyncReport]) -> int:
         for e in r.notes:
             typer.echo(f"  note: {REDACTOR.scrub(e)}")
         for e in r.errors:
-            typer.echo(f"  error: {REDACTOR.scrub(e)}", err=True)
+            typer.echo(f"  error: {escape_controls(REDACTOR.scrub(e))}", err=True)
         for e in r.clip_errors[:10]:
-            typer.echo(f"  failed: {REDACTOR.scrub(e)}", err=True)
+            typer.echo(f"  failed: {escape_controls(REDACTOR.scrub(e))}", err=True)
         if len(r.clip_errors) > 10:
             typer.echo(f"  ... and {len(r.clip_errors) - 10} more (see `archiver status`)", err=True)
         code = max(code, r.exit_code)
@@ -136,11 +136,13 @@ def sync(
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
+    from archiver.maintenance import preflight
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
+        preflight(s)  # staging, ffmpeg, destinations: before the first download, never after
         reports = asyncio.run(
             sync_and_prune_with_mqtt(
                 s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan
@@ -179,7 +181,8 @@ def status() -> None:
             cur = repo.get_cursor(ses, a.id)
             counts = repo.state_counts(ses, a.id)
             logged_in = "yes" if a.access_token else "no"
-            table = Table(title=f"account {escape(a.name)} (logged in: {logged_in}, tier {a.tier or '?'})")
+            title = f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})"
+            table = Table(title=safe_markup(title))
             table.add_column("source")
             for st in states:
                 table.add_column(st, justify="right")
@@ -194,5 +197,8 @@ def status() -> None:
                 console.print("[red]the cursor is in the future[/]: the next sync repairs it")
             console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
             for c in repo.last_errors(ses, a.id):
-                why = escape(c.last_error or "")
-                console.print(f"[red]failed[/] {escape(c.identity)} (attempts {c.attempts}): {why}")
+                # names come from the server: no markup, no terminal escapes
+                console.print(
+                    f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}): "
+                    f"{safe_markup(c.last_error or '')}"
+                )

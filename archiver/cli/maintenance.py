@@ -26,10 +26,14 @@ def prune_cmd(
         report = run_prune(s, open_engine(s), dry_run=dry_run)
     except ArchiverError as exc:
         raise fail(exc) from None
-    verb = "would delete" if dry_run else "deleted"
-    typer.echo(
-        f"{report.candidates} stored clips checked; {verb} {report.clips} clips, {report.bytes / 1e6:.1f} MB"
-    )
+    if dry_run:
+        summary = f"would delete {report.clips} clips, {report.bytes / 1e6:.1f} MB"
+    else:  # only what is really gone: a destination that refused keeps its objects and says so below
+        freed = sum(d.bytes for d in report.destinations.values())
+        summary = f"deleted {report.pruned} clips, {freed / 1e6:.1f} MB"
+        if report.pruned < report.clips:
+            summary += f" ({report.clips - report.pruned} of {report.clips} to forget are kept for now)"
+    typer.echo(f"{report.candidates} stored clips checked; {summary}")
     for name, d in report.destinations.items():
         typer.echo(f"  {name}: {d.objects} objects, {d.bytes / 1e6:.1f} MB")
     for e in report.errors:
@@ -40,6 +44,14 @@ def prune_cmd(
 @app.command("verify")
 def verify_cmd(
     sample: Annotated[int | None, typer.Option(min=1, help="Check a random sample of N objects.")] = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Queue clips whose objects are missing or corrupt for the next sync (while Blink still "
+            "has them), else copy them back from another destination.",
+        ),
+    ] = False,
 ) -> None:
     """Re-read stored objects against the database; report missing, corrupt and stray objects."""
     from archiver.db.engine import open_engine
@@ -47,7 +59,7 @@ def verify_cmd(
 
     try:
         s = settings()
-        report = run_verify(s, open_engine(s), sample=sample)
+        report = run_verify(s, open_engine(s), sample=sample, repair=repair)
     except ArchiverError as exc:
         raise fail(exc) from None
     typer.echo(
@@ -61,6 +73,13 @@ def verify_cmd(
     ):
         for p in problems[:20]:
             typer.echo(f"  {label}: {p.destination}:{p.key} {p.detail}".rstrip(), err=True)
+    if repair:
+        typer.echo(
+            f"repair: {report.requeued} clips queued for the next sync, {report.copied} objects copied back, "
+            f"{len(report.unrepairable)} cannot be repaired"
+        )
+        for p in report.unrepairable[:20]:
+            typer.echo(f"  unrepairable: {p.destination}:{p.key} (no source has it)", err=True)
     for e in report.errors:
         typer.echo(f"  error: {e}", err=True)
     raise typer.Exit(0 if report.ok else 1)

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archiver.db.models import Clip
-from archiver.logs import route_through
+from archiver.logs import route_through, safe_markup
 from archiver.pipeline.report import Reporter
 
 
@@ -47,7 +47,7 @@ class RichReporter(Reporter):
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
         self.progress.advance(self.task)
         if not ok:
-            self.console.print(f"[red]failed[/] {escape(clip.identity)}: {escape(message)}")
+            self.console.print(f"[red]failed[/] {safe_markup(clip.identity)}: {safe_markup(message)}")
 
     def clip_skipped(self, clip: Clip, reason: str) -> None:
         self.progress.advance(self.task)

@@ -13,11 +13,13 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, create_engine
 
+from archiver.errors import ConfigError, os_reason
+
 if TYPE_CHECKING:
     from archiver.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0003"  # the newest file in migrations/versions (a test keeps the two in step)
+HEAD_REVISION = "0004"  # the newest file in migrations/versions (a test keeps the two in step)
 
 
 def _prepare_sqlite_file(url: str) -> None:
@@ -27,18 +29,23 @@ def _prepare_sqlite_file(url: str) -> None:
     if not db or db == ":memory:":
         return
     path = Path(db)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
-        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-        os.close(fd)
-    else:
-        os.chmod(path, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+            os.close(fd)
+        else:
+            os.chmod(path, 0o600)
+    except OSError as exc:
+        raise ConfigError(f"database.url: cannot create or open {path}: {os_reason(exc)}") from None
 
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         _prepare_sqlite_file(url)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
+        )
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -53,7 +60,8 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    # hide_parameters: an error must never print the values of a statement (refreshed tokens)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
@@ -91,7 +99,12 @@ def open_database(url: str) -> Engine:
 
 def open_engine(settings: Settings) -> Engine:
     """The configured database, created and migrated (its folder made under the data dir)."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # tokens, staged clips
+    except OSError as exc:
+        raise ConfigError(f"data_dir: cannot create {settings.data_dir}: {os_reason(exc)}") from None
+    if not os.access(settings.data_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"data_dir: {settings.data_dir} is not writable")
     return open_database(settings.database_url)
 
 

@@ -145,6 +145,9 @@ class Clip(SQLModel, table=True):
     duplicate_of: int | None = Field(
         default=None, foreign_key="clip.id", index=True
     )  # the stored twin (state duplicate)
+    # The key this clip owns in every destination (unique across modules and accounts): the template's
+    # key, or that key with a "-2", "-3"... suffix when another clip owned it first.
+    archive_key: str | None = Field(default=None, unique=True, index=True)
 
 
 class StoredObject(SQLModel, table=True):
@@ -155,7 +158,7 @@ class StoredObject(SQLModel, table=True):
     clip_id: int = Field(foreign_key="clip.id", index=True)
     destination: str
     kind: ObjectKind
-    key: str
+    key: str = Field(index=True)
     size: int
     sha256: str
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

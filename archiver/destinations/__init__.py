@@ -1,22 +1,36 @@
-"""Destinations: where finished clips are made durable (a folder, an S3 bucket), chosen by config."""
+"""Destinations: where finished clips are made durable (a folder, an S3 bucket), chosen by config.
+
+The types live in :data:`archiver.destinations.registry.BACKENDS` (type -> settings model + factory).
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archiver.destinations.base import Destination, DestinationError, ObjectInfo
+from archiver.destinations.base import (
+    Capability,
+    Destination,
+    DestinationBase,
+    DestinationError,
+    ObjectInfo,
+    preflight_all,
+)
 from archiver.destinations.disk import DiskDestination
+from archiver.destinations.registry import BACKENDS, BuildContext, create
 
 if TYPE_CHECKING:
     from archiver.config import Settings
 
 __all__ = [
+    "BACKENDS",
+    "Capability",
     "Destination",
+    "DestinationBase",
     "DestinationError",
     "DiskDestination",
     "ObjectInfo",
     "build_destinations",
+    "preflight_all",
     "unique_names",
 ]
 
@@ -38,14 +52,6 @@ def unique_names(bases: list[str]) -> list[str]:
     return out
 
 
-def _relative_inside(path: Path, root: Path) -> str | None:
-    try:
-        rel = path.expanduser().resolve().relative_to(root.expanduser().resolve())
-    except ValueError:
-        return None
-    return rel.as_posix() if rel.parts else None
-
-
 def build_destinations(settings: Settings) -> list[Destination]:
     """One backend per configured destination (default: one disk destination at ``<data_dir>/archive``).
 
@@ -54,14 +60,5 @@ def build_destinations(settings: Settings) -> list[Destination]:
     """
     configs = settings.destination_list()
     names = unique_names([c.name or c.type for c in configs])
-    out: list[Destination] = []
-    for cfg, name in zip(configs, names, strict=True):
-        if cfg.type == "disk":
-            root = cfg.path or settings.archive_dir
-            staging = _relative_inside(settings.staging_dir, root)
-            out.append(DiskDestination(root, name, exclude=[staging] if staging else ()))
-        else:
-            from archiver.destinations.s3 import S3Destination  # boto3 is heavy: import only when used
-
-            out.append(S3Destination(cfg, name))
-    return out
+    ctx = BuildContext(archive_dir=settings.archive_dir, staging_dir=settings.staging_dir)
+    return [create(cfg, name, ctx) for cfg, name in zip(configs, names, strict=True)]

@@ -7,15 +7,25 @@ already sanitised by the naming step; a backend still refuses any key that would
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import timedelta
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
 
 class DestinationError(Exception):
-    """A destination could not complete an operation (unreachable, full, refused)."""
+    """A destination could not complete an operation (unreachable, full, refused).
+
+    ``config`` is True when waiting will not help (no such bucket, access denied, not a folder): the
+    configuration must change. Otherwise it is an outage (unreachable, full) a later run gets past.
+    """
+
+    def __init__(self, message: str, *, config: bool = False) -> None:
+        super().__init__(message)
+        self.config = config
 
 
 class ObjectInfo(BaseModel):
@@ -24,11 +34,25 @@ class ObjectInfo(BaseModel):
     sha256: str | None = None  # when the backend knows it without re-reading (S3 metadata)
 
 
+class Capability(enum.StrEnum):
+    """What a backend can do beyond the required operations; declared by the class, never probed."""
+
+    health_check = "health_check"  # check() really asks the backend (else it is a no-op)
+    bulk_delete = "bulk_delete"  # delete_many() is one request per many keys (else a loop)
+    stored_sha256 = "stored_sha256"  # stat() returns the sha256 without re-reading the object
+    incomplete_uploads = "incomplete_uploads"  # abort_incomplete_uploads() frees interrupted uploads
+    free_space = "free_space"  # preflight() refuses when the backend is (nearly) full
+
+
 @runtime_checkable
 class Destination(Protocol):
-    """Thin, synchronous interface; callers run it in a worker thread."""
+    """Thin, synchronous interface; callers run it in a worker thread.
+
+    Subclass :class:`DestinationBase` for the optional operations' defaults.
+    """
 
     name: str  # stable name used in the database ("disk", "s3", or the configured name)
+    capabilities: ClassVar[frozenset[Capability]]
 
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:
         """Make ``src`` durable under ``key``; return only once it is. Idempotent. Never consumes src."""
@@ -39,11 +63,58 @@ class Destination(Protocol):
     def hash(self, key: str) -> str:
         """Re-read the object and return its sha256 hex digest (verify)."""
 
+    def read_to(self, key: str, path: Path) -> None:
+        """Copy the object's bytes to a local file (repair from another destination)."""
+
     def delete(self, key: str) -> None:
         """Remove the object; a missing object is not an error."""
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
         """Every object under prefix (for verify's stray check)."""
+
+    def check(self) -> None:
+        """Raise DestinationError unless the backend answers (read-only, cheap)."""
+
+    def preflight(self) -> list[str]:
+        """Once per sync/verify, before the first download: raise DestinationError when nothing could
+        be stored (missing bucket, unwritable or full folder); tidy what interrupted runs left behind.
+        Returns notes worth logging."""
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, Exception]:
+        """Delete many objects; returns the failures by key (a missing object is not a failure)."""
+
+    def abort_incomplete_uploads(self, older_than: timedelta) -> tuple[int, int]:
+        """Abort uploads interrupted longer than ``older_than`` ago; returns (uploads, bytes)."""
+
+
+class DestinationBase:
+    """Defaults for the optional operations (a backend declares what it does better in
+    ``capabilities``)."""
+
+    name: str
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+
+    def delete(self, key: str) -> None:  # pragma: no cover - every backend implements it
+        raise NotImplementedError
+
+    def check(self) -> None:
+        return None
+
+    def preflight(self) -> list[str]:
+        self.check()
+        return []
+
+    def delete_many(self, keys: Sequence[str]) -> dict[str, Exception]:
+        failures: dict[str, Exception] = {}
+        for key in keys:
+            try:
+                self.delete(key)
+            except Exception as exc:  # one failed object must not stop the others
+                failures[key] = exc
+        return failures
+
+    def abort_incomplete_uploads(self, older_than: timedelta) -> tuple[int, int]:
+        return 0, 0
 
 
 def is_temporary_key(key: str) -> bool:
@@ -62,12 +133,11 @@ def check_key(key: str, destination: str) -> str:
 
 
 def unreachable(dest: Destination) -> str | None:
-    """The destination's own health check (``check()``, when it has one) as one error line, or None."""
-    check = getattr(dest, "check", None)
-    if check is None:
+    """The destination's own health check as one error line, or None (also when it has none)."""
+    if Capability.health_check not in dest.capabilities:
         return None
     try:
-        check()
+        dest.check()
     except DestinationError as exc:
         return str(exc)
     except Exception as exc:  # a backend bug must not crash prune or verify
@@ -76,14 +146,22 @@ def unreachable(dest: Destination) -> str | None:
 
 
 def delete_many(dest: Destination, keys: Sequence[str]) -> dict[str, Exception]:
-    """Delete many objects, in bulk where the backend can (``delete_many``); returns the failures."""
-    bulk = getattr(dest, "delete_many", None)
-    if bulk is not None:
-        return dict(bulk(keys))
-    failures: dict[str, Exception] = {}
-    for key in keys:
+    """Delete many objects (in bulk where the backend can); returns the failures."""
+    try:
+        return dict(dest.delete_many(keys))
+    except Exception as exc:  # a backend bug: every key failed
+        return dict.fromkeys(keys, exc)
+
+
+def preflight_all(destinations: Sequence[Destination]) -> tuple[list[DestinationError], list[str]]:
+    """Run every destination's preflight: (problems, notes). A problem means nothing can be stored."""
+    problems: list[DestinationError] = []
+    notes: list[str] = []
+    for dest in destinations:
         try:
-            dest.delete(key)
-        except Exception as exc:  # one failed object must not stop the others
-            failures[key] = exc
-    return failures
+            notes.extend(dest.preflight())
+        except DestinationError as exc:
+            problems.append(exc)
+        except Exception as exc:  # a backend bug is a problem too, never a crash
+            problems.append(DestinationError(f"destination {dest.name!r}: {exc.__class__.__name__}: {exc}"))
+    return problems, notes

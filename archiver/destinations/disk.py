@@ -12,10 +12,19 @@ import contextlib
 import errno
 import hashlib
 import os
+import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import ClassVar
 
-from archiver.destinations.base import DestinationError, ObjectInfo, check_key, is_temporary_key
+from archiver.destinations.base import (
+    Capability,
+    DestinationBase,
+    DestinationError,
+    ObjectInfo,
+    check_key,
+    is_temporary_key,
+)
 
 CHUNK = 1024 * 1024
 
@@ -59,13 +68,32 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-class DiskDestination:
-    """Files under ``root``; ``exclude`` lists root-relative folders that are not ours (a staging dir)."""
+class DiskDestination(DestinationBase):
+    """Files under ``root``; ``exclude`` lists root-relative folders that are not ours (a staging dir).
 
-    def __init__(self, root: Path, name: str = "disk", *, exclude: Iterable[str] = ()) -> None:
+    Files are 0600 and folders 0700 (clips show the inside of a home) unless ``shared``: 0644/0755.
+    """
+
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {Capability.health_check, Capability.bulk_delete, Capability.free_space}
+    )
+
+    def __init__(
+        self,
+        root: Path,
+        name: str = "disk",
+        *,
+        exclude: Iterable[str] = (),
+        shared: bool = False,
+        min_free_bytes: int = 0,
+    ) -> None:
         self.root = Path(root).expanduser()
         self.name = name
         self.exclude = tuple(p.strip("/") + "/" for p in exclude if p.strip("/"))
+        self.file_mode = 0o644 if shared else 0o600
+        self.dir_mode = 0o755 if shared else 0o700
+        self.min_free_bytes = min_free_bytes
+        self._real_root_cache: Path | None = None
 
     def __repr__(self) -> str:
         return f"DiskDestination(name={self.name!r}, root={str(self.root)!r})"
@@ -77,7 +105,7 @@ class DiskDestination:
     @property
     def _real_root(self) -> Path:
         """The root's real path, resolved once it exists (a prune resolves thousands of keys)."""
-        cached = getattr(self, "_real_root_cache", None)
+        cached = self._real_root_cache
         if cached is None:
             cached = self.root.resolve()
             if cached.is_dir():
@@ -105,9 +133,11 @@ class DiskDestination:
             p = p.parent
         for d in reversed(missing):
             try:
-                d.mkdir()
+                d.mkdir(self.dir_mode)
             except FileExistsError:
                 continue
+            with contextlib.suppress(OSError):
+                os.chmod(d, self.dir_mode)  # mkdir's mode is filtered by the umask
             _fsync_dir(d.parent)
 
     def check(self) -> None:
@@ -122,6 +152,41 @@ class DiskDestination:
             )
         if not os.access(self.root, os.W_OK | os.X_OK):
             raise DestinationError(f"disk destination {self.name!r}: {self.root} is not writable")
+
+    def preflight(self) -> list[str]:
+        """Create the root if needed, prove it takes a file, and refuse when the disk is (nearly) full."""
+        try:
+            if not self.root.is_dir():
+                self._makedirs(self.root)
+            probe = self.root / f".preflight.{os.getpid()}.part"
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
+            try:
+                _write_all(fd, b"ok")
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+            st = os.statvfs(self.root)
+        except OSError as exc:  # a full disk is an outage; a file in the way or no permission is config
+            outage = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+            raise DestinationError(
+                f"disk destination {self.name!r}: {self.root}: {_reason(exc)}", config=not outage
+            ) from None
+        free = st.f_bavail * st.f_frsize
+        if free < self.min_free_bytes:
+            raise DestinationError(
+                f"disk destination {self.name!r}: {self.root}: disk full ({free / 1e6:.0f} MB free, "
+                f"min_free_mb is {self.min_free_bytes // (1024 * 1024)})"
+            )
+        return []
+
+    def read_to(self, key: str, path: Path) -> None:
+        src = self._resolve(key)
+        try:
+            shutil.copyfile(src, path)
+        except FileNotFoundError:
+            raise DestinationError(f"disk destination {self.name!r}: {key} does not exist") from None
+        except OSError as exc:
+            raise self._error("reading", key, exc) from None
 
     # -- Destination --------------------------------------------------------------------------------
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:
@@ -145,6 +210,7 @@ class DiskDestination:
                 self._makedirs(dest.parent)
                 try:
                     self._link_or_copy(Path(src), tmp, sha256, key)
+                    os.chmod(tmp, self.file_mode)
                     break
                 except FileNotFoundError:
                     if attempt == 2 or not Path(src).exists():
@@ -174,7 +240,7 @@ class DiskDestination:
                 os.close(fd)
             return
         digest = hashlib.sha256()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, self.file_mode)
         try:
             with open(src, "rb") as fsrc:
                 while chunk := fsrc.read(CHUNK):

@@ -13,8 +13,9 @@ import hashlib
 import mimetypes
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import boto3
@@ -31,8 +32,8 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from archiver.config import S3DestinationSettings
-from archiver.destinations.base import DestinationError, ObjectInfo, check_key
+from archiver.destinations.base import Capability, DestinationBase, DestinationError, ObjectInfo, check_key
+from archiver.destinations.settings import S3DestinationSettings
 
 MIB = 1024 * 1024
 CHUNK = MIB
@@ -70,7 +71,16 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-class S3Destination:
+class S3Destination(DestinationBase):
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {
+            Capability.health_check,
+            Capability.bulk_delete,
+            Capability.stored_sha256,
+            Capability.incomplete_uploads,
+        }
+    )
+
     def __init__(
         self,
         settings: S3DestinationSettings,
@@ -120,9 +130,10 @@ class S3Destination:
     def _key(self, key: str) -> str:
         return self.prefix + check_key(key, self.name)
 
-    def _fail(self, what: str) -> DestinationError:
+    def _fail(self, what: str, *, config: bool = False) -> DestinationError:
         return DestinationError(
-            f"s3 destination {self.name!r} ({self.endpoint}, bucket {self.bucket!r}): {_one_line(what)}"
+            f"s3 destination {self.name!r} ({self.endpoint}, bucket {self.bucket!r}): {_one_line(what)}",
+            config=config,
         )
 
     def _describe(self, exc: BaseException) -> str:
@@ -178,11 +189,56 @@ class S3Destination:
         try:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in {"404", "NoSuchBucket", "NotFound"}:
-                raise self._fail("bucket does not exist") from None
-            raise self._fail(self._describe(exc)) from None
+            code = str(exc.response.get("Error", {}).get("Code"))
+            if code in {"404", "NoSuchBucket", "NotFound"}:
+                raise self._fail("bucket does not exist", config=True) from None
+            raise self._fail(self._describe(exc), config=code in _DENIED_CODES) from None
+        except (NoCredentialsError, PartialCredentialsError) as exc:
+            raise self._fail(self._describe(exc), config=True) from None
         except (BotoCoreError, Boto3Error, OSError) as exc:
             raise self._fail(self._describe(exc)) from None
+
+    def preflight(self) -> list[str]:
+        """The bucket answers; multipart uploads interrupted long ago (a killed run) are aborted, since
+        S3 bills their parts until someone does."""
+        self.check()
+        older = timedelta(hours=self.settings.abort_incomplete_after_h)
+        uploads, size = self.abort_incomplete_uploads(older)
+        if uploads:
+            return [
+                f"s3 destination {self.name!r}: aborted {uploads} interrupted upload(s), {size / 1e6:.1f} MB"
+            ]
+        return []
+
+    def abort_incomplete_uploads(self, older_than: timedelta) -> tuple[int, int]:
+        cutoff = datetime.now(UTC) - older_than
+        aborted = freed = 0
+        with self._errors("listing interrupted uploads"):
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            stale: list[tuple[str, str]] = []
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
+                for up in page.get("Uploads", []):
+                    started = up.get("Initiated")
+                    if isinstance(started, datetime) and started.tzinfo is None:
+                        started = started.replace(tzinfo=UTC)
+                    if isinstance(started, datetime) and started <= cutoff:
+                        stale.append((up["Key"], up["UploadId"]))
+        for full_key, upload_id in stale:
+            with self._errors("aborting an interrupted upload of", full_key[len(self.prefix) :]):
+                parts = self.client.list_parts(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+                freed += sum(int(p.get("Size", 0)) for p in parts.get("Parts", []))
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=full_key, UploadId=upload_id)
+                aborted += 1
+        return aborted, freed
+
+    def read_to(self, key: str, path: Path) -> None:
+        with self._errors("reading", key):
+            try:
+                self.client.download_file(self.bucket, self._key(key), str(path))
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
+                    raise self._fail(f"{key} does not exist") from None
+                raise
 
     # -- Destination --------------------------------------------------------------------------------
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
 
 from archiver.db import repo
 from archiver.db.engine import session_scope
-from archiver.db.models import ObjectKind
-from archiver.destinations.base import Destination
+from archiver.db.models import Clip, ObjectKind, StoredObject
+from archiver.destinations.base import Destination, DestinationError
+from archiver.pipeline.naming import EXTENSION, with_suffix_number
+from archiver.util import fsync_file
+
+MAX_SUFFIX = 10_000
 
 
 @dataclass(frozen=True)
@@ -43,6 +51,7 @@ async def store_all(
     with session_scope(engine) as s:
         existing = {(o.destination, o.kind): o for o in repo.objects_of(s, clip_id)}
     have = {(o.destination, o.kind, o.sha256) for o in existing.values()}
+    files = await asyncio.to_thread(claim_key, engine, clip_id, files, destinations, fresh=not existing)
     first_error: BaseException | None = None
     for i, dest in enumerate(destinations):
         done: list[tuple[StagedFile, str]] = []
@@ -74,3 +83,106 @@ async def store_all(
                     finish(s)  # type: ignore[misc]
     if first_error is not None:
         raise first_error
+
+
+# -- keys ------------------------------------------------------------------------------------------------
+
+
+def template_key(files: Sequence[StagedFile]) -> str:
+    """The template's key of a clip (what every file's key is a sibling of)."""
+    by_kind = {f.kind: f.key for f in files}
+    if ObjectKind.clip in by_kind:
+        return by_kind[ObjectKind.clip]
+    for kind, suffix in ((ObjectKind.sidecar, ".json"), (ObjectKind.thumbnail, ".jpg")):
+        if kind in by_kind and by_kind[kind].endswith(suffix):
+            return by_kind[kind][: -len(suffix)] + EXTENSION
+    return files[0].key.rsplit(".", 1)[0] + EXTENSION  # a lone derived file: its own stem
+
+
+def _rekey(files: Sequence[StagedFile], base: str, real: str) -> list[StagedFile]:
+    if real == base:
+        return list(files)
+    old, new = base[: -len(EXTENSION)], real[: -len(EXTENSION)]
+    out = [replace(f, key=new + f.key[len(old) :]) if f.key.startswith(old) else f for f in files]
+    return [_rewrite_sidecar(f, old, new) if f.kind == ObjectKind.sidecar else f for f in out]
+
+
+def _rewrite_sidecar(f: StagedFile, old: str, new: str) -> StagedFile:
+    """The sidecar lists every file's key: make it name the real ones."""
+    try:
+        doc = json.loads(f.path.read_bytes())
+        entries = doc.get("files", {}).values() if isinstance(doc, dict) else []
+    except (OSError, ValueError):
+        return f  # not ours to judge: stored as staged
+    for entry in entries:
+        key = entry.get("key") if isinstance(entry, dict) else None
+        if isinstance(key, str) and key.startswith(old):
+            entry["key"] = new + key[len(old) :]
+    data = json.dumps(doc, indent=2, sort_keys=True).encode()
+    f.path.write_bytes(data)
+    fsync_file(f.path)
+    return replace(f, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+
+
+def _same_content(dest: Destination, key: str, f: StagedFile) -> bool | None:
+    """None when ``dest`` holds nothing under ``key``; else whether it holds exactly ``f``."""
+    info = dest.stat(key)
+    if info is None:
+        return None
+    if info.size != f.size:
+        return False
+    if info.sha256 is not None:
+        return info.sha256 == f.sha256
+    return dest.hash(key) == f.sha256
+
+
+def claim_key(
+    engine: Engine,
+    clip_id: int,
+    files: Sequence[StagedFile],
+    destinations: Sequence[Destination],
+    *,
+    fresh: bool = True,
+) -> list[StagedFile]:
+    """Make the clip the owner of its key and return its files under the real key.
+
+    A clip keeps the key it owns (``Clip.archive_key``). Otherwise it claims the template's key, or the
+    first free "-2", "-3"... variant: a key is taken when another clip owns it (a unique column, so two
+    runs racing for one key cannot both win), when another clip's stored object uses it (rows older
+    than the column), or, for a clip nothing was stored for yet, when a destination already holds an
+    object with other content there. So templates without ``{id}`` and same-named cameras of two
+    networks or accounts never overwrite each other.
+    """
+    base = template_key(files)
+    primary = next((f for f in files if f.key == base), files[0])
+    for start in range(1, MAX_SUFFIX, 20):
+        batch = [base if n == 1 else with_suffix_number(base, n) for n in range(start, start + 20)]
+        with session_scope(engine) as s:  # one read for what this clip owns and which names are taken
+            owned = s.exec(select(Clip.archive_key).where(Clip.id == clip_id)).first()
+            if owned:
+                return _rekey(files, base, owned)
+            taken = set(
+                s.exec(
+                    select(StoredObject.key).where(
+                        col(StoredObject.key).in_(batch), StoredObject.clip_id != clip_id
+                    )
+                )
+            )
+            taken |= set(s.exec(select(Clip.archive_key).where(col(Clip.archive_key).in_(batch))))
+        for candidate in batch:
+            if candidate in taken:
+                continue
+            if fresh:
+                probe_key = _rekey([primary], base, candidate)[0].key
+                try:
+                    if any(_same_content(d, probe_key, primary) is False for d in destinations):
+                        continue  # someone else's object: never replaced
+                except DestinationError:
+                    pass  # the put reports the destination; the claim does not depend on it
+            try:
+                with session_scope(engine) as s:
+                    s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
+            except IntegrityError:
+                continue  # another clip claimed it a moment ago
+            return _rekey(files, base, candidate)
+    raise DestinationError(f"no free key near {base!r} after {MAX_SUFFIX} tries")

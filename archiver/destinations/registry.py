@@ -1,0 +1,91 @@
+"""The destination types, restic-style: ``type`` -> settings model + factory.
+
+Adding a destination type is one backend module, one settings model in
+:mod:`archiver.destinations.settings` and one :class:`Backend` line in :data:`BACKENDS`; the config's
+``[[destinations]]`` union, ``build_destinations`` and the conformance tests follow from here.
+Factories import their backend library lazily (boto3 is heavy), so reading the config stays cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, Union
+
+from pydantic import Field
+
+from archiver.destinations.settings import (
+    DestinationSettingsBase,
+    DiskDestinationSettings,
+    S3DestinationSettings,
+)
+
+if TYPE_CHECKING:
+    from archiver.destinations.base import Destination
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What a factory may need beyond its own settings."""
+
+    archive_dir: Path  # the default folder (<data_dir>/archive)
+    staging_dir: Path  # never listed as part of an archive that contains it
+
+
+@dataclass(frozen=True)
+class Backend:
+    type: str
+    settings: type[DestinationSettingsBase]
+    factory: Callable[[Any, str, BuildContext], Destination]
+    summary: str
+
+
+def _relative_inside(path: Path, root: Path) -> str | None:
+    try:
+        rel = path.expanduser().resolve().relative_to(root.expanduser().resolve())
+    except ValueError:
+        return None
+    return rel.as_posix() if rel.parts else None
+
+
+def _disk(cfg: DiskDestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.disk import DiskDestination
+
+    root = cfg.path or ctx.archive_dir
+    staging = _relative_inside(ctx.staging_dir, root)
+    return DiskDestination(
+        root,
+        name,
+        exclude=[staging] if staging else (),
+        shared=cfg.permissions == "shared",
+        min_free_bytes=cfg.min_free_mb * 1024 * 1024,
+    )
+
+
+def _s3(cfg: S3DestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.s3 import S3Destination
+
+    return S3Destination(cfg, name)
+
+
+BACKENDS: Mapping[str, Backend] = MappingProxyType(
+    {
+        b.type: b
+        for b in (
+            Backend("disk", DiskDestinationSettings, _disk, "a folder on a local or mounted filesystem"),
+            Backend("s3", S3DestinationSettings, _s3, "an S3 bucket (AWS, MinIO, Ceph, Garage, R2)"),
+        )
+    }
+)
+
+# The config's [[destinations]] entry: one of the registered settings models, chosen by ``type``.
+DestinationSettings = Annotated[
+    Union[tuple(b.settings for b in BACKENDS.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="type"),
+]
+
+
+def create(cfg: DestinationSettingsBase, name: str, ctx: BuildContext) -> Destination:
+    return BACKENDS[cfg.type].factory(cfg, name, ctx)
