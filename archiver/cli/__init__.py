@@ -62,7 +62,7 @@ def fail(exc: ArchiverError) -> typer.Exit:
 
 
 def main() -> None:
-    from archiver.cli import commands, demo, maintenance, worker  # noqa: F401  (registers the commands)
+    from archiver.cli import commands, demo, maintenance, web, worker  # noqa: F401  (registers the commands)
 
     try:
         app()
