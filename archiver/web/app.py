@@ -138,12 +138,14 @@ class WebApp:
         ready: ReadyCheck | None = None,
         login_check: LoginCheck | None = None,
         destinations: list[Any] | None = None,
+        page_size: int = queries.PAGE_SIZE,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.metrics = metrics or Metrics(engine)
         self.ready = ready or (lambda: database_ready(engine))
         self.login_check = login_check or queries.login_needed
+        self.page_size = page_size
         if destinations is None:
             from archiver.destinations import build_destinations
 
@@ -231,7 +233,7 @@ class WebApp:
             end=_date(q.get("to")),
             tz_name=tz_name,
         )
-        page = await self.db(queries.clip_page, flt, q.get("before"))
+        page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
         return self.render(
             request,
             "camera.html",
@@ -261,7 +263,7 @@ class WebApp:
             end=_date(q.get("to")),
             tz_name=tz_name,
         )
-        page = await self.db(queries.clip_page, flt, q.get("before"))
+        page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
         choices = await self.db(queries.camera_choices)
         return self.render(
             request,
