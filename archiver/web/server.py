@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
 import socket
 import threading
 from typing import Any
@@ -61,6 +62,10 @@ def bounded_protocol(max_connections: int, request_timeout: float) -> type[H11Pr
 def _idle(conn: Any) -> bool:
     cycle = getattr(conn, "cycle", None)
     return cycle is None or bool(cycle.response_complete)
+
+
+def _ignore(signum: int, frame: object) -> None:
+    pass
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -119,10 +124,15 @@ class WebServer:
         return f"http://{host}:{self.port}"
 
     def run(self) -> None:
-        """Serve until SIGINT/SIGTERM (uvicorn's own handlers in the main thread)."""
+        """Serve until SIGINT/SIGTERM, then return (a clean stop, exit 0). uvicorn handles the signal with a
+        graceful shutdown and then re-raises it to the handler it found: that handler is a no-op here."""
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.signal(sig, _ignore) for sig in stops}
         try:
             self.server.run(sockets=[self.sock])
         finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
             self.sock.close()
 
     def start(self) -> WebServer:
