@@ -91,7 +91,7 @@ def test_camera_page_lists_clips_newest_first_grouped_by_local_day(app: Any, web
     porch = next(c for c in links(html, r"/camera/\d+/\d+") if f'href="{c}"' in html.split("Porch")[0][-400:])
     page = get(app, porch)
     assert page.status_code == 200
-    assert "<h1>Porch" in page.text and "4 clips" in page.text
+    assert "<h1>Porch" in page.text
     clip_ids = [int(x.rsplit("/", 1)[1]) for x in links(page.text, r"/clip/\d+")]
     by_id = {c.id: c for c in stored_clips(web_archive.settings)}
     times = [by_id[i].created_at for i in clip_ids]

@@ -223,7 +223,7 @@ class WebApp:
         title = await self.db(queries.camera_title, account_id, camera_id)
         if title is None:
             raise HTTPException(404)
-        name, network, tz_name, count = title
+        name, network, tz_name = title
         q = request.query_params
         flt = ClipFilter(
             account_id=account_id,
@@ -241,7 +241,6 @@ class WebApp:
             title=name,
             camera=name,
             network=network,
-            count=count,
             page=page,
             flt=flt,
             base=request.url.path,

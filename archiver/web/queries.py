@@ -256,31 +256,50 @@ def cameras(s: Session) -> list[NetworkGroup]:
     ]
 
 
-def camera_title(s: Session, account_id: int, camera_id: int) -> tuple[str, str, str | None, int] | None:
-    """(camera name, network name, time zone, stored clip count) or None when the camera has no clips."""
-    cam = (Clip.account_id == account_id, Clip.camera_blink_id == camera_id, _stored())
-    latest = s.exec(
-        select(Clip).where(*cam).order_by(col(Clip.created_at).desc(), col(Clip.id).desc()).limit(1)
+def _camera_is(camera_id: int | None) -> object:
+    return col(Clip.camera_blink_id).is_(None) if camera_id is None else Clip.camera_blink_id == camera_id
+
+
+def camera_keys(s: Session, account_id: int | None = None) -> list[tuple[int, int | None]]:
+    """Every (account, camera) with clips: a scan of the (account, camera, created_at) index only."""
+    q = select(Clip.account_id, Clip.camera_blink_id).distinct()
+    if account_id is not None:
+        q = q.where(Clip.account_id == account_id)
+    return [(a, c) for a, c in s.exec(q).all()]
+
+
+def latest_clip(s: Session, account_id: int, camera_id: int | None) -> Clip | None:
+    return s.exec(
+        select(Clip)
+        .where(Clip.account_id == account_id, _camera_is(camera_id), _stored())  # type: ignore[arg-type]
+        .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
+        .limit(1)
     ).first()
+
+
+def camera_title(s: Session, account_id: int, camera_id: int) -> tuple[str, str, str | None] | None:
+    """(camera name, network name, time zone) or None when the camera has no stored clip."""
+    latest = latest_clip(s, account_id, camera_id)
     if latest is None:
         return None
-    count = s.exec(select(func.count()).select_from(Clip).where(*cam)).one()
-    return latest.camera_name or f"camera {camera_id}", latest.network_name or "?", latest.time_zone, count
+    return latest.camera_name or f"camera {camera_id}", latest.network_name or "?", latest.time_zone
 
 
 def display_zone(s: Session) -> str | None:
-    """The archive's time zone when every stored clip shares one (date filters are read in it), else None
-    (UTC)."""
-    zones = s.exec(select(Clip.time_zone).where(_stored()).distinct().limit(2)).all()
-    return zones[0] if len(zones) == 1 else None
+    """The archive's time zone when every camera's newest clip shares one (date filters are read in it),
+    else None (UTC)."""
+    zones = set()
+    for account_id, camera_id in camera_keys(s):
+        latest = latest_clip(s, account_id, camera_id)
+        if latest is not None:
+            zones.add(latest.time_zone)
+    return zones.pop() if len(zones) == 1 else None
 
 
 def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> ClipPage:
+    """Newest first, keyset paged. Each camera's slice is read through the (account, camera, created_at)
+    index and the slices are merged here, so no query sorts the whole table."""
     conds: list[object] = [_stored()]
-    if flt.account_id is not None:
-        conds.append(Clip.account_id == flt.account_id)
-    if flt.camera_id is not None:
-        conds.append(Clip.camera_blink_id == flt.camera_id)
     if flt.source is not None:
         conds.append(Clip.source == flt.source)
     tz = zone(flt.tz_name)
@@ -293,12 +312,19 @@ def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
     if after is not None:
         ts, clip_id = after
         conds.append(or_(col(Clip.created_at) < ts, and_(col(Clip.created_at) == ts, col(Clip.id) < clip_id)))
-    rows = s.exec(
-        select(Clip)
-        .where(*conds)  # type: ignore[arg-type]
-        .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
-        .limit(limit + 1)
-    ).all()
+    if flt.camera_id is not None and flt.account_id is not None:
+        keys: list[tuple[int, int | None]] = [(flt.account_id, flt.camera_id)]
+    else:
+        keys = [k for k in camera_keys(s, flt.account_id) if flt.camera_id is None or k[1] == flt.camera_id]
+    rows: list[Clip] = []
+    for account_id, camera_id in keys:
+        rows += s.exec(
+            select(Clip)
+            .where(Clip.account_id == account_id, _camera_is(camera_id), *conds)  # type: ignore[arg-type]
+            .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
+            .limit(limit + 1)
+        ).all()
+    rows.sort(key=lambda c: (aware(c.created_at), c.id or 0), reverse=True)
     more = len(rows) > limit
     rows = rows[:limit]
     thumbs = _with_thumbs(s, [c.id for c in rows if c.id is not None])
@@ -314,12 +340,14 @@ def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
 
 
 def camera_choices(s: Session) -> list[tuple[str, str]]:
-    """(value "account:camera", label) for the filter form."""
+    """(value "account:camera", label) for the filter form, sorted by label."""
     out = []
-    for group in cameras(s):
-        for c in group.cameras:
-            out.append((f"{c.account_id}:{c.camera_id}", f"{c.name} — {group.title}"))
-    return out
+    for account_id, camera_id in camera_keys(s):
+        latest = latest_clip(s, account_id, camera_id) if camera_id is not None else None
+        if latest is not None:
+            name = latest.camera_name or f"camera {camera_id}"
+            out.append((f"{account_id}:{camera_id}", f"{name} — {latest.network_name or '?'}"))
+    return sorted(out, key=lambda vl: vl[1].casefold())
 
 
 def media_objects(s: Session, clip_id: int) -> list[MediaObject]:
@@ -372,10 +400,22 @@ def clip_detail(s: Session, clip_id: int) -> ClipDetail | None:
 def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
     accounts: list[AccountStatus] = []
     names = account_names(s)
+    newest_stored: dict[int, datetime] = {}  # from the newest object rows (ids grow): no table scan
+    for stored_at, account_id in s.exec(
+        select(StoredObject.stored_at, Clip.account_id)
+        .join(Clip, col(Clip.id) == col(StoredObject.clip_id))
+        .where(col(StoredObject.id) > select(func.max(StoredObject.id) - 500).scalar_subquery())
+    ).all():
+        if stored_at is not None and (
+            account_id not in newest_stored or stored_at > newest_stored[account_id]
+        ):
+            newest_stored[account_id] = stored_at
     for a in s.exec(select(Account).order_by(col(Account.name))).all():
         assert a.id is not None
         listing = s.exec(select(func.max(Cursor.updated_at)).where(Cursor.account_id == a.id)).one()
-        stored_at = s.exec(select(func.max(Clip.stored_at)).where(Clip.account_id == a.id)).one()
+        stored_at = newest_stored.get(a.id)
+        if stored_at is None:
+            stored_at = s.exec(select(func.max(Clip.stored_at)).where(Clip.account_id == a.id)).one()
         counts = dict(
             s.exec(select(Clip.state, func.count()).where(Clip.account_id == a.id).group_by(Clip.state)).all()
         )
