@@ -221,7 +221,7 @@ def test_every_object_file_is_used_or_standalone() -> None:
         kz = kustomization(directory)
         used |= {(directory / r).resolve() for r in kz.get("resources", [])}
         used |= {(directory / p["path"]).resolve() for p in kz.get("patches", [])}
-    standalone = {(BASE / "login-pod.yaml").resolve()}
+    standalone = {(BASE / "login-pod.yaml").resolve(), (BASE / "ingress.example.yaml").resolve()}
     for path in ALL_YAML:
         if path.name != "kustomization.yaml":
             assert path.resolve() in used | standalone, f"{path} is not referenced"
@@ -245,6 +245,8 @@ def _built_objects() -> list[tuple[str, dict[str, Any]]]:
             out.append((f"{directory.name}:{obj['kind']}/{obj['metadata']['name']}", obj))
     for obj in load_docs(BASE / "login-pod.yaml"):
         out.append((f"login-pod:{obj['kind']}/{obj['metadata']['name']}", obj))
+    for obj in load_docs(BASE / "ingress.example.yaml"):
+        out.append((f"ingress-example:{obj['kind']}/{obj['metadata']['name']}", obj))
     return out
 
 
@@ -395,6 +397,32 @@ def test_base_config_is_valid_for_the_app(kind: str, tmp_path: Path, monkeypatch
     assert dest.type == "disk" and str(dest.path) == "/data/archive"
     assert settings.server.port == server_port(objects)
     assert settings.server.enabled is (kind == "Deployment")
+    if kind == "Deployment":  # the UI listens on 0.0.0.0 in the pod: the Secret's password protects it
+        from archiver.web.security import check_bind
+
+        assert settings.server.host == "0.0.0.0" and settings.server.auth.configured
+        check_bind(settings.server, settings.server.host)
+
+
+def test_web_service_and_example_ingress() -> None:
+    objects = build(BASE)
+    dep = find(objects, "Deployment", "blink-archiver")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    web = find(objects, "Service", "blink-archiver-web")
+    assert web["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = web["spec"]["ports"]
+    assert port["targetPort"] in ("metrics", server_port(objects))
+    (ingress,) = load_docs(BASE / "ingress.example.yaml")
+    assert ingress["kind"] == "Ingress" and ingress["metadata"]["namespace"] == "blink-archiver"
+    notes = ingress["metadata"]["annotations"]
+    assert (
+        notes["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+        and notes["nginx.ingress.kubernetes.io/auth-secret"]
+    )
+    assert ingress["spec"]["tls"], "the UI's basic auth must travel over TLS"
+    (rule,) = ingress["spec"]["rules"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == web["metadata"]["name"] and backend["port"]["name"] == port["name"]
 
 
 @pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
@@ -513,4 +541,6 @@ def test_docker_compose(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ARCHIVER_DATA_DIR", svc["environment"]["ARCHIVER_DATA_DIR"])
     settings = load_settings(path)
     assert settings.server.port == 9090
+    assert settings.server.host == "0.0.0.0" and settings.server.ui  # needs the password from archiver.env
+    assert "ARCHIVER_SERVER__AUTH__PASSWORD" in (DEPLOY / "docker-compose.yml").read_text()
     assert str(settings.destination_list()[0].path) == "/data/archive"

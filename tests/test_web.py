@@ -121,6 +121,20 @@ def test_camera_page_keyset_paging_follows_older_links_to_the_end(web_archive: W
     engine.dispose()
 
 
+def test_find_page_pages_through_every_camera_in_time_order(web_archive: WebArchive) -> None:
+    engine = open_engine(web_archive.settings)
+    small = create_app(web_archive.settings, engine, page_size=3)
+    url, seen = "/clips", []
+    while url:
+        page = get(small, url).text
+        seen += [int(x.rsplit("/", 1)[1]) for x in links(page, r"/clip/\d+")]
+        more = re.search(r'rel="next" href="([^"]+)"', page)
+        url = more[1].replace("&amp;", "&") if more else ""
+    everything = sorted(stored_clips(web_archive.settings), key=lambda c: (c.created_at, c.id), reverse=True)
+    assert seen == [c.id for c in everything]
+    engine.dispose()
+
+
 def test_keyset_cursor_round_trips_and_ignores_garbage() -> None:
     from datetime import UTC, datetime
 
