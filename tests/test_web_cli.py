@@ -64,3 +64,66 @@ def test_demo_serve_serves_the_demo_archive(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_worker_refuses_a_public_ui_without_auth(tmp_path: Path) -> None:
+    from conftest import cli_env
+
+    class NoSim:
+        url = "http://127.0.0.1:9"
+
+    env = cli_env(
+        tmp_path,
+        NoSim(),  # type: ignore[arg-type]
+        ARCHIVER_SERVER__ENABLED="true",
+        ARCHIVER_SERVER__HOST="0.0.0.0",
+        ARCHIVER_SERVER__PORT=str(free_port()),
+    )
+    res = run_cli(["run"], env, timeout=60)
+    assert res.returncode == 2
+    (line,) = res.stderr.strip().splitlines()
+    assert line.startswith("error: refusing to serve the web UI on 0.0.0.0 without authentication")
+
+
+def test_worker_status_page_says_which_account_needs_a_login(tmp_path: Path) -> None:
+    """A sync that hits the 2FA wall marks the account on the worker's status page."""
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+    from conftest import USER, make_settings
+
+    from archiver.db.engine import open_engine, session_scope
+    from archiver.db.models import Account
+    from archiver.db.repo import get_or_create_account
+    from archiver.simulator import SimConfig, Simulator
+    from archiver.web.app import create_app
+    from archiver.web.queries import login_needed
+    from archiver.worker import Worker
+
+    with Simulator(SimConfig(two_factor=True)) as sim:
+        sim.add_camera(sim.add_network("Home"), "Front Door")
+        s = make_settings(tmp_path, sim)
+        engine = open_engine(s)
+        acct = get_or_create_account(engine, "default", USER, "oauth")
+        with session_scope(engine) as ses:  # a stored session Blink no longer accepts
+            row = ses.get(Account, acct.id)
+            assert row is not None
+            row.access_token, row.refresh_token = "stale-access", "stale-refresh"
+            row.token_expires_at = datetime.now(UTC) - timedelta(hours=1)
+            ses.add(row)
+            assert login_needed(row) is None  # the database alone cannot tell
+        worker = Worker(s, engine)
+        app = create_app(
+            s, engine, metrics=worker.metrics, ready=worker.ready, login_check=worker.login_needed
+        )
+
+        async def go() -> str:
+            await worker.sync_account("default")
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+                return (await c.get("/status")).text
+
+        html = asyncio.run(go())
+        engine.dispose()
+    assert "login needed</span>" in html and "2FA PIN" in html and "archiver login --account default" in html
+    assert sim.config.password not in html
