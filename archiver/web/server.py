@@ -98,7 +98,7 @@ def uvicorn_config(app: Any, server: ServerSettings) -> uvicorn.Config:
         log_level="warning",
         server_header=False,
         timeout_keep_alive=max(1, round(server.timeout_s)),
-        limit_concurrency=server.max_connections + 1,  # requests in flight; connections are capped above
+        limit_concurrency=2 * server.max_connections,  # requests in flight; connections are capped above
         timeout_graceful_shutdown=3,
         h11_max_incomplete_event_size=16 * 1024,
     )
