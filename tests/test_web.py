@@ -497,3 +497,38 @@ def test_idle_connections_neither_starve_the_server_nor_exhaust_descriptors(tmp_
             sock.close()
         proc.terminate()
         proc.wait(timeout=15)
+
+
+def test_every_page_on_sqlite_and_postgresql(tmp_path: Path, database_url: str) -> None:
+    """The same pages and keyset paging on both databases (timestamps compare differently)."""
+    from conftest import make_settings, run_sync
+
+    from archiver.simulator import SimConfig, Simulator
+
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        cam = sim.add_camera(sim.add_network("Home", time_zone="Asia/Tokyo"), "Gate")
+        sim.add_clips(cam, 5, size=5_000)
+        s = make_settings(tmp_path, sim, database={"url": database_url}, processing={"probe": False})
+        assert run_sync(s).stored == 5
+    engine = open_engine(s)
+    app = create_app(s, engine, page_size=2)
+    try:
+        home = get(app, "/").text
+        assert "Gate" in home and "5 clips" in home
+        url, seen = links(home, r"/camera/\d+/\d+")[0], []
+        while url:
+            page = get(app, url).text
+            seen += [int(x.rsplit("/", 1)[1]) for x in links(page, r"/clip/\d+")]
+            more = re.search(r'rel="next" href="([^"]+)"', page)
+            url = more[1].replace("&amp;", "&") if more else ""
+        assert len(seen) == 5 == len(set(seen))
+        detail = get(app, f"/clip/{seen[2]}").text
+        assert f'href="/clip/{seen[1]}"' in detail and f'href="/clip/{seen[3]}"' in detail
+        assert "Asia/Tokyo" in detail
+        video = get(app, f"/media/{seen[0]}/video", headers={"Range": "bytes=0-9"})
+        assert video.status_code == 206 and len(video.content) == 10
+        assert get(app, "/clips?source=cloud").text.count('class="clip"') == 2
+        status = get(app, "/status").text
+        assert "<td>default</td>" in status and '<td class="num">5</td>' in status
+    finally:
+        engine.dispose()

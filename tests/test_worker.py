@@ -113,6 +113,8 @@ def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
             assert 'what="download clip"' in text
             ready = httpx.get(f"{base}/readyz")
             assert ready.status_code == 200, ready.text
+            ui = httpx.get(f"{base}/")  # the web UI on the same port
+            assert ui.status_code == 200 and "Front Door" in ui.text and "6 clips" in ui.text
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
         finally:
