@@ -9,7 +9,7 @@ import mimetypes
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
@@ -18,6 +18,9 @@ from starlette.responses import FileResponse, PlainTextResponse, Response, Strea
 from archiver.destinations.base import Destination, DestinationError, check_key
 from archiver.destinations.disk import DiskDestination
 from archiver.web.queries import MediaObject
+
+if TYPE_CHECKING:
+    from archiver.destinations.s3 import S3Destination
 
 CACHE = "private, max-age=31536000, immutable"  # an object's bytes never change (sha256 ETag)
 CHUNK = 256 * 1024
@@ -45,8 +48,12 @@ def disk_path(dest: DiskDestination, key: str) -> Path | None:
     return path
 
 
-def _is_s3(dest: Destination) -> bool:
-    return hasattr(dest, "client") and hasattr(dest, "bucket")
+def _as_s3(dest: Destination) -> S3Destination | None:
+    if isinstance(dest, DiskDestination):
+        return None
+    from archiver.destinations.s3 import S3Destination  # boto3 is loaded already when S3 is configured
+
+    return dest if isinstance(dest, S3Destination) else None
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
@@ -95,11 +102,14 @@ class MediaReader:
                 if path is None:
                     continue
                 return FileResponse(path, headers=headers, media_type=content_type(obj.key))
-            if _is_s3(dest):
-                return self._s3(request, dest, obj, headers)
+            s3 = _as_s3(dest)
+            if s3 is not None:
+                return self._s3(request, s3, obj, headers)
         return PlainTextResponse("not found\n", status_code=404)
 
-    def _s3(self, request: Request, dest: Any, obj: MediaObject, headers: dict[str, str]) -> Response:
+    def _s3(
+        self, request: Request, dest: S3Destination, obj: MediaObject, headers: dict[str, str]
+    ) -> Response:
         size = obj.size
         rng = parse_range(request.headers.get("range"), size)
         if request.headers.get("if-range") and request.headers.get("if-range") != headers["ETag"]:
@@ -152,10 +162,9 @@ class MediaReader:
                     if path is None:
                         continue
                     data = path.read_bytes()[:SIDECAR_MAX]
-                elif _is_s3(dest):
-                    key = dest.prefix + check_key(obj.key, dest.name)  # type: ignore[attr-defined]
-                    got = dest.client.get_object(Bucket=dest.bucket, Key=key)  # type: ignore[attr-defined]
-                    data = got["Body"].read(SIDECAR_MAX)
+                elif (s3 := _as_s3(dest)) is not None:
+                    key = s3.prefix + check_key(obj.key, s3.name)
+                    data = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read(SIDECAR_MAX)
                 else:
                     continue
                 doc = json.loads(data)
