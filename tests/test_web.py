@@ -215,7 +215,7 @@ def test_status_page_shows_sync_failures_login_and_sizes(web_archive: WebArchive
     engine = open_engine(web_archive.settings)
     app = create_app(web_archive.settings, engine)
     html = get(app, "/status").text
-    assert "<td>default</td>" in html and "login needed" not in html
+    assert '"Account">default</td>' in html and "login needed" not in html
     assert re.search(r"<td>disk</td><td class=\"num\">\d+</td><td class=\"num\">[\d.]+ KB</td>", html)
     assert "None." in html  # no failed clips
     with session_scope(engine) as s:
@@ -529,6 +529,6 @@ def test_every_page_on_sqlite_and_postgresql(tmp_path: Path, database_url: str) 
         assert video.status_code == 206 and len(video.content) == 10
         assert get(app, "/clips?source=cloud").text.count('class="clip"') == 2
         status = get(app, "/status").text
-        assert "<td>default</td>" in status and '<td class="num">5</td>' in status
+        assert '"Account">default</td>' in status and '"Stored" class="num">5</td>' in status
     finally:
         engine.dispose()
