@@ -283,6 +283,26 @@ def test_unknown_pages_and_ids_are_404(app: Any) -> None:
     assert request(app, "POST", "/clips").status_code == 405  # read-only
 
 
+HOSTILE = [
+    "/clip/99999999999999999999999",
+    "/media/99999999999999999999999/video",
+    "/camera/99999999999999999999/1",
+    "/camera/1/99999999999999999999999",
+    "/clips?before=9223372036854775807999-1",
+    "/clips?before=1-99999999999999999999",
+    "/clips?before=-99999999999999999999-1",
+    "/clips?camera=1:99999999999999999999",
+    "/clips?from=9999-12-31&to=9999-12-31",
+    "/clips?from=0001-01-01&to=0001-01-01",
+    "/clips?source=%00&from=%ff",
+]
+
+
+@pytest.mark.parametrize("path", HOSTILE)
+def test_hostile_ids_and_dates_are_answered_not_crashed(app: Any, path: str) -> None:
+    assert get(app, path).status_code in (200, 404)
+
+
 # -- nothing outside the archive ----------------------------------------------------------------------------
 TRAVERSALS = [
     b"/static/../../../outside-secret.txt",

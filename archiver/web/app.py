@@ -107,6 +107,16 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+MAX_ID = 2**63 - 1  # database integer columns; a larger id in a URL simply does not exist
+
+
+def _path_id(request: Request, name: str) -> int:
+    value = int(request.path_params[name])
+    if value > MAX_ID:
+        raise HTTPException(404)
+    return value
+
+
 def _int(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() and len(value) < 19 else None
 
@@ -218,8 +228,8 @@ class WebApp:
         return self.render(request, "cameras.html", nav="cameras", title="Cameras", groups=groups)
 
     async def camera_page(self, request: Request) -> Response:
-        account_id = request.path_params["account_id"]
-        camera_id = request.path_params["camera_id"]
+        account_id = _path_id(request, "account_id")
+        camera_id = _path_id(request, "camera_id")
         title = await self.db(queries.camera_title, account_id, camera_id)
         if title is None:
             raise HTTPException(404)
@@ -279,7 +289,7 @@ class WebApp:
         )
 
     async def clip_page(self, request: Request) -> Response:
-        detail = await self.db(queries.clip_detail, request.path_params["clip_id"])
+        detail = await self.db(queries.clip_detail, _path_id(request, "clip_id"))
         if detail is None:
             raise HTTPException(404)
         sidecars = [o for o in detail.objects if o.kind == ObjectKind.sidecar]
@@ -298,7 +308,7 @@ class WebApp:
         )
 
     async def media_file(self, request: Request) -> Response:
-        clip_id = request.path_params["clip_id"]
+        clip_id = _path_id(request, "clip_id")
         what = request.path_params["what"]
         kinds = {
             "video": VIDEO_KINDS,

@@ -174,6 +174,8 @@ def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
     micros, _, clip_id = text.partition("-")
     if not micros.lstrip("-").isdigit() or not clip_id.isdigit() or len(text) > 40:
         return None
+    if int(clip_id) > 2**63 - 1:
+        return None
     try:
         return EPOCH + timedelta(microseconds=int(micros)), int(clip_id)
     except OverflowError:
@@ -296,17 +298,34 @@ def display_zone(s: Session) -> str | None:
     return zones.pop() if len(zones) == 1 else None
 
 
+def _day_bounds(flt: ClipFilter) -> tuple[datetime | None, datetime | None]:
+    """The filter's first and last day as UTC instants [start, end); a bound at the edge of the
+    calendar (year 1, year 9999) is dropped instead of overflowing."""
+    tz = zone(flt.tz_name)
+    start = end = None
+    try:
+        if flt.start is not None:
+            start = datetime.combine(flt.start, time(), tz).astimezone(UTC)
+    except OverflowError:
+        start = None
+    try:
+        if flt.end is not None:
+            end = datetime.combine(flt.end + timedelta(days=1), time(), tz).astimezone(UTC)
+    except OverflowError:
+        end = None
+    return start, end
+
+
 def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> ClipPage:
     """Newest first, keyset paged. Each camera's slice is read through the (account, camera, created_at)
     index and the slices are merged here, so no query sorts the whole table."""
     conds: list[object] = [_stored()]
     if flt.source is not None:
         conds.append(Clip.source == flt.source)
-    tz = zone(flt.tz_name)
-    if flt.start is not None:
-        conds.append(col(Clip.created_at) >= datetime.combine(flt.start, time(), tz).astimezone(UTC))
-    if flt.end is not None:
-        end = datetime.combine(flt.end + timedelta(days=1), time(), tz).astimezone(UTC)
+    start, end = _day_bounds(flt)
+    if start is not None:
+        conds.append(col(Clip.created_at) >= start)
+    if end is not None:
         conds.append(col(Clip.created_at) < end)
     after = decode_cursor(cursor)
     if after is not None:
