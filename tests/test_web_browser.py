@@ -167,3 +167,41 @@ def test_browse_cameras_then_play_a_clip_all_from_one_origin(server: WebServer, 
     assert foreign == [], f"requests left the origin: {foreign}"
     errors = [e for e in d.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert errors == [], errors
+
+
+@pytest.mark.timeout(60)
+def test_older_clips_load_in_place(web_archive: WebArchive, browser: object) -> None:
+    """With two clips a page, "Older clips" appends the next pages to the same list, in time order."""
+    from selenium.webdriver.common.by import By
+
+    engine = open_engine(web_archive.settings)
+    srv = WebServer(
+        create_app(web_archive.settings, engine, page_size=2), web_archive.settings.server, "127.0.0.1", 0
+    )
+    srv.start()
+    try:
+        d = browser
+        d.get(srv.url + "/clips")  # type: ignore[attr-defined]
+        d.execute_script("window.sameDocument = true")  # type: ignore[attr-defined]
+        for _ in range(10):
+            more = d.find_elements(By.CSS_SELECTOR, ".more a[rel=next]")  # type: ignore[attr-defined]
+            if not more:
+                break
+            shown = len(d.find_elements(By.CSS_SELECTOR, "a.clip"))  # type: ignore[attr-defined]
+            more[0].click()
+            wait_for(
+                lambda n=shown: len(d.find_elements(By.CSS_SELECTOR, "a.clip")) > n,  # type: ignore[attr-defined]
+                10,
+                "the next page of clips",
+            )
+        ids = [
+            int(a.get_attribute("href").rsplit("/", 1)[1])
+            for a in d.find_elements(By.CSS_SELECTOR, "a.clip")  # type: ignore[attr-defined]
+        ]
+        assert len(ids) == 11 == len(set(ids))
+        assert d.execute_script("return window.sameDocument") is True  # type: ignore[attr-defined]
+        headings = [h.text for h in d.find_elements(By.CSS_SELECTOR, "section.day h2")]  # type: ignore[attr-defined]
+        assert len(headings) == len(set(headings)), headings  # a day split across pages is merged
+    finally:
+        srv.stop()
+        engine.dispose()
