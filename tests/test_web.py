@@ -512,6 +512,14 @@ def test_idle_connections_neither_starve_the_server_nor_exhaust_descriptors(tmp_
         after = len(list(fds.iterdir()))
         assert after - before <= 2, (before, after)
         assert httpx.get(f"{base}/", timeout=5).status_code == 200
+        slow = socket.create_connection(("127.0.0.1", port), timeout=10)  # headers trickled: slowloris
+        idle.append(slow)
+        slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        time.sleep(1)
+        slow.sendall(b"X-Slow: 1\r\n")
+        t0 = time.monotonic()
+        assert slow.recv(100) == b""  # closed by the request deadline, not served
+        assert time.monotonic() - t0 < 5
     finally:
         for sock in idle:
             sock.close()
