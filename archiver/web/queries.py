@@ -330,6 +330,7 @@ def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
     after = decode_cursor(cursor)
     if after is not None:
         ts, clip_id = after
+        conds.append(col(Clip.created_at) <= ts)  # an index range bound (the OR alone is not one)
         conds.append(or_(col(Clip.created_at) < ts, and_(col(Clip.created_at) == ts, col(Clip.id) < clip_id)))
     if flt.camera_id is not None and flt.account_id is not None:
         keys: list[tuple[int, int | None]] = [(flt.account_id, flt.camera_id)]
@@ -392,13 +393,15 @@ def clip_detail(s: Session, clip_id: int) -> ClipDetail | None:
     ts, cid = clip.created_at, clip.id
     older = s.exec(
         select(Clip.id)
-        .where(*same, or_(col(Clip.created_at) < ts, and_(col(Clip.created_at) == ts, col(Clip.id) < cid)))
+        .where(*same, col(Clip.created_at) <= ts)
+        .where(or_(col(Clip.created_at) < ts, and_(col(Clip.created_at) == ts, col(Clip.id) < cid)))
         .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
         .limit(1)
     ).first()
     newer = s.exec(
         select(Clip.id)
-        .where(*same, or_(col(Clip.created_at) > ts, and_(col(Clip.created_at) == ts, col(Clip.id) > cid)))
+        .where(*same, col(Clip.created_at) >= ts)
+        .where(or_(col(Clip.created_at) > ts, and_(col(Clip.created_at) == ts, col(Clip.id) > cid)))
         .order_by(col(Clip.created_at).asc(), col(Clip.id).asc())
         .limit(1)
     ).first()
