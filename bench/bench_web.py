@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from archiver.config import load_settings
 from archiver.db.engine import open_database, session_scope
@@ -84,6 +84,9 @@ def fill(url: str, clips: int) -> None:
                         }
                     )
             conn.execute(insert(StoredObject), objs)
+    with engine.connect() as conn:  # fresh statistics, as autovacuum (PostgreSQL) would have them
+        conn.execute(text("ANALYZE"))
+        conn.commit()
     engine.dispose()
 
 
@@ -111,7 +114,7 @@ def main() -> None:
                 assert cursor
                 first_us = int(datetime(2024, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
                 middle_us = (first_us + int(cursor[1].split("-")[0])) // 2
-                deep_cursor = f"{middle_us}-{2**62}"  # a page in the middle of the archive
+                deep_cursor = f"{middle_us}-{2**31 - 1}"  # a page in the middle of the archive
                 cases = {
                     "camera page, newest": "/camera/1/2",
                     "camera page, next": f"/camera/1/2?before={cursor[1]}",

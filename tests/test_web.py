@@ -558,5 +558,7 @@ def test_every_page_on_sqlite_and_postgresql(tmp_path: Path, database_url: str) 
         assert get(app, "/clips?source=cloud").text.count('class="clip"') == 2
         status = get(app, "/status").text
         assert '"Account">default</td>' in status and '"Stored" class="num">5</td>' in status
+        for path in [*HOSTILE, f"/clips?before=1-{2**31}", f"/clip/{2**31}", f"/camera/1/{2**40}"]:
+            assert get(app, path).status_code in (200, 404), path
     finally:
         engine.dispose()

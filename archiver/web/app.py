@@ -107,7 +107,7 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-MAX_ID = 2**63 - 1  # database integer columns; a larger id in a URL simply does not exist
+MAX_ID = queries.MAX_ID
 
 
 def _path_id(request: Request, name: str) -> int:
@@ -118,7 +118,7 @@ def _path_id(request: Request, name: str) -> int:
 
 
 def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() and len(value) < 19 else None
+    return int(value) if value and value.isdigit() and len(value) < 12 and int(value) <= MAX_ID else None
 
 
 def _date(value: str | None) -> date | None:
@@ -263,17 +263,15 @@ class WebApp:
         acc, _, cam = (q.get("camera") or "").partition(":")
         if _int(acc) is not None and _int(cam) is not None:
             account_id, camera_id = _int(acc), _int(cam)
-        tz_name = await self.db(queries.display_zone)
         flt = ClipFilter(
             account_id=account_id,
             camera_id=camera_id,
             source=_source(q.get("source")),
             start=_date(q.get("from")),
             end=_date(q.get("to")),
-            tz_name=tz_name,
         )
-        page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
-        choices = await self.db(queries.camera_choices)
+        found = await self.db(queries.find_page, flt, q.get("before"), self.page_size)
+        page, choices, tz_name = found.page, found.choices, found.tz_name
         return self.render(
             request,
             "clips.html",

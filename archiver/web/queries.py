@@ -16,6 +16,7 @@ from archiver.db.models import Account, Clip, ClipSource, ClipState, Cursor, Obj
 from archiver.logs import REDACTOR
 
 PAGE_SIZE = 60
+MAX_ID = 2**31 - 1  # id columns are 32-bit INTEGER on PostgreSQL: a larger id in a URL does not exist
 THUMB_KINDS = (ObjectKind.thumbnail, ObjectKind.generated_thumbnail)
 VIDEO_KINDS = (ObjectKind.clip, ObjectKind.transcode)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -174,7 +175,7 @@ def decode_cursor(text: str | None) -> tuple[datetime, int] | None:
     micros, _, clip_id = text.partition("-")
     if not micros.lstrip("-").isdigit() or not clip_id.isdigit() or len(text) > 40:
         return None
-    if int(clip_id) > 2**63 - 1:
+    if int(clip_id) > MAX_ID:
         return None
     try:
         return EPOCH + timedelta(microseconds=int(micros)), int(clip_id)
@@ -287,11 +288,14 @@ def camera_title(s: Session, account_id: int, camera_id: int) -> tuple[str, str,
     return latest.camera_name or f"camera {camera_id}", latest.network_name or "?", latest.time_zone
 
 
-def display_zone(s: Session) -> str | None:
+Keys = list[tuple[int, int | None]]
+
+
+def display_zone(s: Session, keys: Keys | None = None) -> str | None:
     """The archive's time zone when every camera's newest clip shares one (date filters are read in it),
     else None (UTC)."""
     zones = set()
-    for account_id, camera_id in camera_keys(s):
+    for account_id, camera_id in camera_keys(s) if keys is None else keys:
         latest = latest_clip(s, account_id, camera_id)
         if latest is not None:
             zones.add(latest.time_zone)
@@ -316,7 +320,9 @@ def _day_bounds(flt: ClipFilter) -> tuple[datetime | None, datetime | None]:
     return start, end
 
 
-def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> ClipPage:
+def clip_page(
+    s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE, all_keys: Keys | None = None
+) -> ClipPage:
     """Newest first, keyset paged. Each camera's slice is read through the (account, camera, created_at)
     index and the slices are merged here, so no query sorts the whole table."""
     conds: list[object] = [_stored()]
@@ -335,7 +341,13 @@ def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
     if flt.camera_id is not None and flt.account_id is not None:
         keys: list[tuple[int, int | None]] = [(flt.account_id, flt.camera_id)]
     else:
-        keys = [k for k in camera_keys(s, flt.account_id) if flt.camera_id is None or k[1] == flt.camera_id]
+        every = camera_keys(s) if all_keys is None else all_keys
+        keys = [
+            k
+            for k in every
+            if (flt.account_id is None or k[0] == flt.account_id)
+            and (flt.camera_id is None or k[1] == flt.camera_id)
+        ]
     rows: list[Clip] = []
     for account_id, camera_id in keys:
         rows += s.exec(
@@ -359,15 +371,29 @@ def clip_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
     return ClipPage(days=days, count=len(rows), next_cursor=next_cursor)
 
 
-def camera_choices(s: Session) -> list[tuple[str, str]]:
+def camera_choices(s: Session, keys: Keys | None = None) -> list[tuple[str, str]]:
     """(value "account:camera", label) for the filter form, sorted by label."""
     out = []
-    for account_id, camera_id in camera_keys(s):
+    for account_id, camera_id in camera_keys(s) if keys is None else keys:
         latest = latest_clip(s, account_id, camera_id) if camera_id is not None else None
         if latest is not None:
             name = latest.camera_name or f"camera {camera_id}"
             out.append((f"{account_id}:{camera_id}", f"{name} — {latest.network_name or '?'}"))
     return sorted(out, key=lambda vl: vl[1].casefold())
+
+
+class FindPage(BaseModel):
+    page: ClipPage
+    choices: list[tuple[str, str]]
+    tz_name: str | None
+
+
+def find_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> FindPage:
+    """The filter page: the cameras are listed once (a full index scan on PostgreSQL) for all three parts."""
+    keys = camera_keys(s)
+    tz_name = display_zone(s, keys)
+    page = clip_page(s, flt.model_copy(update={"tz_name": tz_name}), cursor, limit, keys)
+    return FindPage(page=page, choices=camera_choices(s, keys), tz_name=tz_name)
 
 
 def media_objects(s: Session, clip_id: int) -> list[MediaObject]:
