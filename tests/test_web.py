@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import cli_env, free_port, run_cli
+from helpers import cli_env, free_port, run_cli
 from sqlmodel import Session, select
 from web_fixtures import SECRET_OUTSIDE, WebArchive, web_archive  # noqa: F401
 
@@ -529,7 +529,7 @@ def test_idle_connections_neither_starve_the_server_nor_exhaust_descriptors(tmp_
 
 def test_every_page_on_sqlite_and_postgresql(tmp_path: Path, database_url: str) -> None:
     """The same pages and keyset paging on both databases (timestamps compare differently)."""
-    from conftest import make_settings, run_sync
+    from helpers import make_settings, run_sync
 
     from archiver.simulator import SimConfig, Simulator
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import free_port, run_cli
+from helpers import free_port, run_cli
 
 
 def _env() -> dict[str, str]:
@@ -67,7 +67,7 @@ def test_demo_serve_serves_the_demo_archive(tmp_path: Path) -> None:
 
 
 def test_worker_refuses_a_public_ui_without_auth(tmp_path: Path) -> None:
-    from conftest import cli_env
+    from helpers import cli_env
 
     class NoSim:
         url = "http://127.0.0.1:9"
@@ -91,7 +91,7 @@ def test_worker_status_page_says_which_account_needs_a_login(tmp_path: Path) -> 
     from datetime import UTC, datetime, timedelta
 
     import httpx
-    from conftest import USER, make_settings
+    from helpers import USER, make_settings
 
     from archiver.db.engine import open_engine, session_scope
     from archiver.db.models import Account

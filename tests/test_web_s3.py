@@ -12,7 +12,7 @@ from typing import Any
 
 import boto3
 import httpx
-from conftest import make_settings, run_sync
+from helpers import make_settings, run_sync
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 
 from archiver.db.engine import open_engine

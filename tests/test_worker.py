@@ -14,14 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, sim_config
+from helpers import free_port, sim_config
 from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Clip, ClipState
 from archiver.simulator import SimConfig, Simulator
-
-pytest_plugins = ["pg_fixtures"]
 
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 
@@ -232,7 +230,7 @@ def test_readyz_fails_while_a_sync_runs_longer_than_unhealthy_after(tmp_path: Pa
     import asyncio
     import contextlib
 
-    from conftest import make_settings
+    from helpers import make_settings
 
     from archiver.db.engine import open_engine
     from archiver.web.app import create_app

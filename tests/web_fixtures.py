@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, make_settings, run_sync
+from helpers import PASSWORD, make_settings, run_sync
 
 from archiver.config import Settings
 from archiver.db.engine import open_engine
