@@ -301,11 +301,27 @@ class ScheduleSettings(Section):
         return v
 
 
+class ServerAuthSettings(Section):
+    """HTTP basic auth for the web UI (required for any bind but loopback). Probes and /metrics stay open."""
+
+    username: str = "archiver"
+    password: SecretStr | None = None
+    token: SecretStr | None = None  # "Authorization: Bearer <token>" (or as the basic-auth password)
+
+    @property
+    def configured(self) -> bool:
+        return any(s is not None and s.get_secret_value() for s in (self.password, self.token))
+
+
 class ServerSettings(Section):
-    enabled: bool = False
-    host: str = "0.0.0.0"
+    enabled: bool = False  # `archiver run` serves the web UI, /healthz, /readyz and /metrics
+    host: str = "127.0.0.1"  # anything but loopback needs [server.auth] (or ui = false)
     port: int = Field(default=9090, ge=0, le=65535)
     unhealthy_after: str = "2h"
+    ui: bool = True  # false: only /healthz, /readyz and /metrics (no archive content)
+    auth: ServerAuthSettings = Field(default_factory=ServerAuthSettings)
+    max_connections: int = Field(default=64, ge=4, le=10_000)
+    timeout_s: float = Field(default=10.0, gt=0)  # idle keep-alive and request-header deadline
 
     @field_validator("unhealthy_after")
     @classmethod

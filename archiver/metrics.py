@@ -1,4 +1,4 @@
-"""Prometheus metrics (own registry) and the worker's HTTP server: /healthz, /readyz, /metrics.
+"""Prometheus metrics (own registry) and the readiness check behind /readyz (served by archiver.web).
 
 Everything is labelled by account. Run counters are fed by the worker after each sync; the clip backlog
 and the cursor lag are read from the database at scrape time; ``blink_request_seconds`` is fed by the
@@ -10,16 +10,13 @@ from __future__ import annotations
 import contextvars
 import logging
 import re
-import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -163,55 +160,3 @@ def database_ready(engine: Engine, timeout_s: float = 3.0) -> tuple[bool, str]:
         return False, f"database unavailable: {type(exc).__name__}"
     finally:
         pool.shutdown(wait=False)
-
-
-class HealthServer:
-    """A tiny threaded HTTP server in a daemon thread."""
-
-    def __init__(self, host: str, port: int, metrics: Metrics, ready: ReadyCheck) -> None:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                path = self.path.split("?", 1)[0]
-                if path == "/healthz":
-                    self._answer(200, b"ok\n")
-                elif path == "/readyz":
-                    try:
-                        ok, reason = outer.ready()
-                    except Exception as exc:  # pragma: no cover - the check itself broke
-                        ok, reason = False, f"readiness check failed: {type(exc).__name__}"
-                    line = reason.splitlines()[0] if reason else ""
-                    self._answer(200 if ok else 503, line.encode() + b"\n")
-                elif path == "/metrics":
-                    self._answer(200, outer.metrics.render(), CONTENT_TYPE_LATEST)
-                else:
-                    self._answer(404, b"not found\n")
-
-            def _answer(self, status: int, body: bytes, ctype: str = "text/plain; charset=utf-8") -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.metrics = metrics
-        self.ready = ready
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="health-server", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    def start(self) -> HealthServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()

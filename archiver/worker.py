@@ -1,5 +1,6 @@
 """`archiver run`: a long-running worker. APScheduler (asyncio) drives sync, prune and verify jobs; a
-daemon thread serves /healthz, /readyz and /metrics; Apprise tells a person when an account keeps failing.
+daemon thread serves the web UI, /healthz, /readyz and /metrics (archiver.web on uvicorn); Apprise
+tells a person when an account keeps failing.
 
 Stopping (SIGTERM/SIGINT): no new jobs start, the sync in flight is cancelled (staging files are
 cleaned and a clip is only marked stored once durable, so this is safe), the account lease is released
@@ -25,15 +26,17 @@ from sqlalchemy.engine import Engine
 from archiver.config import Settings, parse_duration
 from archiver.errors import ArchiverError, describe
 from archiver.logs import REDACTOR
-from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
-from archiver.notify import AlertTracker, Notifier
+from archiver.metrics import CURRENT_ACCOUNT, Metrics, database_ready
+from archiver.notify import AlertTracker, Notifier, needs_login
 from archiver.util import one_line
 
 if TYPE_CHECKING:
+    from archiver.db.models import Account
     from archiver.homeassistant.bridge import HomeAssistant
     from archiver.pipeline.report import SyncReport
     from archiver.retention import PruneReport
     from archiver.verify import VerifyReport
+    from archiver.web.server import WebServer
 
 log = logging.getLogger("archiver.worker")
 
@@ -60,7 +63,9 @@ class Worker:
         self.metrics = Metrics(engine)
         self.alerts = AlertTracker.from_settings(settings.notify, Notifier(settings.notify))
         self.unhealthy_after = parse_duration(settings.server.unhealthy_after)
-        self.server: HealthServer | None = None
+        self.server: WebServer | None = None
+        self._sync_started: float | None = None  # wall time the sync in flight started
+        self._login_needed: dict[str, str] = {}  # account -> the error that asked for a new login
         self.scheduler: AsyncIOScheduler | None = None
         self._stop: asyncio.Event | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -76,6 +81,9 @@ class Worker:
             return False, reason
         limit = self.unhealthy_after.total_seconds()
         now = time.time()
+        running = self._sync_started
+        if running is not None and now - running > limit:
+            return False, f"a sync has been running for {(now - running) / 60:.0f} min"
         for acct in self.settings.account_list():
             since = self.alerts.failing_since(acct.name)
             if since is not None and now - since > limit:
@@ -102,6 +110,7 @@ class Worker:
             return
         self._last_sync_start = now
         self._track()
+        self._sync_started = time.time()
         try:
             for account in self.settings.account_list():
                 if self.stopping:
@@ -116,6 +125,14 @@ class Worker:
         except asyncio.CancelledError:
             if not self.stopping:
                 raise  # not our doing
+        finally:
+            self._sync_started = None
+
+    def login_needed(self, account: Account) -> str | None:
+        """For the web UI's status page: what the database says, or the last sync's login error."""
+        from archiver.web.queries import login_needed
+
+        return login_needed(account) or self._login_needed.get(account.name)
 
     async def sync_account(self, name: str) -> None:
         token = CURRENT_ACCOUNT.set(name)
@@ -132,6 +149,8 @@ class Worker:
         except ArchiverError as exc:
             msg = _one_line(str(exc))
             log.error("sync failed account=%s: %s", name, msg)
+            if needs_login(exc):
+                self._login_needed[name] = f"{msg} (run `archiver login --account {name}`)"
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
             await asyncio.to_thread(
@@ -152,6 +171,7 @@ class Worker:
             return
         finally:
             CURRENT_ACCOUNT.reset(token)
+        self._login_needed.pop(name, None)
         for r in reports:
             if r.skipped_lease:
                 log.info("sync skipped account=%s: another run holds the lease", r.account)
@@ -344,9 +364,21 @@ class Worker:
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job start/stop lines are ours
         srv = self.settings.server
         if srv.enabled:
-            self.server = HealthServer(srv.host, srv.port, self.metrics, self.ready).start()
+            from archiver.web.app import create_app
+            from archiver.web.server import WebServer
+
+            app = create_app(
+                self.settings,
+                self.engine,
+                metrics=self.metrics,
+                ready=self.ready,
+                login_check=self.login_needed,
+            )
+            self.server = WebServer(app, srv).start()
             log.info(
-                "health and metrics on http://%s:%d (/healthz /readyz /metrics)", srv.host, self.server.port
+                "%s on %s (/healthz /readyz /metrics)",
+                "web UI, health and metrics" if srv.ui else "health and metrics",
+                self.server.url,
             )
         if self.settings.mqtt.enabled:
             from archiver.homeassistant.bridge import HomeAssistant

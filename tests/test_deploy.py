@@ -173,7 +173,7 @@ def test_every_object_file_is_used_or_standalone() -> None:
         kz = kustomization(directory)
         used |= {(directory / r).resolve() for r in kz.get("resources", [])}
         used |= {(directory / p["path"]).resolve() for p in kz.get("patches", [])}
-    standalone = {(BASE / "login-pod.yaml").resolve()}
+    standalone = {(BASE / "login-pod.yaml").resolve(), (BASE / "ingress.example.yaml").resolve()}
     for path in ALL_YAML:
         if path.name != "kustomization.yaml":
             assert path.resolve() in used | standalone, f"{path} is not referenced"
@@ -183,12 +183,14 @@ def rendered(source: str) -> list[dict[str, Any]]:
     """The objects of a kustomization (rendered by kustomize) or of the standalone login pod."""
     if source == "login-pod":
         return load_docs(BASE / "login-pod.yaml")
+    if source == "ingress-example":
+        return load_docs(BASE / "ingress.example.yaml")
     if KUSTOMIZE is None:
         pytest.skip("neither kubectl nor kustomize is installed")
     return build(BASE if source == "base" else OVERLAY)
 
 
-SOURCES = ["base", "postgres-s3", "login-pod"]
+SOURCES = ["base", "postgres-s3", "login-pod", "ingress-example"]
 
 
 def _name(obj: dict[str, Any]) -> str:
@@ -349,6 +351,32 @@ def test_base_config_is_valid_for_the_app(kind: str, tmp_path: Path, monkeypatch
     assert dest.type == "disk" and str(dest.path) == "/data/archive"
     assert settings.server.port == server_port(objects)
     assert settings.server.enabled is (kind == "Deployment")
+    if kind == "Deployment":  # the UI listens on 0.0.0.0 in the pod: the Secret's password protects it
+        from archiver.web.security import check_bind
+
+        assert settings.server.host == "0.0.0.0" and settings.server.auth.configured
+        check_bind(settings.server, settings.server.host)
+
+
+def test_web_service_and_example_ingress() -> None:
+    objects = build(BASE)
+    dep = find(objects, "Deployment", "blink-archiver")
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    web = find(objects, "Service", "blink-archiver-web")
+    assert web["spec"]["selector"].items() <= pod_labels.items()
+    (port,) = web["spec"]["ports"]
+    assert port["targetPort"] in ("metrics", server_port(objects))
+    (ingress,) = load_docs(BASE / "ingress.example.yaml")
+    assert ingress["kind"] == "Ingress" and ingress["metadata"]["namespace"] == "blink-archiver"
+    notes = ingress["metadata"]["annotations"]
+    assert (
+        notes["nginx.ingress.kubernetes.io/auth-type"] == "basic"
+        and notes["nginx.ingress.kubernetes.io/auth-secret"]
+    )
+    assert ingress["spec"]["tls"], "the UI's basic auth must travel over TLS"
+    (rule,) = ingress["spec"]["rules"]
+    backend = rule["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == web["metadata"]["name"] and backend["port"]["name"] == port["name"]
 
 
 @needs_kustomize
@@ -470,4 +498,6 @@ def test_docker_compose(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ARCHIVER_DATA_DIR", svc["environment"]["ARCHIVER_DATA_DIR"])
     settings = load_settings(path)
     assert settings.server.port == 9090
+    assert settings.server.host == "0.0.0.0" and settings.server.ui  # needs the password from archiver.env
+    assert "ARCHIVER_SERVER__AUTH__PASSWORD" in (DEPLOY / "docker-compose.yml").read_text()
     assert str(settings.destination_list()[0].path) == "/data/archive"

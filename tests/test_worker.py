@@ -111,6 +111,8 @@ def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
             assert 'what="download clip"' in text
             ready = httpx.get(f"{base}/readyz")
             assert ready.status_code == 200, ready.text
+            ui = httpx.get(f"{base}/")  # the web UI on the same port
+            assert ui.status_code == 200 and "Front Door" in ui.text and "6 clips" in ui.text
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=15) == 0
         finally:
@@ -205,9 +207,11 @@ def test_readyz_reports_database_down(tmp_path: Path) -> None:
     s = Settings(data_dir=tmp_path, server={"enabled": True, "host": "127.0.0.1", "port": 0})  # type: ignore[arg-type]
     engine = make_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/nothing")
     worker = Worker(s, engine)
-    from archiver.metrics import HealthServer
+    from archiver.web.app import create_app
+    from archiver.web.server import WebServer
 
-    srv = HealthServer("127.0.0.1", 0, worker.metrics, worker.ready).start()
+    app = create_app(s, engine, metrics=worker.metrics, ready=worker.ready, destinations=[])
+    srv = WebServer(app, s.server).start()
     try:
         base = f"http://127.0.0.1:{srv.port}"
         assert httpx.get(f"{base}/healthz").status_code == 200
@@ -218,3 +222,52 @@ def test_readyz_reports_database_down(tmp_path: Path) -> None:
     finally:
         srv.stop()
         engine.dispose()
+
+
+@pytest.mark.timeout(60)
+def test_readyz_fails_while_a_sync_runs_longer_than_unhealthy_after(tmp_path: Path) -> None:
+    """A trickling clip keeps one sync busy: past ``unhealthy_after`` /readyz says so (503)."""
+    import asyncio
+    import contextlib
+
+    from helpers import make_settings
+
+    from archiver.db.engine import open_engine
+    from archiver.web.app import create_app
+    from archiver.worker import Worker
+
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+        sim.add_clips(cam, 2, size=400_000)
+        sim.faults.bandwidth_bps = 50_000  # ~8 s per clip
+
+        s = make_settings(
+            tmp_path,
+            sim,
+            server={"enabled": True, "host": "127.0.0.1", "port": 0, "unhealthy_after": "1s"},
+            processing={"probe": False},
+        )
+        engine = open_engine(s)
+        worker = Worker(s, engine)
+        app = create_app(s, engine, metrics=worker.metrics, ready=worker.ready, destinations=[])
+
+        async def readyz() -> httpx.Response:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://w") as c:
+                return await c.get("/readyz")
+
+        async def scenario() -> tuple[httpx.Response, httpx.Response, httpx.Response]:
+            first = await readyz()
+            job = asyncio.create_task(worker.sync_job())
+            await asyncio.sleep(2.5)
+            during = await readyz()
+            worker.stopping = True
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+            return first, during, await readyz()
+
+        first, during, after = asyncio.run(scenario())
+        engine.dispose()
+    assert first.status_code == 200
+    assert during.status_code == 503 and during.text.startswith("a sync has been running for"), during.text
+    assert after.status_code == 200

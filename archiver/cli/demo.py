@@ -10,6 +10,7 @@ import typer
 
 from archiver.cli import STATE, app, fail, use_settings
 from archiver.cli.commands import print_reports
+from archiver.config import Settings
 from archiver.errors import ArchiverError
 
 DEMO_USER = "demo@example.com"
@@ -23,6 +24,10 @@ def demo(
         "archiver-demo"
     ),
     clips: Annotated[int, typer.Option(min=1, max=500, help="Cloud clips per camera.")] = 3,
+    serve: Annotated[
+        bool, typer.Option("--serve", help="Then open the web UI on the demo archive (Ctrl-C stops).")
+    ] = False,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve.")] = 8080,
 ) -> None:
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
     import asyncio
@@ -87,4 +92,24 @@ def demo(
         if len(files) > 12:
             typer.echo(f"  ... and {len(files) - 12} more")
         typer.echo(f"\nsee it with: ARCHIVER_DATA_DIR={folder} archiver status")
+    if not serve:
+        typer.echo(
+            f"browse it with: ARCHIVER_DATA_DIR={folder} archiver serve  (then open http://127.0.0.1:8080/)"
+        )
+        typer.echo("  or run: archiver demo --serve")
         raise typer.Exit(code)
+    serve_archive(s, port)
+
+
+def serve_archive(s: Settings, port: int) -> None:
+    """The web UI on the demo archive, on loopback (the simulator has stopped; the archive stays)."""
+    from archiver.db.engine import open_engine
+    from archiver.web.app import create_app
+    from archiver.web.server import WebServer
+
+    try:
+        server = WebServer(create_app(s, open_engine(s)), s.server, "127.0.0.1", port)
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    typer.echo(f"\nthe demo archive in your browser: {server.url}/ (Ctrl-C stops)")
+    server.run()

@@ -1,0 +1,1 @@
+"""The web UI (Starlette + Jinja2 on uvicorn): browse and play the archive; /healthz, /readyz, /metrics."""
