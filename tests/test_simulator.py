@@ -200,7 +200,7 @@ def test_refresh_rotation_and_expiry(sim: Simulator, world: dict[str, int]) -> N
 
 
 def test_legacy_login_and_pin() -> None:
-    with Simulator(SimConfig()) as sim:
+    with Simulator(SimConfig(legacy_enabled=True)) as sim:
         c = httpx.Client(base_url=sim.url)
         r = c.post(
             "/api/v5/account/login", json={"email": "demo@example.com", "password": "bad", "unique_id": "x"}
