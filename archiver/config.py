@@ -73,7 +73,7 @@ class BlinkSettings(Section):
     def _no_legacy(cls, v: str) -> str:
         if v == "legacy":  # the seeds' v4/v5 login: removed from the archiver
             raise ValueError(
-                'the legacy v4/v5 login answers HTTP 426 for every app version since mid-2026 and was '
+                "the legacy v4/v5 login answers HTTP 426 for every app version since mid-2026 and was "
                 'removed; use auth = "oauth" (the default)'
             )
         return v

@@ -22,7 +22,7 @@ import html
 import json
 import logging
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -101,19 +101,39 @@ class _OAuthArgs(HTMLParser):
             self.found.append(data)
 
 
+_MAX_TAG = 1024  # how far before "oauth-args" its <script tag may start
+_MAX_ARGS = 256 * 1024  # the longest oauth-args element read
+
+
+def _oauth_args_elements(page: str) -> Iterator[str]:
+    """Each ``<script …oauth-args…>…</script>`` candidate, found with linear scans only (the stdlib
+    HTML parser itself is quadratic on some broken pages, so it only ever sees these short pieces)."""
+    lower = page.lower()
+    pos = 0
+    while (i := lower.find("oauth-args", pos)) != -1:
+        start = lower.rfind("<script", max(0, i - _MAX_TAG), i)
+        close = lower.find("</script", i)
+        if close == -1:
+            return
+        pos = close + 8  # every later candidate starts after this element: each character is read once
+        if start != -1 and close - start <= _MAX_ARGS:
+            yield page[start : close + 9]
+
+
 def parse_csrf(page: str) -> str:
-    parser = _OAuthArgs()
-    parser.feed(page)
-    parser.close()
-    raw = "".join(parser.found or ())
-    for text in (raw, html.unescape(raw)):
-        try:
-            doc = json.loads(text)
-        except json.JSONDecodeError:
-            continue
-        token = doc.get("csrf-token") if isinstance(doc, dict) else None
-        if token:
-            return str(token)
+    for element in _oauth_args_elements(page):
+        parser = _OAuthArgs()
+        parser.feed(element)
+        parser.close()
+        raw = "".join(parser.found or ())
+        for text in (raw, html.unescape(raw)):
+            try:
+                doc = json.loads(text)
+            except json.JSONDecodeError:
+                continue
+            token = doc.get("csrf-token") if isinstance(doc, dict) else None
+            if token:
+                return str(token)
     raise BlinkError("Blink's sign-in page changed: no csrf-token found")
 
 
@@ -223,7 +243,7 @@ class Authenticator:
         hint = self._login_hint()
         pending = self.store.load_pending()
         if pending is not None and not pending.expired():
-            how = f"`{hint} --pin <PIN>` (PIN sent {pending.sent_to}) before {pending.until()}, or `{hint}`"
+            how = f"`{hint} --pin <PIN>` before {pending.until()}, or `{hint}`"
         else:
             how = f"`{hint}`"
         return f"login needed: {reason}; no sign-in is tried again until you run {how}"
@@ -245,7 +265,7 @@ class Authenticator:
             reason = f"Blink rejected the configured username or password at {when}"
         else:
             return
-        log.info("automatic sign-in stopped: %s; no machine signs in again until `archiver login`", reason)
+        log.debug("automatic sign-in stopped: %s; no machine signs in again until `archiver login`", reason)
         self._set(
             replace(self.creds, access_token=None, refresh_token=None, expires_at=None, login_needed=reason)
         )
@@ -301,7 +321,7 @@ class Authenticator:
             return True
         err = OAuthError.model_validate(_json(resp))
         if status in (400, 401) and (err.error or "").lower() in INVALID_TOKEN_ERRORS:
-            log.warning("Blink says the refresh token is no longer valid (%s); it is discarded", err.error)
+            log.debug("Blink says the refresh token is no longer valid (%s); it is discarded", err.error)
             self._set(replace(self.creds, access_token=None, refresh_token=None, expires_at=None))
             return False
         detail = f"HTTP {status}" + (f" {err.error}" if err.error else "")

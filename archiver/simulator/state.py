@@ -507,9 +507,7 @@ class SimState:
     def _session(self, sid: str | None) -> OAuthSession:
         session = self.sessions.get(sid or "")
         if session is not None and time.time() > session.created + self.config.signin_session_ttl_s:
-            raise ApiError(
-                400, {"error": "invalid_request", "error_description": "Sign-in session expired"}
-            )
+            raise ApiError(400, {"error": "invalid_request", "error_description": "Sign-in session expired"})
         if session is None:
             raise ApiError(
                 400,
