@@ -474,9 +474,7 @@ class Authenticator:
                 f"Blink did not accept the PIN ({detail}); the sign-in stays open until {pending.until()}: "
                 f"run `{hint} --pin <PIN>` with the PIN of the latest message, or `{hint}` for a new one"
             )
-        creds = await self._finish(pending.verifier)
-        self.store.save_pending(None)
-        return creds
+        return await self._finish(pending.verifier)
 
     async def _finish(self, verifier: str) -> Credentials:
         """After the sign-in (and its PIN): authorization code → tokens → tier."""
@@ -525,6 +523,7 @@ class Authenticator:
         creds = replace(creds, tier=tier.tier, account_id=tier.account_id)
         self._stopped = None
         self._set(creds)
+        self.store.save_pending(None)  # a sign-in that was waiting for a PIN is done, or replaced
         return creds
 
     async def _tier(self, access_token: str) -> TierInfo:
