@@ -355,10 +355,9 @@ def test_pin_post_is_never_retried_and_the_sign_in_is_kept(
 
 # ----------------------------------------------------------------------------------- never an SMS storm
 def logged_in(tmp_path: Path, sim: Simulator) -> dict[str, str]:
-    env = cli_env(tmp_path, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)
-    run_cli(["login", "--password-stdin"], env, input=PASSWORD)
-    assert run_cli(["login", "--pin", sim.last_pin() or ""], env).returncode == 0
-    return env
+    """Logged in (on the terminal path, in process); the CLI environment of the same account."""
+    login_in_process(make_settings(tmp_path, sim), sim)
+    return cli_env(tmp_path, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)
 
 
 def stored_refresh_token(tmp_path: Path) -> str | None:
@@ -366,43 +365,52 @@ def stored_refresh_token(tmp_path: Path) -> str | None:
     return db.execute("select refresh_token from account").fetchone()[0]
 
 
+def sync_in_process(settings: Settings, transport: httpx.AsyncBaseTransport | None = None) -> Any:
+    async def go() -> Any:
+        return await sync_all(settings, open_engine(settings), transport=transport)
+
+    return asyncio.run(go())[0]
+
+
 @pytest.mark.parametrize(
-    ("refusal", "code"),
-    [("edge-406", 2), ("forbidden", 2), ("server-error", 1)],
+    ("refusal", "error", "code"),
+    [
+        ("edge-406", RefreshRefused, 2),
+        ("forbidden", RefreshRefused, 2),
+        ("server-error", RefreshUnavailable, 1),
+    ],
 )
 def test_refused_refresh_keeps_the_token_stops_the_run_and_the_next_run_retries(
-    tmp_path: Path, sim: Simulator, refusal: str, code: int
+    tmp_path: Path, sim: Simulator, refusal: str, error: type[Exception], code: int
 ) -> None:
-    env = logged_in(tmp_path, sim)
+    settings = make_settings(tmp_path, sim, blink={"retries": 3})
+    login_in_process(settings, sim)
     token = stored_refresh_token(tmp_path)
     sim.expire_tokens()
     sim.config.refresh_refusal = refusal
     posts, pins = signin_posts(sim), len(sim.sent_pins)
-    res = run_cli(["sync"], env)
-    assert res.returncode == code
-    line = one_line(res.stderr)
-    assert "refresh token is kept" in line and "next run tries again" in line
+    with pytest.raises(error) as err:
+        sync_in_process(settings)
+    assert err.value.exit_code == code  # type: ignore[attr-defined]
+    line = str(err.value)
+    assert "\n" not in line and "refresh token is kept" in line and "next run tries again" in line
+    assert sim.refresh_attempts == 1  # never retried within the run (a consumed token is not replayed)
     assert stored_refresh_token(tmp_path) == token
     assert signin_posts(sim) == posts and len(sim.sent_pins) == pins  # no sign-in, no PIN
     sim.config.refresh_refusal = None
-    res = run_cli(["sync"], env)
-    assert res.returncode == 0, res.stderr
-    assert "stored 3" in res.stdout and sim.refresh_count == 1
+    report = sync_in_process(settings)
+    assert report.exit_code == 0 and report.stored == 3 and sim.refresh_count == 1
     assert signin_posts(sim) == posts
 
 
 def test_refresh_connection_error_keeps_the_token(tmp_path: Path, sim: Simulator) -> None:
-    logged_in(tmp_path, sim)
+    settings = make_settings(tmp_path, sim)
+    login_in_process(settings, sim)
     token = stored_refresh_token(tmp_path)
     sim.expire_tokens()
-    settings = make_settings(tmp_path, sim)
     transport = Refusing("/oauth/token", None)
-
-    async def go() -> None:
-        await sync_all(settings, open_engine(settings), transport=transport)
-
     with pytest.raises(RefreshUnavailable) as err:
-        asyncio.run(go())
+        sync_in_process(settings, transport)
     assert err.value.exit_code == 1 and transport.seen == 1
     assert stored_refresh_token(tmp_path) == token and len(sim.sent_pins) == 1
 
