@@ -595,7 +595,7 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
         ObjectKind,
         StoredObject,
     )
-    from archiver.sources.local_storage import HOMESCREEN_CURSOR
+    from archiver.sources.usb_topology import HOMESCREEN_CURSOR
 
     engine = open_database(f"sqlite:///{data / 'archiver.db'}")
     now = datetime.now(UTC).replace(microsecond=0)

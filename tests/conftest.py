@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from archiver.config import Settings, load_settings
+from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine, sync_all
-from archiver.pipeline.sync import SyncReport
 from archiver.simulator import SimConfig, Simulator
 
 pytest_plugins = ["pg_fixtures"]

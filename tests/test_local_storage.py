@@ -18,14 +18,15 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from archiver.blink.local_storage import alnum, size_matches
 from archiver.config import Settings, load_settings
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipSource, ClipState, Lease, StoredObject
+from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine, sync_all
-from archiver.pipeline.sync import SyncReport
 from archiver.simulator import Faults, SimConfig, Simulator
-from archiver.sources.local_storage import alnum, local_identity, size_matches
+from archiver.sources.usb import ModuleReport, UsbReport, local_identity
 
 UPLOAD_POST = "/clip/request/"
 MANIFEST_POST = "/manifest/request"
@@ -38,9 +39,12 @@ def sim() -> Iterator[Simulator]:
         yield s
 
 
-def make_settings(sim: Simulator, tmp_path: Path, **local: Any) -> Settings:
+def make_settings(
+    sim: Simulator, tmp_path: Path, sync: dict[str, Any] | None = None, **local: Any
+) -> Settings:
     return load_settings(
         None,
+        sync=sync or {},
         data_dir=tmp_path,
         blink={
             "server_url": sim.url,
@@ -68,6 +72,12 @@ def run_sync(settings: Settings) -> SyncReport:
     finally:
         engine.dispose()
     return report
+
+
+def modules(report: SyncReport) -> dict[int, ModuleReport]:
+    usb = report.sources["local"]
+    assert isinstance(usb, UsbReport)
+    return usb.modules
 
 
 def archive_files(settings: Settings, suffix: str) -> list[Path]:
@@ -114,8 +124,8 @@ def test_usb_clips_archived_then_noop_sync(sim: Simulator, tmp_path: Path) -> No
 
     report = run_sync(settings)
     assert report.exit_code == 0, report
-    mod = report.local[str(sm)]
-    summary = (mod["status"], mod["manifest_clips"], mod["new"], mod["stored"], mod["failed"])
+    mod = modules(report)[sm]
+    summary = (mod.status, mod.manifest_clips, mod.new, mod.stored, mod.failed)
     assert summary == ("ok", 4, 4, 4, 0)
     mp4s = archive_files(settings, ".mp4")
     assert sorted(sha(p) for p in mp4s) == sorted(sim.local_clip_sha256(i) for i in ids)
@@ -149,7 +159,7 @@ def test_cloud_only_account_costs_nothing_once_cached(sim: Simulator, tmp_path: 
     assert sim.request_count("/homescreen") == 1
     sim.reset_requests()
     report = run_sync(settings)
-    assert report.exit_code == 0 and report.local == {}
+    assert report.exit_code == 0 and modules(report) == {}
     assert sim.request_count("/homescreen") == 0 and sim.request_count("/local_storage") == 0
 
 
@@ -167,7 +177,7 @@ def test_renumbered_manifest_downloads_nothing_twice(sim: Simulator, tmp_path: P
     report = run_sync(settings)
     assert report.exit_code == 0, report
     assert sim.request_count(UPLOAD_POST, "POST") == 1  # only the new clip
-    assert report.local[str(sm)]["new"] == 1
+    assert modules(report)[sm].new == 1
     assert len(archive_files(settings, ".mp4")) == 3
     local = rows(settings, ClipSource.local)
     assert len(local) == 3 and {c.state for c in local} == {ClipState.stored}
@@ -190,7 +200,7 @@ def test_offline_module_is_reported_and_cloud_still_stored(sim: Simulator, tmp_p
     report = run_sync(settings)
     assert report.exit_code == 1
     assert report.stored == 2 and report.failed == 0
-    assert report.local[str(sm)]["status"] == "offline"
+    assert modules(report)[sm].status == "offline"
     message = f"sync module 'Cabin SM2' (id {sm}): offline; its USB clips will be fetched next run"
     assert message in report.errors, report.errors
     stored_cloud = [c for c in rows(settings, ClipSource.cloud) if c.state == ClipState.stored]
@@ -239,11 +249,29 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(sim: Simulator, tmp_p
     assert report.exit_code == 0, report
     assert sim.request_count(UPLOAD_POST, "POST") == 0
     assert [sha(p) for p in archive_files(settings, ".mp4")] == [sim.clip_sha256(cloud_id)]
-    assert report.local[str(sm)]["duplicates"] == 1
-    report = run_sync(settings)  # the cloud copy is stored now: the USB row gets the duplicate marker
+    assert modules(report)[sm].duplicates == 1
+    report = run_sync(settings)  # the cloud copy is stored now: the USB row is its duplicate
     [local] = rows(settings, ClipSource.local)
-    assert local.state == ClipState.stored and local.size is None
-    assert local.last_error == f"duplicate: same recording archived from the cloud as cloud:{cloud_id}"
+    [cloud] = rows(settings, ClipSource.cloud)
+    assert local.state == ClipState.duplicate and local.size is None and local.last_error is None
+    assert local.duplicate_of == cloud.id and cloud.state == ClipState.stored
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")},
+        "ARCHIVER_DATA_DIR": str(tmp_path),
+        "ARCHIVER_DATABASE__URL": settings.database_url,
+        "COLUMNS": "200",
+    }
+    status = subprocess.run(
+        [sys.executable, "-c", "from archiver.cli import main; main()", "status"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    header = next(line for line in status.stdout.splitlines() if "source" in line)
+    local_line = next(line for line in status.stdout.splitlines() if " local " in line)
+    cells = [c.strip() for c in header.split("┃")], [c.strip() for c in local_line.split("│")]
+    assert dict(zip(*cells, strict=True))["duplicate"] == "1", status.stdout
     assert sim.request_count(UPLOAD_POST, "POST") == 0 and len(archive_files(settings, ".mp4")) == 1
 
     # the other way round: archived from USB first, then the cloud lists the same recording
@@ -256,8 +284,9 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(sim: Simulator, tmp_p
     assert sim.request_count("/media/clip/") == 0
     mp4s = archive_files(settings, ".mp4")
     assert len(mp4s) == 2 and sim.local_clip_sha256(usb_id) in {sha(p) for p in mp4s}
-    marked = [c for c in rows(settings, ClipSource.cloud) if (c.last_error or "").startswith("duplicate")]
-    assert len(marked) == 1 and marked[0].state == ClipState.stored
+    marked = [c for c in rows(settings, ClipSource.cloud) if c.state == ClipState.duplicate]
+    stored_usb = {c.id for c in rows(settings, ClipSource.local) if c.state == ClipState.stored}
+    assert len(marked) == 1 and marked[0].duplicate_of in stored_usb
 
 
 def test_kill_during_upload_wait_then_resume(sim: Simulator, tmp_path: Path) -> None:
@@ -344,3 +373,30 @@ def test_a_pending_usb_clip_that_left_the_card_is_reported_not_left_pending(
     lost = by_id[gone]
     assert lost.state == ClipState.failed and lost.deleted_upstream
     assert "no longer on the USB storage" in (lost.last_error or "")
+
+
+@pytest.mark.parametrize("only", [{"cameras": ["Front Door"]}, {"networks": ["Home"]}])
+def test_camera_and_network_filters_hold_for_cloud_and_usb_clips(
+    sim: Simulator, tmp_path: Path, only: dict[str, list[str]]
+) -> None:
+    home, cabin = sim.add_network("Home"), sim.add_network("Cabin")
+    front, yard, deck = (
+        sim.add_camera(home, "Front Door"),
+        sim.add_camera(home, "Back Yard"),
+        sim.add_camera(cabin, "Deck"),
+    )
+    home_sm, cabin_sm = sim.add_sync_module(home, "Home SM2"), sim.add_sync_module(cabin, "Cabin SM2")
+    base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+    for i, cam in enumerate((front, yard, deck)):
+        sim.add_clip(cam, created_at=base + timedelta(minutes=i))
+        sim.add_local_clip(
+            home_sm if cam != deck else cabin_sm, cam, created_at=base + timedelta(minutes=10 + i)
+        )
+    report = run_sync(make_settings(sim, tmp_path, sync=only))
+    assert report.exit_code == 0, report
+    wanted = {"Front Door"} if "cameras" in only else {"Front Door", "Back Yard"}
+    stored = [c for c in rows(make_settings(sim, tmp_path)) if c.state == ClipState.stored]
+    assert sorted((c.source, c.camera_name) for c in stored) == sorted(
+        (src, cam) for src in ("cloud", "local") for cam in wanted
+    )
+    assert len(archive_files(make_settings(sim, tmp_path), ".mp4")) == 2 * len(wanted)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from archiver.blink.models import TwoFactorChallenge
     from archiver.db.models import Account
-    from archiver.pipeline.sync import SyncReport
+    from archiver.pipeline.report import SyncReport
 
 
 def _account(s: Settings, name: str | None) -> AccountSettings:
@@ -205,14 +205,14 @@ def sync(
 
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import sync_all
+    from archiver.pipeline.runner import sync_and_prune
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
         reports = asyncio.run(
-            sync_all(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
+            sync_and_prune(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
         )
     except ArchiverError as exc:
         raise fail(exc) from None
@@ -221,12 +221,14 @@ def sync(
 
 @app.command()
 def status() -> None:
-    """Cursor, clips by state (cloud and USB separately), last errors, archive size."""
+    """Cursor, clips by source and state (duplicates: stored once from another source), last errors, size."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from archiver.db import repo
     from archiver.db.engine import open_engine, session_scope
+    from archiver.db.models import ClipSource, ClipState
 
     console = Console()
     try:
@@ -234,12 +236,9 @@ def status() -> None:
         engine = open_engine(s)
     except ArchiverError as exc:
         raise fail(exc) from None
-    from sqlmodel import select
-
-    from archiver.db.models import Account
-
+    states = [st.value for st in ClipState]
     with session_scope(engine) as ses:
-        accounts = ses.exec(select(Account)).all()
+        accounts = repo.accounts(ses)
         if not accounts:
             typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
             return
@@ -248,18 +247,13 @@ def status() -> None:
             cur = repo.get_cursor(ses, a.id)
             counts = repo.state_counts(ses, a.id)
             logged_in = "yes" if a.access_token else "no"
-            table = Table(title=f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})")
+            table = Table(title=f"account {escape(a.name)} (logged in: {logged_in}, tier {a.tier or '?'})")
             table.add_column("source")
-            for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
+            for st in states:
                 table.add_column(st, justify="right")
-            for src in ("cloud", "local"):
-                table.add_row(
-                    src,
-                    *(
-                        str(counts.get((src, st), 0))
-                        for st in ("discovered", "downloaded", "stored", "failed", "pruned")
-                    ),
-                )
+            builtin = [src.value for src in ClipSource]
+            for src in [*builtin, *sorted({src for src, _ in counts} - set(builtin))]:
+                table.add_row(escape(src), *(str(counts.get((src, st), 0)) for st in states))
             console.print(table)
             console.print(
                 f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}"
@@ -267,4 +261,5 @@ def status() -> None:
             console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
             _print_login_state(console, a)
             for c in repo.last_errors(ses, a.id):
-                console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")
+                why = escape(c.last_error or "")
+                console.print(f"[red]failed[/] {escape(c.identity)} (attempts {c.attempts}): {why}")
