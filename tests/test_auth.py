@@ -608,3 +608,37 @@ def test_missing_csrf_token_is_a_clear_error() -> None:
 
     with pytest.raises(BlinkError, match="no csrf-token"):
         parse_csrf("<html><body>Blink is down for maintenance</body></html>")
+
+
+def test_worker_with_refresh_always_refused_sends_one_pin_and_one_notification(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    from archiver.worker import Worker
+
+    settings = make_settings(tmp_path, sim)
+    login_in_process(settings, sim)
+    sim.expire_tokens()
+    sim.config.refresh_refusal = "invalid_grant"
+    sent: list[tuple[str, str]] = []
+
+    class Recorder(Notifier):
+        def send(self, title: str, body: str) -> bool:
+            sent.append((title, body))
+            return True
+
+    worker = Worker(settings, open_engine(settings))
+    worker.alerts = AlertTracker.from_settings(settings.notify, Recorder(settings.notify))
+    oauth_before = sim.request_count("/oauth/")
+
+    async def four_runs() -> None:
+        for _ in range(4):
+            await worker.sync_account("default")
+
+    asyncio.run(four_runs())
+    assert len(sim.sent_pins) == 2  # the person's login, then one automatic sign-in: never more
+    # one refresh, and one automatic sign-in (authorize and its redirect, page, credentials POST);
+    # then nothing
+    assert sim.refresh_attempts == 1
+    assert sim.request_count("/oauth/") - oauth_before == 1 + 4
+    assert len(sent) == 1 and "needs `archiver login`" in sent[0][0]
+    assert repo.login_needed(worker.engine, "default") is not None
