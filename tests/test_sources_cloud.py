@@ -6,16 +6,15 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from archiver.blink.api import BlinkAPI, ListingPage
+from helpers import source_context
+
+from archiver.blink.api import ListingPage
 from archiver.blink.models import MediaPage
-from archiver.config import load_settings
 from archiver.db import repo
-from archiver.db.engine import open_database, session_scope
+from archiver.db.engine import session_scope
 from archiver.db.models import Clip
-from archiver.pipeline.select import Selection
-from archiver.sources.base import SourceContext
 from archiver.sources.cloud import CloudSource
 
 NOW = datetime(2024, 5, 2, 12, 0, 0, tzinfo=UTC)
@@ -47,15 +46,6 @@ def item(media_id: int, camera: str = "Front Door", **over: Any) -> dict[str, An
     }
 
 
-def context(tmp_path: Path, api: FakeListing, **account: Any) -> SourceContext:
-    settings = load_settings(None, data_dir=tmp_path, database={"url": f"sqlite:///{tmp_path / 'a.db'}"})
-    engine = open_database(settings.database_url)
-    acct = settings.account_list()[0].model_copy(update=account)
-    row = repo.get_or_create_account(engine, acct.name, acct.username, "oauth")
-    assert row.id is not None
-    return SourceContext(row.id, acct, settings, engine, cast(BlinkAPI, api), Selection.of(acct))
-
-
 def discover(source: CloudSource) -> list[list[Clip]]:
     batches: list[list[Clip]] = []
 
@@ -68,7 +58,7 @@ def discover(source: CloudSource) -> list[list[Clip]]:
 
 def test_each_page_is_committed_and_emitted_then_the_cursor_moves(tmp_path: Path) -> None:
     api = FakeListing([item(1), item(2)], [item(3)])
-    ctx = context(tmp_path, api)
+    ctx = source_context(tmp_path, api)
     source = CloudSource(ctx)
     batches = discover(source)
     assert [[c.identity for c in b] for b in batches] == [["cloud:1", "cloud:2"], ["cloud:3"]]
@@ -82,11 +72,13 @@ def test_each_page_is_committed_and_emitted_then_the_cursor_moves(tmp_path: Path
 
 
 def test_filtered_cameras_are_never_recorded_and_tombstones_mark_rows(tmp_path: Path) -> None:
-    ctx = context(tmp_path, FakeListing([item(1), item(2, "Back Yard")]), cameras=["front door"])
+    ctx = source_context(tmp_path, FakeListing([item(1), item(2, "Back Yard")]), cameras=["front door"])
     source = CloudSource(ctx)
     assert [c.identity for b in discover(source) for c in b] == ["cloud:1"]
     assert source.report().filtered == 1
-    source = CloudSource(context(tmp_path, FakeListing([item(1, deleted=True)]), cameras=["front door"]))
+    source = CloudSource(
+        source_context(tmp_path, FakeListing([item(1, deleted=True)]), cameras=["front door"])
+    )
     discover(source)
     with session_scope(ctx.engine) as s:
         [row] = repo.clips_by_identity(s, ctx.account_id, ["cloud:1"]).values()
@@ -95,7 +87,7 @@ def test_filtered_cameras_are_never_recorded_and_tombstones_mark_rows(tmp_path: 
 
 def test_a_rescan_lists_from_the_older_date(tmp_path: Path) -> None:
     api = FakeListing([item(1)])
-    ctx = context(tmp_path, api)
+    ctx = source_context(tmp_path, api)
     discover(CloudSource(ctx))
     old = datetime(2024, 1, 1, tzinfo=UTC)
     ctx.rescan_from = old

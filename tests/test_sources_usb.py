@@ -4,34 +4,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
 
+from helpers import source_context
 from sqlmodel import select
 
-from archiver.blink.api import BlinkAPI
 from archiver.blink.local_storage import ModuleRef
 from archiver.blink.models import Manifest
-from archiver.config import load_settings
 from archiver.db import repo
-from archiver.db.engine import open_database, session_scope
+from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipState
-from archiver.pipeline.select import Selection
 from archiver.sources.base import SourceContext
 from archiver.sources.usb import GONE, ModuleReport, UsbSource, upsert_manifest
 from archiver.sources.usb_topology import Topology
 
 AT = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 MODULE = ModuleRef(blink_id=5, network_id=1, name="SM2", status="online", local_storage_status="active")
-
-
-def context(tmp_path: Path, **account: Any) -> SourceContext:
-    settings = load_settings(None, data_dir=tmp_path, database={"url": f"sqlite:///{tmp_path / 'a.db'}"})
-    engine = open_database(settings.database_url)
-    acct = settings.account_list()[0].model_copy(update=account)
-    row = repo.get_or_create_account(engine, acct.name, acct.username, "oauth")
-    assert row.id is not None
-    api = cast(BlinkAPI, None)  # upsert_manifest never calls Blink
-    return SourceContext(row.id, acct, settings, engine, api, Selection.of(acct))
 
 
 def topology() -> Topology:
@@ -59,7 +46,7 @@ def rows(ctx: SourceContext) -> list[Clip]:
 
 
 def test_manifest_clips_become_rows_mapped_to_cameras_oldest_first(tmp_path: Path) -> None:
-    ctx = context(tmp_path)
+    ctx = source_context(tmp_path)
     result = ModuleReport(name="SM2", id=5, network_id=1)
     later, earlier = AT + timedelta(minutes=5), AT
     todo = upsert_manifest(
@@ -73,7 +60,7 @@ def test_manifest_clips_become_rows_mapped_to_cameras_oldest_first(tmp_path: Pat
 
 
 def test_a_renumbered_manifest_updates_ids_and_creates_nothing(tmp_path: Path) -> None:
-    ctx = context(tmp_path)
+    ctx = source_context(tmp_path)
     first = ModuleReport(name="SM2", id=5, network_id=1)
     upsert_manifest(ctx, MODULE, topology(), manifest("m1", ("1", "Garage", AT)), first)
     again = ModuleReport(name="SM2", id=5, network_id=1)
@@ -82,7 +69,7 @@ def test_a_renumbered_manifest_updates_ids_and_creates_nothing(tmp_path: Path) -
 
 
 def test_pending_clips_that_left_the_card_are_marked_gone(tmp_path: Path) -> None:
-    ctx = context(tmp_path)
+    ctx = source_context(tmp_path)
     result = ModuleReport(name="SM2", id=5, network_id=1)
     later = AT + timedelta(minutes=1)
     upsert_manifest(
@@ -95,7 +82,7 @@ def test_pending_clips_that_left_the_card_are_marked_gone(tmp_path: Path) -> Non
 
 
 def test_new_clips_of_filtered_cameras_are_not_recorded(tmp_path: Path) -> None:
-    ctx = context(tmp_path, cameras=["Back Door"])
+    ctx = source_context(tmp_path, cameras=["Back Door"])
     result = ModuleReport(name="SM2", id=5, network_id=1)
     todo = upsert_manifest(
         ctx, MODULE, topology(), manifest("m1", ("1", "BackDoor", AT), ("2", "Garage", AT)), result
@@ -105,7 +92,7 @@ def test_new_clips_of_filtered_cameras_are_not_recorded(tmp_path: Path) -> None:
 
 
 def test_each_module_is_its_own_lane(tmp_path: Path) -> None:
-    source = UsbSource(context(tmp_path))
+    source = UsbSource(source_context(tmp_path))
     a = Clip(account_id=1, source="local", identity="a", blink_id="1", created_at=AT, sync_module_blink_id=5)
     b = Clip(account_id=1, source="local", identity="b", blink_id="2", created_at=AT, sync_module_blink_id=6)
     assert source.lane(a) != source.lane(b) and source.lane(a) == source.lane(a.model_copy())

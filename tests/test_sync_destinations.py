@@ -8,7 +8,7 @@ import hashlib
 from pathlib import Path
 
 import boto3
-from conftest import archive_files, make_settings, run_sync
+from helpers import archive_files, make_settings, run_sync
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select
 

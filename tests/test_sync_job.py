@@ -7,13 +7,12 @@ import asyncio
 import hashlib
 import io
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import archive_files, make_settings
+from helpers import archive_files, make_settings, usb_settings
 from rich.console import Console
 from sqlmodel import select
 
@@ -25,7 +24,7 @@ from archiver.logs import setup_logging
 from archiver.pipeline.fetch import Fetched
 from archiver.pipeline.runner import open_engine, sync_all
 from archiver.pipeline.task import Staged
-from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.simulator import Simulator
 from archiver.simulator.media import asset_mp4
 from archiver.sources import SOURCES
 from archiver.sources.base import Emit, SourceBase, Transfer
@@ -76,18 +75,6 @@ class FolderSource(SourceBase):
         return Staged(Fetched(path, len(data), hashlib.sha256(data).hexdigest(), "video/mp4"))
 
 
-@pytest.fixture
-def usb_sim() -> Iterator[Simulator]:
-    faults = Faults(manifest_ready_after_s=0.1, command_complete_after_s=0.05, upload_delay_s=0.05)
-    with Simulator(SimConfig(two_factor=False), faults) as s:
-        yield s
-
-
-def fast_usb(tmp_path: Path, sim: Simulator, **over: object):  # type: ignore[no-untyped-def]
-    usb = {"poll_interval_s": 0.05, "busy_pause_s": 0.05, "manifest_deadline_s": 10, "upload_deadline_s": 20}
-    return make_settings(tmp_path, sim, local_storage=usb, **over)
-
-
 def test_a_third_source_is_archived_filtered_and_deduplicated_like_the_others(
     tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -136,7 +123,7 @@ def test_progress_total_counts_usb_clips_and_log_lines_go_through_the_bar(
     usb_sim.add_clips(cam, 2, size=10_000)
     for i in range(3):
         usb_sim.add_local_clip(sm, cam, created_at=AT + timedelta(minutes=i))
-    settings = fast_usb(tmp_path, usb_sim)
+    settings = usb_settings(tmp_path, usb_sim)
     plain, shown = io.StringIO(), io.StringIO()
     setup_logging("INFO", stream=plain)
     root = logging.getLogger()

@@ -15,14 +15,18 @@ import math
 import re
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from archiver.blink.api import BlinkAPI, LocalStoragePending, SyncModuleBusy, SyncModuleOffline
 from archiver.blink.models import CommandRef, Manifest
 from archiver.config import LocalStorageSettings
 from archiver.errors import BlinkError, MediaError
 from archiver.pipeline.fetch import Fetched, NotFoundUpstream, download
+
+T = TypeVar("T")
 
 
 def alnum(name: str | None) -> str:
@@ -116,21 +120,15 @@ class LocalStorageClient:
         base = self.api.local_storage_url(net, sm)
         cmd = await self.post_until_accepted(f"{base}/manifest/request", "manifest request", end)
         await self.wait(cmd, end)
-        delay = self.settings.poll_interval_s
-        started, pacer = time.monotonic(), self.pace["manifest"]
-        await asyncio.sleep(pacer.first_wait(end))
-        while True:
-            try:
-                manifest = await self.api.get_manifest(net, sm, cmd.id)
-                pacer.record(time.monotonic() - started)
-                return manifest
-            except LocalStoragePending:
-                if time.monotonic() + delay > end:
-                    raise BlinkError(
-                        f"manifest not ready within {self.settings.manifest_deadline_s:g} s"
-                    ) from None
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, max(self.settings.poll_interval_s * 8, 1.0))
+        return await self._poll(
+            "manifest",
+            end,
+            lambda: self.api.get_manifest(net, sm, cmd.id),
+            LocalStoragePending,
+            growth=2,
+            cap=max(self.settings.poll_interval_s * 8, 1.0),
+            late=BlinkError(f"manifest not ready within {self.settings.manifest_deadline_s:g} s"),
+        )
 
     def clip_url(self, manifest_id: str, clip_id: str) -> str:
         return self.api.local_clip_url(self.module.network_id, self.module.blink_id, manifest_id, clip_id)
@@ -142,18 +140,41 @@ class LocalStorageClient:
 
     async def fetch(self, url: str, dest: Path, deadline: float) -> Fetched:
         """GET the uploaded clip, polling while Blink still says 'Media not found' (not uploaded yet)."""
+        return await self._poll(
+            "upload",
+            deadline,
+            lambda: download(self.api.http, url, dest, kind="clip", min_bytes=self.min_clip_bytes),
+            NotFoundUpstream,
+            growth=1.5,
+            cap=self.settings.poll_interval_s * 4,
+            late=MediaError(f"the USB clip was not uploaded within {self.settings.upload_deadline_s:g} s"),
+        )
+
+    async def _poll(
+        self,
+        step: str,
+        deadline: float,
+        attempt: Callable[[], Awaitable[T]],
+        pending: type[Exception],
+        *,
+        growth: float,
+        cap: float,
+        late: Exception,
+    ) -> T:
+        """``attempt()`` until it stops raising ``pending``: first after the shortest time this step took
+        before, then every ``poll_interval_s`` growing by ``growth`` up to ``cap``; ``late`` once the next
+        try would pass ``deadline`` (monotonic)."""
         delay = self.settings.poll_interval_s
-        started, pacer = time.monotonic(), self.pace["upload"]
+        started, pacer = time.monotonic(), self.pace[step]
         await asyncio.sleep(pacer.first_wait(deadline))
         while True:
             try:
-                media = await download(self.api.http, url, dest, kind="clip", min_bytes=self.min_clip_bytes)
-                pacer.record(time.monotonic() - started)
-                return media
-            except NotFoundUpstream:
+                result = await attempt()
+            except pending:
                 if time.monotonic() + delay > deadline:
-                    raise MediaError(
-                        f"the USB clip was not uploaded within {self.settings.upload_deadline_s:g} s"
-                    ) from None
+                    raise late from None
                 await asyncio.sleep(delay)
-                delay = min(delay * 1.5, self.settings.poll_interval_s * 4)
+                delay = min(delay * growth, cap)
+            else:
+                pacer.record(time.monotonic() - started)
+                return result

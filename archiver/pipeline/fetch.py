@@ -70,7 +70,6 @@ async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_
                     digest.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
-                http.stats.bytes_down += size
         except httpx.HTTPError as exc:
             tmp.unlink(missing_ok=True)
             raise RetryableError(

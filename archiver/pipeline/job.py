@@ -38,7 +38,7 @@ from archiver.pipeline.report import Reporter, SyncReport
 from archiver.pipeline.select import Selection
 from archiver.pipeline.sidecar import write_sidecar
 from archiver.pipeline.store import StagedFile, store_all
-from archiver.pipeline.task import ClipTask
+from archiver.pipeline.task import ClipTask, MediaFacts
 from archiver.sources import SOURCES
 from archiver.sources.base import Source, SourceContext, SourceFactory, SourceUnavailable
 from archiver.util import one_line
@@ -298,19 +298,10 @@ class SyncJob:
             }
 
             def finish(s: Session) -> None:
-                facts = task.facts
-                if facts is None:
-                    repo.mark_stored(s, clip, note=task.note)
-                else:
-                    repo.mark_stored(
-                        s,
-                        clip,
-                        duration=facts.duration,
-                        width=facts.width,
-                        height=facts.height,
-                        codec=facts.codec,
-                        note=task.note,
-                    )
+                f, note = task.facts or MediaFacts(), task.note
+                repo.mark_stored(
+                    s, clip, duration=f.duration, width=f.width, height=f.height, codec=f.codec, note=note
+                )
 
             await store_all(self.engine, clip.id, task.files, self.destinations, metadata, finish)
         except SourceUnavailable:

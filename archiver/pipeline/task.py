@@ -22,10 +22,10 @@ class Staged:
 
 @dataclass(frozen=True)
 class MediaFacts:
-    duration: float | None
-    width: int | None
-    height: int | None
-    codec: str | None
+    duration: float | None = None
+    width: int | None = None
+    height: int | None = None
+    codec: str | None = None
 
 
 @dataclass
