@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import PASSWORD, USER, cli_env, make_settings, run_cli
+from helpers import PASSWORD, USER, cli_env, make_settings, run_cli
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
