@@ -4,6 +4,7 @@ found to hold every file of the clip (the same check as ``archiver verify``)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 
 from sqlalchemy.engine import Engine
@@ -18,6 +19,7 @@ from archiver.util import one_line
 from archiver.verify import object_problem
 
 BATCH = 50
+log = logging.getLogger("archiver.cloud_cleanup")
 
 
 def held_everywhere(objects: Sequence[StoredObject], destinations: Sequence[Destination]) -> bool:
@@ -46,9 +48,13 @@ async def cloud_cleanup(
     for i in range(0, len(verified), BATCH):
         batch = verified[i : i + BATCH]
         try:
-            await api.delete_media([int(c.blink_id) for c in batch])
+            count = await api.delete_media([int(c.blink_id) for c in batch])
         except ArchiverError as exc:
             return deleted, [f"cloud cleanup: {one_line(exc)}"]
+        if count is None or count < len(batch):
+            # recorded only once Blink confirms: here its count, else the tombstones of a later listing
+            log.info("cloud cleanup: Blink confirmed %s of %d deletions", count, len(batch))
+            continue
         with session_scope(engine) as s:
             repo.mark_cloud_deleted(s, [c.id for c in batch if c.id is not None])
         deleted += len(batch)

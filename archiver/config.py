@@ -102,16 +102,43 @@ class SyncSettings(Section):
     sidecar: bool = True
     min_clip_bytes: int = Field(default=1024, ge=1)
     staging_dir: Path | None = None  # default: <data_dir>/staging
+    # media and listing (issue 11/16): clips Blink flags `partial` are fetched once this old
+    partial_grace_minutes: float = Field(default=15, ge=0)
+    # Blink's `Date` header is trusted for the cursor only up to this far ahead of the local clock
+    clock_skew_tolerance_s: float = Field(default=120, ge=0)
 
 
 class LocalStorageSettings(Section):
     enabled: bool = True
     discovery_interval: str = "6h"
-    command_deadline_s: float = Field(default=60, gt=0)
-    manifest_deadline_s: float = Field(default=60, gt=0)
-    upload_deadline_s: float = Field(default=120, gt=0)
+    command_deadline_s: float = Field(default=120, gt=0)
+    manifest_deadline_s: float = Field(default=120, gt=0)
+    upload_deadline_s: float = Field(default=240, gt=0)
     poll_interval_s: float = Field(default=1.0, gt=0)
     busy_pause_s: float = Field(default=5.0, ge=0)
+
+
+class LimitsSettings(Section):
+    """Bounds on what a (possibly hostile or broken) server can make one sync do."""
+
+    max_clip_bytes: int = Field(default=500 * 1024 * 1024, ge=1024)
+    max_thumbnail_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    max_json_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)  # counted after decompression
+    download_grace_s: float = Field(default=30, gt=0)  # every download gets this long, plus ...
+    min_download_bytes_per_s: float = Field(default=20_000, gt=0)  # ... its size at this rate
+    sync_deadline: str = "4h"  # one account's sync stops here; the rest waits for the next run
+    max_listing_pages: int = Field(default=1000, ge=1)
+
+    @field_validator("sync_deadline")
+    @classmethod
+    def _duration(cls, v: str) -> str:
+        try:
+            ok = parse_duration(v) > timedelta(0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError("must be a duration like 90s, 30m or 4h")
+        return v
 
 
 class ProcessingSettings(Section):
@@ -206,6 +233,52 @@ class NotifySettings(Section):
     daily_summary: bool = False
 
 
+class MqttSettings(Section):
+    """Home Assistant over MQTT (discovery, clip events, "sync now"); off while ``url`` is unset."""
+
+    url: str | None = None  # mqtt://host:1883 or mqtts://host:8883
+    username: str | None = None
+    password: SecretStr | None = None
+    discovery_prefix: str = "homeassistant"
+    base_topic: str = "blink-archiver"
+    ca_file: Path | None = None  # mqtts with a private CA; default: the system's CAs
+
+    @field_validator("url")
+    @classmethod
+    def _mqtt_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(v)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        try:
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        return v
+
+    @field_validator("discovery_prefix", "base_topic")
+    @classmethod
+    def _topic(cls, v: str) -> str:
+        v = v.strip("/")
+        if not v or any(c in v for c in "#+\x00"):
+            raise ValueError("must be a plain MQTT topic (no wildcards)")
+        return v
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, v: Path | None) -> Path | None:
+        if v is not None and not v.expanduser().is_file():
+            raise ValueError(f"{v} is not a readable file")
+        return v.expanduser() if v is not None else None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 class LogSettings(Section):
     level: str = "INFO"
     json_format: bool = Field(default=False, alias="json")
@@ -234,6 +307,7 @@ class Settings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
     local_storage: LocalStorageSettings = Field(default_factory=LocalStorageSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
@@ -241,6 +315,7 @@ class Settings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     accounts: list[AccountSettings] = Field(default_factory=list)
 

@@ -62,6 +62,11 @@ class DatabaseCollector(Collector):
         lag = GaugeMetricFamily(
             "archiver_cursor_lag_seconds", "Now minus the account's cloud listing cursor", labels=["account"]
         )
+        ahead = GaugeMetricFamily(  # > 0: the cursor is in the future (the next sync repairs it)
+            "archiver_cursor_ahead_seconds",
+            "How far the cloud listing cursor is ahead of the local clock (0 = not ahead)",
+            labels=["account"],
+        )
         try:
             now = datetime.now(UTC)
             with session_scope(self.engine) as s:
@@ -74,10 +79,12 @@ class DatabaseCollector(Collector):
                     cur = repo.get_cursor(s, acct.id)
                     if cur is not None:
                         lag.add_metric([acct.name], max(0.0, (now - cur.since).total_seconds()))
+                        ahead.add_metric([acct.name], max(0.0, (cur.since - now).total_seconds()))
         except Exception as exc:  # a scrape must not fail because the database hiccups
             log.warning("metrics: database gauges unavailable: %s", exc)
         yield pending
         yield lag
+        yield ahead
 
 
 class Metrics:

@@ -30,6 +30,8 @@ from archiver.notify import AlertTracker, Notifier
 from archiver.util import one_line
 
 if TYPE_CHECKING:
+    from archiver.homeassistant.bridge import HomeAssistant
+    from archiver.pipeline.report import SyncReport
     from archiver.retention import PruneReport
     from archiver.verify import VerifyReport
 
@@ -65,6 +67,7 @@ class Worker:
         self._last_sync_start: float | None = None
         self._lock = threading.Lock()
         self.stopping = False
+        self.ha: HomeAssistant | None = None  # [mqtt]: Home Assistant discovery, events, "sync now"
 
     # -- readiness -------------------------------------------------------------------------------------
     def ready(self) -> tuple[bool, str]:
@@ -115,13 +118,11 @@ class Worker:
                 raise  # not our doing
 
     async def sync_account(self, name: str) -> None:
-        from archiver.pipeline.runner import sync_all
-
         token = CURRENT_ACCOUNT.set(name)
         started_wall, started = time.time(), time.monotonic()
         log.info("sync start account=%s", name)
         try:
-            reports = await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
+            reports = await self._sync_all(name)
         except asyncio.CancelledError:
             log.info("sync cancelled account=%s (stopping)", name)
             raise
@@ -176,6 +177,33 @@ class Worker:
                 bytes_=r.bytes,
                 failed=r.failed,
             )
+
+    async def _sync_all(self, name: str) -> list[SyncReport]:
+        from archiver.pipeline.runner import sync_all
+
+        if self.ha is None:
+            return await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
+        return await self.ha.observe_sync(
+            [name],
+            lambda factory: sync_all(
+                self.settings,
+                self.engine,
+                accounts=[name],
+                transport=self.transport,
+                reporter_factory=factory,
+            ),
+        )
+
+    async def sync_now(self, name: str) -> None:
+        """Home Assistant's "sync now" button (debounced by the bridge; the account lease still rules)."""
+        if self.stopping:
+            return
+        self._track()
+        try:
+            await self.sync_account(name)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise
 
     def _job_lease(self, name: str, ttl: timedelta) -> tuple[bool, str]:
         import os
@@ -311,6 +339,11 @@ class Worker:
             log.info(
                 "health and metrics on http://%s:%d (/healthz /readyz /metrics)", srv.host, self.server.port
             )
+        if self.settings.mqtt.enabled:
+            from archiver.homeassistant.bridge import HomeAssistant
+
+            self.ha = HomeAssistant(self.settings, self.engine, sync_now=self.sync_now)
+            await self.ha.start()  # connects in the background: a broker that is down never blocks
         self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
         self._schedule(self.scheduler)
         self.scheduler.start()
@@ -339,6 +372,8 @@ class Worker:
                 log.warning(
                     "%d job(s) did not stop within %.0f s; exiting anyway", len(pending), STOP_GRACE_S
                 )
+        if self.ha is not None:
+            await self.ha.close(offline=True)
         if self.server is not None:
             self.server.stop()
         from archiver.blink.http import BlinkHTTP

@@ -16,7 +16,8 @@ URL = "https://rest-u1.example/api/x"
 
 
 def _http(**kw: object) -> BlinkHTTP:
-    return BlinkHTTP(BlinkSettings(max_requests_per_second=0, backoff_max_s=0.05, retries=3, **kw))
+    kw.setdefault("server_url", "https://rest-u1.example")  # a Blink host: the token may go there
+    return BlinkHTTP(BlinkSettings(max_requests_per_second=0, backoff_max_s=0.05, retries=3, **kw))  # type: ignore[arg-type]
 
 
 @respx.mock

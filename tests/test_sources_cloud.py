@@ -27,7 +27,7 @@ class FakeListing:
         self.pages = pages
         self.since: list[datetime] = []
 
-    async def media_pages(self, since: datetime) -> AsyncIterator[ListingPage]:
+    async def media_pages(self, since: datetime, max_pages: int = 1000) -> AsyncIterator[ListingPage]:
         self.since.append(since)
         for items in self.pages:
             yield ListingPage(page=MediaPage.model_validate({"media": items}), server_time=NOW)

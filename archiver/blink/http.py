@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
@@ -25,8 +26,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from archiver.config import BlinkSettings
-from archiver.errors import AccountBlocked, AuthError, BlinkError
+from archiver.config import BlinkSettings, LimitsSettings
+from archiver.errors import AccountBlocked, AuthError, BlinkError, MediaError
 
 log = logging.getLogger("archiver.blink")
 
@@ -107,6 +108,49 @@ class _Wait:
         return base
 
 
+class MediaRefused(MediaError):
+    """A media GET refused (403 and the like): that clip fails, the run and the breaker are untouched."""
+
+
+class BodyTooLarge(BlinkError):
+    """An answer larger than its configured cap (counted after decompression, while streaming)."""
+
+
+MAX_REDIRECTS = 5
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, port
+
+
+def blink_origins(settings: BlinkSettings) -> tuple[set[tuple[str, str, int | None]], re.Pattern[str]]:
+    """The configured Blink hosts (the only origins that ever see the token and cookies): the OAuth,
+    rest-prod and server_url bases, plus any host the regional template can produce."""
+    bases = [settings.oauth_url, settings.rest_url, *([settings.server_url] if settings.server_url else [])]
+    fixed = {_origin(httpx.URL(b)) for b in bases}
+    template = httpx.URL(settings.rest_url_template.replace("{tier}", "tierplaceholder"))
+    host = re.escape(template.host.lower()).replace("tierplaceholder", "[a-z0-9-]{1,32}")
+    port = template.port or {"http": 80, "https": 443}.get(template.scheme)
+    pattern = re.compile(rf"{re.escape(template.scheme)}://{host}:{port}")
+    return fixed, pattern
+
+
+async def read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
+    """The decoded body, refusing it once it passes ``cap`` bytes (a gzip bomb never fills memory)."""
+    declared = resp.headers.get("content-length")
+    if declared and declared.isdigit() and "content-encoding" not in resp.headers and int(declared) > cap:
+        raise BodyTooLarge(f"{what}: answer of {int(declared):,} bytes is over the {cap:,}-byte limit")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in resp.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            raise BodyTooLarge(f"{what}: answer is over the {cap:,}-byte limit (after decompression)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 TokenSource = Callable[[], Awaitable[dict[str, str]]]
 Refresher = Callable[[], Awaitable[None]]
 
@@ -121,8 +165,17 @@ class BlinkHTTP:
         self,
         settings: BlinkSettings,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: LimitsSettings | None = None,
     ) -> None:
         self.settings = settings
+        self.limits = limits or LimitsSettings()
+        self._origins, self._regional = blink_origins(settings)
+        # hops off Blink's hosts (a CDN, a pre-signed URL): no cookie jar shared, no auth, no user agent
+        self.foreign = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+            follow_redirects=False,
+        )
         self.client = httpx.AsyncClient(
             transport=transport,
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
@@ -143,6 +196,23 @@ class BlinkHTTP:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+        await self.foreign.aclose()
+
+    def is_blink(self, url: httpx.URL) -> bool:
+        """True for the configured Blink hosts only: nothing else ever gets the token or cookies."""
+        if _origin(url) in self._origins:
+            return True
+        scheme, host, port = _origin(url)
+        return self._regional.fullmatch(f"{scheme}://{host.lower()}:{port}") is not None
+
+    def _build(
+        self, method: str, url: str | httpx.URL, **kwargs: Any
+    ) -> tuple[httpx.AsyncClient, httpx.Request]:
+        target = httpx.URL(url)
+        if self.is_blink(target):
+            return self.client, self.client.build_request(method, target, **kwargs)
+        self.foreign.cookies.clear()
+        return self.foreign, self.foreign.build_request(method, target, **kwargs)
 
     async def __aenter__(self) -> BlinkHTTP:
         return self
@@ -193,7 +263,14 @@ class BlinkHTTP:
 
     # -- sending -----------------------------------------------------------------------------------
     async def _send(
-        self, request: httpx.Request, *, stream: bool, authed: bool, what: str, follow_redirects: bool = False
+        self,
+        request: httpx.Request,
+        *,
+        stream: bool,
+        authed: bool,
+        what: str,
+        follow_redirects: bool = False,
+        media: bool = False,
     ) -> httpx.Response:
         if self._blocked:
             raise AccountBlocked(
@@ -201,13 +278,16 @@ class BlinkHTTP:
                 "check the account in the Blink app, then run `archiver login`"
             )
         refreshed = False
+        blink = self.is_blink(request.url)
+        authed = authed and blink  # the token never leaves Blink's hosts
+        client = self.client if blink else self.foreign
         while True:
             if authed and self._auth_headers is not None:
                 request.headers.update(await self._auth_headers())
             await self.limiter.acquire()
             self.stats.requests += 1
             started = time.monotonic()
-            resp = await self.client.send(request, stream=stream, follow_redirects=follow_redirects)
+            resp = await client.send(request, stream=stream, follow_redirects=follow_redirects and blink)
             if (observe := type(self).observer) is not None:
                 with suppress(Exception):
                     observe(what, resp.status_code, time.monotonic() - started)
@@ -219,6 +299,9 @@ class BlinkHTTP:
                     continue
                 self._strike("HTTP 401")
                 raise AuthError(f"{what}: Blink rejected the token (HTTP 401); run `archiver login`")
+            if media and resp.status_code in (401, 403) and not (authed and resp.status_code == 401):
+                await resp.aclose()
+                raise MediaRefused(f"{what}: refused (HTTP {resp.status_code})")
             try:
                 self._check_status(resp, what)
             except BaseException:
@@ -229,7 +312,7 @@ class BlinkHTTP:
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         *,
         authed: bool = True,
         what: str | None = None,
@@ -241,28 +324,52 @@ class BlinkHTTP:
         follow = bool(kwargs.pop("follow_redirects", False))
         async for attempt in self.retrying(attempts):
             with attempt:
-                request = self.client.build_request(method, url, **kwargs)
+                _client, request = self._build(method, url, **kwargs)
                 resp = await self._send(
                     request, stream=True, authed=authed, what=what, follow_redirects=follow
                 )
                 try:
-                    await resp.aread()
+                    body = await read_capped(resp, self.limits.max_json_bytes, what)
                 except httpx.HTTPError as exc:
                     raise RetryableError(f"{what}: connection lost while reading ({exc})") from exc
                 finally:
                     await resp.aclose()
+                headers = [
+                    (k, v)
+                    for k, v in resp.headers.multi_items()
+                    if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")
+                ]
+                resp = httpx.Response(resp.status_code, headers=headers, content=body, request=resp.request)
         return resp
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, *, what: str | None = None, **kwargs: Any
+        self, method: str, url: str | httpx.URL, *, what: str | None = None, **kwargs: Any
     ) -> AsyncIterator[httpx.Response]:
-        """One attempt of a streamed request (status checked, 401 refreshed). Callers wrap the whole
-        download in ``retrying()`` so a body cut mid-way is retried from the start."""
+        """One attempt of a streamed media request (status checked, 401 refreshed). Callers wrap the
+        whole download in ``retrying()`` so a body cut mid-way is retried from the start.
+
+        Redirects (a CDN, a pre-signed URL) are followed here, hop by hop: the token and cookies go
+        only to Blink's hosts. A 403 fails this media only (``MediaRefused``), never the run."""
         what = what or f"{method} {httpx.URL(url).path}"
-        request = self.client.build_request(method, url, **kwargs)
-        resp = await self._send(request, stream=True, authed=True, what=what)
-        try:
-            yield resp
-        finally:
-            await resp.aclose()
+        target = httpx.URL(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            _client, request = self._build(method, target, **kwargs)
+            resp = await self._send(request, stream=True, authed=True, what=what, media=True)
+            location = resp.headers.get("location")
+            if resp.status_code in (301, 302, 303, 307, 308) and location:
+                await resp.aclose()
+                try:
+                    target = resp.url.join(location)
+                except (httpx.InvalidURL, ValueError):
+                    raise MediaError(f"{what}: unusable redirect") from None
+                if target.scheme not in ("http", "https"):
+                    raise MediaError(f"{what}: redirect to a {target.scheme!r} URL refused")
+                method = "GET" if resp.status_code == 303 else method
+                continue
+            try:
+                yield resp
+            finally:
+                await resp.aclose()
+            return
+        raise MediaError(f"{what}: more than {MAX_REDIRECTS} redirects")

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
+
 from archiver.blink.api import BlinkAPI, LocalStoragePending, SyncModuleBusy, SyncModuleOffline
 from archiver.blink.models import CommandRef, Manifest
 from archiver.config import LocalStorageSettings
@@ -88,7 +90,7 @@ class LocalStorageClient:
         self.min_clip_bytes = min_clip_bytes
         self.pace = {"command": Pacer(), "manifest": Pacer(), "upload": Pacer()}
 
-    async def post_until_accepted(self, url: str, what: str, deadline: float) -> CommandRef:
+    async def post_until_accepted(self, url: httpx.URL, what: str, deadline: float) -> CommandRef:
         """POST a command; 'busy' → pause ``busy_pause_s`` and retry until ``deadline`` (monotonic)."""
         while True:
             try:
@@ -117,8 +119,8 @@ class LocalStorageClient:
         """Request a fresh manifest, wait for its command, poll it until ready (with backoff)."""
         net, sm = self.module.network_id, self.module.blink_id
         end = time.monotonic() + self.settings.manifest_deadline_s
-        base = self.api.local_storage_url(net, sm)
-        cmd = await self.post_until_accepted(f"{base}/manifest/request", "manifest request", end)
+        url = self.api.local_storage_url(net, sm, "manifest", "request")
+        cmd = await self.post_until_accepted(url, "manifest request", end)
         await self.wait(cmd, end)
         return await self._poll(
             "manifest",
@@ -130,15 +132,15 @@ class LocalStorageClient:
             late=BlinkError(f"manifest not ready within {self.settings.manifest_deadline_s:g} s"),
         )
 
-    def clip_url(self, manifest_id: str, clip_id: str) -> str:
+    def clip_url(self, manifest_id: str, clip_id: str) -> httpx.URL:
         return self.api.local_clip_url(self.module.network_id, self.module.blink_id, manifest_id, clip_id)
 
-    async def request_upload(self, url: str, deadline: float) -> None:
+    async def request_upload(self, url: httpx.URL, deadline: float) -> None:
         """Ask the module to upload one clip and wait until it took the command."""
         cmd = await self.post_until_accepted(url, "clip upload request", deadline)
         await self.wait(cmd, deadline)
 
-    async def fetch(self, url: str, dest: Path, deadline: float) -> Fetched:
+    async def fetch(self, url: httpx.URL, dest: Path, deadline: float) -> Fetched:
         """GET the uploaded clip, polling while Blink still says 'Media not found' (not uploaded yet)."""
         return await self._poll(
             "upload",

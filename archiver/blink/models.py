@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class Payload(BaseModel):
@@ -154,6 +156,45 @@ class Homescreen(Payload):
         return [*self.cameras, *self.owls, *self.doorbells]
 
 
+# -- listing and media (issue 11/16: every server value checked, one bad item never blocks the rest) ---
+MAX_ID = 2**63 - 1  # what a BIGINT column holds
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # Blink did not exist before; older dates are garbage
+LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # far enough for any clock, far from datetime.max
+
+
+def _in_range_id(v: object) -> object:
+    if isinstance(v, bool):
+        raise ValueError("an id is a number, not a boolean")
+    if isinstance(v, int) and not 0 < v <= MAX_ID:
+        raise ValueError("id out of range")
+    return v
+
+
+def _sane_time(v: datetime) -> datetime:
+    v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    if not EARLIEST <= v < LATEST:
+        raise ValueError(f"date in year {v.year} is outside {EARLIEST.year} to {LATEST.year}")
+    return v
+
+
+def _split_valid(model: type[BaseModel], raw: object, what: str) -> tuple[list[Any], list[str]]:
+    """Validate the entries of a JSON list one at a time: (the valid ones, one reason per bad one)."""
+    if raw is None:
+        return [], []
+    if not isinstance(raw, list):
+        return [], [f"{what}: not a list"]
+    good: list[Any] = []
+    bad: list[str] = []
+    for n, entry in enumerate(raw):
+        try:
+            good.append(model.model_validate(entry))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "item"
+            bad.append(f"{what} #{n}: {where}: {err['msg']}"[:200])
+    return good, bad
+
+
 class MediaItem(Payload):
     id: int
     created_at: datetime
@@ -172,17 +213,74 @@ class MediaItem(Payload):
     media: str | None = None
     time_zone: str | None = None
 
-    @field_validator("created_at", "updated_at")
+    @field_validator("deleted", "partial", mode="before")
     @classmethod
-    def _aware(cls, v: datetime | None) -> datetime | None:
-        if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=UTC)
-        return v
+    def _null_is_false(cls, v: object) -> object:
+        return False if v is None else v
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: object) -> object:
+        return _in_range_id(v)
+
+    @field_validator("device_id", "network_id", mode="before")
+    @classmethod
+    def _optional_id(cls, v: object) -> object:
+        try:
+            return _in_range_id(v)
+        except ValueError:
+            return None  # an unusable reference is dropped, the clip is kept
+
+    @field_validator("created_at")
+    @classmethod
+    def _created(cls, v: datetime) -> datetime:
+        return _sane_time(v)
+
+    @field_validator("updated_at", mode="wrap")
+    @classmethod
+    def _updated(cls, v: object, handler: Any) -> datetime | None:
+        try:
+            parsed = handler(v)
+            return None if parsed is None else _sane_time(parsed)
+        except (ValueError, ValidationError):
+            return None  # only the cursor uses it; a bad one is ignored
 
 
 class MediaPage(Payload):
+    """One media/changed page. Items are validated one at a time: a bad one is skipped and described
+    in ``rejected``; the same id twice in the page is merged (the newest ``updated_at`` wins)."""
+
     limit: int | None = None
     media: list[MediaItem] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+    merged: int = 0
+
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _limit(cls, v: object) -> object:
+        return v if isinstance(v, int) and not isinstance(v, bool) and 0 < v < 1_000_000 else None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _items_one_by_one(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        good, bad = _split_valid(MediaItem, data.get("media"), "media item")
+        merged: dict[int, MediaItem] = {}
+        for item in good:
+            prev = merged.get(item.id)
+            if prev is None or _newer(item, prev):
+                merged[item.id] = item
+        data["media"] = list(merged.values())
+        data["rejected"] = bad
+        data["merged"] = len(good) - len(merged)
+        return data
+
+
+def _newer(a: MediaItem, b: MediaItem) -> bool:
+    ua, ub = a.updated_at or a.created_at, b.updated_at or b.created_at
+    return ua >= ub
 
 
 class CommandRef(Payload):
@@ -197,32 +295,71 @@ class CommandStatus(Payload):
     status_msg: str | None = None
 
 
+# A manifest clip id goes into a URL path: only plain tokens are accepted (never "..", "/", "%", "?").
+MANIFEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def _token(v: object) -> object:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | str):
+        raise ValueError("must be a number or a string")
+    text = str(v)
+    if not MANIFEST_ID.fullmatch(text):
+        raise ValueError("not a plain id (letters, digits, - and _ only)")
+    return text
+
+
 class ManifestClip(Payload):
     id: str
     size: str | None = None
     camera_name: str
     created_at: datetime
 
-    @field_validator("id", "size", mode="before")
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, v: object) -> object:
+        return _token(v)
+
+    @field_validator("size", mode="before")
     @classmethod
     def _str(cls, v: object) -> object:
         return None if v is None else str(v)
+
+    @field_validator("camera_name", mode="before")
+    @classmethod
+    def _name(cls, v: object) -> object:
+        return "" if v is None else v
 
     @field_validator("created_at")
     @classmethod
     def _aware(cls, v: datetime) -> datetime:
-        return v if v.tzinfo else v.replace(tzinfo=UTC)
+        return _sane_time(v)
 
 
 class Manifest(Payload):
+    """A USB manifest. Entries are validated one at a time: a bad one is skipped, described in
+    ``rejected``, and never blocks the others."""
+
     version: str | None = None
     manifest_id: str
     clips: list[ManifestClip] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
 
     @field_validator("manifest_id", mode="before")
     @classmethod
     def _str(cls, v: object) -> object:
-        return None if v is None else str(v)
+        return _token(v)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entries_one_by_one(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        good, bad = _split_valid(ManifestClip, data.get("clips"), "manifest entry")
+        data["clips"], data["rejected"] = good, bad
+        return data
 
 
 class ApiMessage(Payload):

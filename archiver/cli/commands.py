@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -169,6 +169,8 @@ def print_reports(reports: list[SyncReport]) -> int:
             f"account {r.account}: listed {r.listed} ({r.new} new), stored {r.stored}, failed {r.failed}, "
             f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
         )
+        for e in r.notes:
+            typer.echo(f"  note: {REDACTOR.scrub(e)}")
         for e in r.errors:
             typer.echo(f"  error: {REDACTOR.scrub(e)}", err=True)
         for e in r.clip_errors[:10]:
@@ -205,14 +207,16 @@ def sync(
 
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import sync_and_prune
+    from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
         reports = asyncio.run(
-            sync_and_prune(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
+            sync_and_prune_with_mqtt(
+                s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan
+            )
         )
     except ArchiverError as exc:
         raise fail(exc) from None
@@ -258,6 +262,8 @@ def status() -> None:
             console.print(
                 f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}"
             )
+            if cur is not None and cur.since > datetime.now(UTC) + timedelta(minutes=5):
+                console.print("[red]the cursor is in the future[/]: the next sync repairs it")
             console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
             _print_login_state(console, a)
             for c in repo.last_errors(ses, a.id):

@@ -14,7 +14,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -24,14 +24,14 @@ from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
 from archiver.blink.http import BlinkHTTP
 from archiver.cloud_cleanup import cloud_cleanup
-from archiver.config import AccountSettings, Settings
+from archiver.config import AccountSettings, Settings, parse_duration
 from archiver.db import repo
 from archiver.db.models import Clip, ObjectKind
 from archiver.destinations.base import Destination
 from archiver.errors import ArchiverError, AuthError, ConfigError
 from archiver.media.processor import MediaProcessor
 from archiver.pipeline import dedup
-from archiver.pipeline.fetch import NotFoundUpstream
+from archiver.pipeline.fetch import NotFoundUpstream, partial_ready
 from archiver.pipeline.naming import clip_key, sibling, validate_template
 from archiver.pipeline.process import process_clip
 from archiver.pipeline.report import Reporter, SyncReport
@@ -74,7 +74,7 @@ class SyncJob:
         row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
         assert row.id is not None
         self.account_id: int = row.id
-        self.http = BlinkHTTP(settings.blink, transport=transport)
+        self.http = BlinkHTTP(settings.blink, transport=transport, limits=settings.limits)
         store = repo.AccountCredentialStore(
             engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
         )
@@ -127,15 +127,27 @@ class SyncJob:
         started = time.monotonic()
         report = SyncReport(account=self.account_settings.name)
         self._clean_staging()
+        deadline = parse_duration(self.settings.limits.sync_deadline).total_seconds()
         try:
-            await self.auth.ensure()
-            await self._discover_and_fetch(report)
-            if self.settings.cloud_cleanup.enabled:
-                deleted, errors = await cloud_cleanup(
-                    self.api, self.engine, self.account_id, self.destinations
+            try:
+                async with asyncio.timeout(deadline):
+                    await self.auth.ensure()
+                    await self._discover_and_fetch(report)
+            except TimeoutError:
+                limit = self.settings.limits.sync_deadline
+                report.errors.append(
+                    f"sync stopped at its deadline (limits.sync_deadline = {limit}); "
+                    "the clips left are fetched by the next run"
                 )
-                report.cloud_deleted += deleted
-                report.errors.extend(errors)
+            except httpx.HTTPError as exc:
+                report.errors.append(f"cannot reach Blink: {one_line(exc)} ({type(exc).__name__})")
+            else:
+                if self.settings.cloud_cleanup.enabled:
+                    deleted, errors = await cloud_cleanup(
+                        self.api, self.engine, self.account_id, self.destinations
+                    )
+                    report.cloud_deleted += deleted
+                    report.errors.extend(errors)
         finally:
             for source in self.sources:
                 part = source.report()
@@ -144,6 +156,7 @@ class SyncJob:
                 report.new += part.new
                 report.pages += part.pages
                 report.errors.extend(part.errors)
+                report.notes.extend(part.notes)
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
             report.duration_s = round(time.monotonic() - started, 3)
@@ -153,6 +166,7 @@ class SyncJob:
         general: asyncio.Queue[Item | None] = asyncio.Queue()
         lanes: dict[Hashable, asyncio.Queue[Item | None]] = {}
         queued: set[int] = set()
+        grace = timedelta(minutes=self.settings.sync.partial_grace_minutes)
         present = await asyncio.to_thread(repo.sources_with_clips, self.engine, self.account_id)
         self._seen_sources = set(present)
 
@@ -177,7 +191,7 @@ class SyncJob:
             if clips:
                 self._seen_sources.add(source.name)
             for c in clips:
-                if c.id is None or c.id in queued or c.deleted_upstream or c.partial:
+                if c.id is None or c.id in queued or c.deleted_upstream or not partial_ready(c, grace):
                     continue
                 if c.state not in repo.PENDING_STATES:
                     continue
@@ -224,6 +238,8 @@ class SyncJob:
                     tg.create_task(worker())
         except* (AuthError, ConfigError) as group:
             raise group.exceptions[0] from None
+        except* (ArchiverError, httpx.HTTPError, OSError) as group:  # one line, never "unexpected"
+            report.errors.append(one_line(group.exceptions[0]))
 
     @staticmethod
     async def _guarded(step: Awaitable[None], report: SyncReport) -> None:
@@ -234,6 +250,8 @@ class SyncJob:
             raise
         except ArchiverError as exc:
             report.errors.append(one_line(exc))
+        except httpx.HTTPError as exc:  # retries exhausted on a connection error
+            report.errors.append(f"cannot reach Blink: {one_line(exc)} ({type(exc).__name__})")
 
     async def _one(self, source: Source, clip: Clip, report: SyncReport) -> None:
         """The duplicate rule, then fetch → store. An account whose clips all come from one source pays
@@ -286,6 +304,7 @@ class SyncJob:
                 key = sibling(task.key, ".jpg")
                 task.files.append(StagedFile(ObjectKind.thumbnail, thumb.path, key, thumb.size, thumb.sha256))
             task.has_thumbnail = thumb is not None
+            task.thumbnail_error = staged.thumbnail_error
             task.warnings.extend(staged.notes)
             if self.processor is not None:
                 await process_clip(self.processor, task)

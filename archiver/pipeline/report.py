@@ -29,6 +29,7 @@ class SyncReport(BaseModel):
     duration_s: float = 0.0
     errors: list[str] = Field(default_factory=list)  # run-level problems (auth, listing, a source)
     clip_errors: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # worth saying, not a failure (a repaired cursor…)
     sources: dict[str, SerializeAsAny[SourceReport]] = Field(default_factory=dict)
 
     @property

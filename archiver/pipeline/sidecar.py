@@ -32,6 +32,10 @@ def write_sidecar(task: ClipTask, account: str) -> StagedFile:
         "codec": facts.codec if facts else clip.codec,
         "manifest_size": clip.size_hint,
         "files": {f.kind.value: {"key": f.key, "size": f.size, "sha256": f.sha256} for f in task.files},
+        "thumbnail": {
+            "source": "blink" if task.has_thumbnail else "generated",
+            "blink_error": task.thumbnail_error,
+        },
     }
     path = task.work / "sidecar.json"
     data = json.dumps(doc, indent=2, sort_keys=True).encode()

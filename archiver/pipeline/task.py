@@ -18,6 +18,7 @@ class Staged:
     clip: Fetched
     thumbnail: Fetched | None = None
     notes: list[str] = field(default_factory=list)
+    thumbnail_error: str | None = None  # why Blink's thumbnail could not be used (a generated one is)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class ClipTask:
     key: str
     files: list[StagedFile] = field(default_factory=list)
     has_thumbnail: bool = False
+    thumbnail_error: str | None = None  # Blink's thumbnail could not be fetched: this is why
     facts: MediaFacts | None = None
     warnings: list[str] = field(default_factory=list)
 

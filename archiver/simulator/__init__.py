@@ -7,9 +7,13 @@ with Simulator(SimConfig(two_factor=False)) as sim:
     cam = sim.add_camera(net, "Front Door")
     sim.add_clips(cam, 3)
     ...  # point every Blink host (OAuth, rest-prod, rest-{tier}) at sim.url
+
+``sim.faults`` injects transport faults; ``sim.quirks`` (``MediaQuirks``) turns on the media, listing
+and USB behaviours of the real service and of hostile servers (CDN redirects, 403 clips, skewed Date…).
 """
 
+from .quirks import MediaQuirks
 from .server import RequestRecord, Simulator
 from .state import Faults, SimConfig
 
-__all__ = ["Faults", "RequestRecord", "SimConfig", "Simulator"]
+__all__ = ["Faults", "MediaQuirks", "RequestRecord", "SimConfig", "Simulator"]

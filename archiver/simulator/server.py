@@ -37,7 +37,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from .media import ClipBody
+from .media import ClipBody, asset_jpeg, asset_mp4
+from .quirks import Cdn, MediaQuirks, gzip_json
 from .state import MEDIA_NOT_FOUND, ApiError, Faults, SentPin, SimConfig, SimState
 
 SESSION_COOKIE = "blink_sim_session"
@@ -94,6 +95,8 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
     stream: ClipBody | None = None  # streamed media body (overrides ``body``)
     media: bool = False  # a media download: eligible for garbage/truncate faults
+    bps: float = 0.0  # quirk: this body trickles at this many bytes per second
+    endless: bool = False  # quirk: no Content-Length, the body never ends (until the client hangs up)
 
     @classmethod
     def json(cls, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -211,7 +214,13 @@ def _media_changed(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
         page = int(req.query.get("page", "1") or "1")
     except ValueError:
         raise ApiError(400, {"message": "Invalid page", "code": 400}) from None
-    return Response.json(sim.state.media_changed(req.query.get("since"), page))
+    data = sim.state.media_changed(req.query.get("since"), page)
+    q = sim.quirks
+    headers = {"Date": q.listing_date} if q.listing_date else {}
+    if q.listing_padding:
+        headers["Content-Encoding"] = "gzip"
+        return Response(200, gzip_json(data, q.listing_padding), "application/json", headers)
+    return Response.json(data, headers=headers)
 
 
 def _media_response(req: Request, body: ClipBody) -> Response:
@@ -242,13 +251,32 @@ def _media_response(req: Request, body: ClipBody) -> Response:
 @route("GET", r"/api/v2/accounts/(?P<aid>\d+)/media/clip/(?P<mid>\d+)\.mp4")
 def _clip(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     _authed(sim, req, m)
-    return _media_response(req, sim.state.download_clip(int(m["mid"])))
+    mid, q = int(m["mid"]), sim.quirks
+    if mid in q.forbidden_ids:
+        raise ApiError(403, {"message": "Forbidden", "code": 403})
+    body = sim.state.download_clip(mid)
+    if q.redirect_media:
+        return Response(302, b"", None, {"Location": f"{sim.cdn.url}/cdn/clip/{mid}.mp4?sig=s1"})
+    if mid in q.endless_ids:
+        return Response(200, asset_mp4(), "video/mp4", endless=True)
+    resp = _media_response(req, body)
+    if mid in q.trickle_ids:
+        resp.bps = q.trickle_bps
+    return resp
 
 
 @route("GET", r"/api/v2/accounts/(?P<aid>\d+)/media/thumb/(?P<mid>\d+)(?:_s)?(?:\.jpg)?")
 def _thumb(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     _authed(sim, req, m)
-    return Response(200, sim.state.download_thumbnail(int(m["mid"])), "image/jpeg", media=True)
+    mid, q = int(m["mid"]), sim.quirks
+    if mid in q.missing_thumbnail_ids:
+        raise ApiError(404, {"message": "Not Found", "code": 404})
+    body = sim.state.download_thumbnail(mid)
+    if q.redirect_media:
+        return Response(302, b"", None, {"Location": f"{sim.cdn.url}/cdn/thumb/{mid}.jpg?sig=s1"})
+    if mid in q.huge_thumbnail_ids:
+        body = asset_jpeg() + b"\0" * q.huge_thumbnail_bytes
+    return Response(200, body, "image/jpeg", media=True)
 
 
 @route("GET", r"/api/v3/media/accounts/(?P<aid>\d+)/networks/\d+/\w+/(?P<cid>\d+)/thumbnail/thumbnail\.jpg")
@@ -411,6 +439,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.connection.close()
 
+    def _trickle(self, data: bytes, bps: float) -> None:
+        step = max(1, int(bps / 10))
+        for i in range(0, len(data), step):
+            self.wfile.write(data[i : i + step])
+            self.wfile.flush()
+            time.sleep(step / bps)
+
     def _write(self, pieces: Iterable[bytes], bps: float) -> None:
         for piece in pieces:
             if bps > 0:
@@ -441,16 +476,33 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             elif faults.chance(faults.truncate_rate) and stop - start > 1:
                 truncate_at = max(1, int((stop - start) * faults.uniform(0.1, 0.9)))
 
-        self.send_response(resp.status)
+        if "Date" in resp.headers:  # quirk: a skewed Date header instead of the real one
+            self.log_request(resp.status)
+            self.send_response_only(resp.status)
+            self.send_header("Server", self.version_string())
+        else:
+            self.send_response(resp.status)
         if resp.content_type:
             self.send_header("Content-Type", resp.content_type)
         for key, value in resp.headers.items():
             self.send_header(key, value)
-        self.send_header("Content-Length", str(stop - start))
+        if resp.endless:
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(stop - start))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         if req.method == "HEAD":
+            return
+        if resp.endless:  # a valid start, then zeros for ever
+            self.wfile.write(resp.body)
+            while True:
+                self.wfile.write(bytes(_CHUNK))
+        if resp.bps:
+            self._trickle(
+                resp.body if resp.stream is None else b"".join(resp.stream.iter_range(start, stop)), resp.bps
+            )
             return
         if resp.stream is not None:
             pieces: Iterator[bytes] = resp.stream.iter_range(start, stop)
@@ -489,6 +541,7 @@ class Simulator:
         self._rate_lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        self._cdn: Cdn | None = None
 
     # ---------------------------------------------------------------- lifecycle
     def start(self) -> Simulator:
@@ -504,7 +557,23 @@ class Simulator:
         self._thread.start()
         return self
 
+    @property
+    def quirks(self) -> MediaQuirks:
+        """Media, listing and USB behaviours of the real service (see quirks.py)."""
+        return self.state.quirks
+
+    @property
+    def cdn(self) -> Cdn:
+        """The second origin ``quirks.redirect_media`` sends media GETs to (started on first use)."""
+        with self._records_lock:
+            if self._cdn is None:
+                self._cdn = Cdn(self)
+            return self._cdn
+
     def stop(self) -> None:
+        cdn, self._cdn = self._cdn, None
+        if cdn is not None:
+            cdn.stop()
         server, self._server = self._server, None
         if server is None:
             return

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .media import ClipBody, min_clip_size, thumbnail_bytes, thumbnail_sha256
+from .quirks import MediaQuirks
 
 REDIRECT_URI = "immedia-blink://applinks.blink.com/signin/callback"
 UNAUTHORIZED = {"message": "Unauthorized Access", "code": 101}
@@ -289,6 +290,7 @@ class SimState:
     def __init__(self, config: SimConfig, faults: Faults) -> None:
         self.config = config
         self.faults = faults
+        self.quirks = MediaQuirks()  # media/listing/USB behaviours of the real service (quirks.py)
         self.lock = threading.RLock()
         self.networks: dict[int, Network] = {}
         self.cameras: dict[int, Camera] = {}
@@ -817,7 +819,7 @@ class SimState:
         net = self.networks[cam.network_id]
         aid = self.config.account_id
         device = {"owl": "owl", "lotus": "doorbell"}.get(cam.type, "camera")
-        return {
+        item = {
             "id": clip.id,
             "created_at": fmt_ts(clip.created_at),
             "updated_at": fmt_ts(clip.updated_at),
@@ -836,21 +838,41 @@ class SimState:
             "additional_devices": [],
             "time_zone": net.time_zone,
         }
+        return self._quirky_item(clip, item)
+
+    def _quirky_item(self, clip: CloudClip, item: dict[str, Any]) -> dict[str, Any]:
+        q = self.quirks
+        if clip.id in q.partial_ids:
+            item["partial"] = True
+        if q.null_fields:
+            for key in ("watched", "device", "type", "source", "additional_devices", "time_zone"):
+                item[key] = None
+            item["updated_at"] = None
+            for key in ("deleted", "partial"):
+                if not item[key]:
+                    item[key] = None
+        return item
 
     def media_changed(self, since: str | None, page: int) -> dict[str, Any]:
         since_dt = parse_since(since) if since else datetime(1970, 1, 1, tzinfo=UTC)
         page = max(page, 1)
         limit = self.config.page_limit
+        q = self.quirks
+        size = q.short_pages or limit  # short_pages: fewer items than `limit`, yet more pages follow
+        if q.endless_listing:
+            page = 1
         with self.lock:
             items = [c for c in self.clips.values() if c.updated_at >= since_dt]
             items.sort(key=lambda c: (c.created_at, c.id), reverse=True)
-            chunk = items[(page - 1) * limit : page * limit]
-            return {
-                "limit": limit,
-                "purge_id": self.purge_id,
-                "refresh_count": 0,
-                "media": [self._media_item(c) for c in chunk],
-            }
+            chunk = items[(page - 1) * size : page * size]
+            media: list[Any] = [self._media_item(c) for c in chunk]
+            if q.duplicate_items and media:
+                again = dict(media[0])
+                again["updated_at"] = fmt_ts(utcnow() + timedelta(seconds=1))
+                media.append(again)
+            if page == 1:
+                media.extend(q.malformed_items)
+            return {"limit": limit, "purge_id": self.purge_id, "refresh_count": 0, "media": media}
 
     def download_clip(self, media_id: int) -> ClipBody:
         with self.lock:
@@ -885,6 +907,8 @@ class SimState:
                 if self.delete_clip(media_id):
                     self.deleted_cloud_ids.add(media_id)
                     count += 1
+        if not self.quirks.delete_count:
+            return {"message": "Clips deleted successfully", "code": 200}
         return {"message": "Clips deleted successfully", "code": 200, "deleted_count": count}
 
     # ------------------------------------------------------------------ commands
@@ -997,6 +1021,11 @@ class SimState:
                         "created_at": fmt_ts(clip.created_at),
                     }
                 )
+            for n, hostile in enumerate(self.quirks.hostile_manifest_ids):
+                entry = dict(clips[0]) if clips else {"size": "100", "camera_name": "Camera"}
+                entry.update(id=hostile, created_at=fmt_ts(utcnow() - timedelta(seconds=n)))
+                clips.append(entry)
+            clips.extend(self.quirks.malformed_manifest_entries)
             return {"version": "1.0", "manifest_id": manifest.manifest_id, "clips": clips}
 
     def _manifest_clip(self, sm: SyncModule, manifest_id: str, clip_id: str) -> LocalClip:
@@ -1037,7 +1066,7 @@ class SimState:
             clip = self._manifest_clip(sm, manifest_id, clip_id)
             ready = self.uploads.get(clip.uid)
             if ready is None or time.monotonic() < ready:
-                raise ApiError(404, MEDIA_NOT_FOUND)
+                raise ApiError(self.quirks.usb_not_found_status, MEDIA_NOT_FOUND)
             return ClipBody(f"local:{clip.uid}", clip.size)
 
     def delete_local_clip(

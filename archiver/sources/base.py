@@ -78,6 +78,7 @@ class SourceReport(Tally):
     new: int = 0
     pages: int = 0
     errors: list[str] = Field(default_factory=list)  # source-level problems (make the sync exit 1)
+    notes: list[str] = Field(default_factory=list)  # worth saying, not a failure (a repaired cursor…)
 
 
 class Source(Protocol):

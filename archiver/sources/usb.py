@@ -68,6 +68,7 @@ class ModuleReport(Tally):
     status: str = "ok"  # ok | offline | error
     manifest_clips: int = 0
     new: int = 0
+    rejected: int = 0  # manifest entries that failed validation (logged, skipped, never blocking the rest)
     error: str | None = None
 
 
@@ -196,6 +197,11 @@ class UsbSource(SourceBase):
         )
         manifest = await client.manifest()
         result.manifest_clips = len(manifest.clips)
+        if manifest.rejected:
+            result.rejected = len(manifest.rejected)
+            self._report.notes.append(
+                f"{module.label}: {len(manifest.rejected)} manifest entries were unusable and skipped"
+            )
         self._report.listed += len(manifest.clips)
         todo = await asyncio.to_thread(upsert_manifest, self.ctx, module, topo, manifest, result)
         self._report.new += result.new

@@ -1,0 +1,44 @@
+"""The one-shot ``archiver sync`` with Home Assistant: the same clip events and states as the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from archiver.config import Settings
+from archiver.pipeline.report import Reporter, SyncReport
+from archiver.pipeline.runner import sync_and_prune
+
+
+async def sync_and_prune_with_mqtt(
+    settings: Settings,
+    engine: Engine,
+    *,
+    accounts: list[str] | None = None,
+    reporter_factory: Callable[[str], Reporter] | None = None,
+    **kwargs: Any,
+) -> list[SyncReport]:
+    """``sync_and_prune`` (what ``archiver sync`` runs), publishing clip events and states when ``[mqtt]``
+    is set; plain ``sync_and_prune`` otherwise. Availability is left ``online`` at a clean exit, so a
+    CronJob's entities stay usable; a run that dies leaves its last will (``offline``)."""
+    if not settings.mqtt.enabled:
+        return await sync_and_prune(
+            settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs
+        )
+    from archiver.homeassistant.bridge import HomeAssistant  # loads the MQTT client only when used
+
+    ha = HomeAssistant(settings, engine)
+    names = [a.name for a in settings.account_list() if not accounts or a.name in accounts]
+    await ha.start()
+    try:
+        return await ha.observe_sync(
+            names,
+            lambda factory: sync_and_prune(
+                settings, engine, accounts=accounts, reporter_factory=factory, **kwargs
+            ),
+            reporter_factory,
+        )
+    finally:
+        await ha.close(offline=False, timeout=10.0, connect_grace=3.0)

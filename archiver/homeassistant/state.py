@@ -1,0 +1,334 @@
+"""What Home Assistant is told: account and camera states, clip events (payload models), read from the DB.
+
+Everything here is synchronous and reads the database; the bridge runs it in a worker thread. No payload
+holds a secret: Blink URLs (they carry tokens in some accounts), credentials and presigned links never
+appear; error texts go through the log redactor.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from archiver.config import AccountSettings
+from archiver.db import repo
+from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
+from archiver.destinations.base import Destination, check_key
+from archiver.destinations.disk import DiskDestination
+from archiver.homeassistant.discovery import CameraInfo
+from archiver.logs import REDACTOR
+from archiver.notify import needs_login
+from archiver.pipeline.naming import local_time
+from archiver.util import as_utc, one_line
+
+if TYPE_CHECKING:
+    from archiver.destinations.s3 import S3Destination
+
+log = logging.getLogger("archiver.mqtt")
+
+MAX_THUMBNAIL_BYTES = 4 * 1024 * 1024
+THUMBNAIL_KINDS = (ObjectKind.thumbnail, ObjectKind.generated_thumbnail)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return as_utc(ts).isoformat() if ts is not None else None
+
+
+# -- payloads -----------------------------------------------------------------------------------------
+class SyncOutcome(BaseModel):
+    """The last sync of an account, as this process saw it."""
+
+    finished_at: datetime
+    ok: bool
+    message: str = ""
+    login_needed: str | None = None
+    listed: int = 0
+    stored: int = 0
+    failed: int = 0
+
+
+class AccountState(BaseModel):
+    last_sync: str | None  # UTC ISO 8601 (sensor device class timestamp)
+    sync_problem: bool | None  # None until a sync ran
+    login_needed: bool
+    archive_bytes: int
+    failed_clips: int
+    details: dict[str, Any] = Field(default_factory=dict)  # entity attributes
+
+
+class CameraState(BaseModel):
+    last_clip: str | None
+    clips_archived: int
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class StoredFile(BaseModel):
+    destination: str
+    kind: str
+    key: str
+    size: int
+    uri: str | None = None  # file:///… for a disk destination, s3://bucket/key for S3
+    path: str | None = None  # the absolute file name, for a disk destination
+
+
+class ClipEvent(BaseModel):
+    """Sent (not retained) under ``<base_topic>/<account>/clip`` after a clip is stored."""
+
+    id: str  # Blink's media id (cloud) or the Sync Module's clip id (USB)
+    identity: str
+    account: str
+    camera: str | None
+    camera_id: int | None
+    network: str | None
+    network_id: int | None
+    source: str
+    recorded_at: str  # UTC, ISO 8601
+    recorded_at_local: str  # the network's local time, with its offset
+    time_zone: str | None
+    duration_s: float | None
+    size: int | None
+    width: int | None = None
+    height: int | None = None
+    stored_at: str | None
+    key: str | None  # the clip's key in the archive
+    files: list[StoredFile]
+    image_entity: str | None = None  # the camera's thumbnail image entity (its default entity id)
+
+
+# -- login needed -------------------------------------------------------------------------------------
+def login_needed_reason(
+    account: AccountSettings, row: Account | None, error: BaseException | None
+) -> str | None:
+    """Why a person must run `archiver login` for this account, or None.
+
+    Derived today from the last sync's error (``archiver.notify.needs_login``) and from whether a token
+    is stored when no password is configured. One place to rewire once accounts record the reason
+    themselves (``Account.login_needed_reason``)."""
+    if error is not None and needs_login(error):
+        return REDACTOR.scrub(one_line(error, 300)) or "Blink wants a new login"
+    has_token = row is not None and bool(row.access_token or row.refresh_token)
+    if not has_token and account.password is None:
+        return f"not logged in: run `archiver login --account {account.name}`"
+    return None
+
+
+# -- reading the archive ------------------------------------------------------------------------------
+def account_row(s: Session, name: str) -> Account | None:
+    return s.exec(select(Account).where(Account.name == name)).first()
+
+
+def cameras_of(s: Session, account_id: int) -> list[CameraInfo]:
+    """Cameras known from clips and from the homescreen cache, newest name wins."""
+    out: dict[int, CameraInfo] = {}
+    nets = {n.blink_id: n.name for n in repo.networks_of(s, account_id)}
+    for cam in repo.cameras_of(s, account_id):
+        out[cam.blink_id] = CameraInfo(id=cam.blink_id, name=cam.name, network=nets.get(cam.network_id))
+    ids = s.exec(
+        select(Clip.camera_blink_id)
+        .where(Clip.account_id == account_id, col(Clip.camera_blink_id).is_not(None))
+        .distinct()
+    ).all()
+    for cid in ids:
+        if cid is None or cid in out:
+            continue
+        last = s.exec(
+            select(Clip)
+            .where(Clip.account_id == account_id, Clip.camera_blink_id == cid)
+            .order_by(col(Clip.created_at).desc())
+            .limit(1)
+        ).first()
+        if last is not None:
+            out[cid] = CameraInfo(id=cid, name=last.camera_name or f"camera {cid}", network=last.network_name)
+    return sorted(out.values(), key=lambda c: c.id)
+
+
+def latest_stored(s: Session, account_id: int, camera_id: int) -> Clip | None:
+    return s.exec(
+        select(Clip)
+        .where(
+            Clip.account_id == account_id,
+            Clip.camera_blink_id == camera_id,
+            Clip.state == ClipState.stored,
+        )
+        .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
+        .limit(1)
+    ).first()
+
+
+def camera_state(s: Session, account_id: int, camera: CameraInfo) -> tuple[CameraState, Clip | None]:
+    count = s.exec(
+        select(func.count()).where(
+            Clip.account_id == account_id,
+            Clip.camera_blink_id == camera.id,
+            Clip.state == ClipState.stored,
+        )
+    ).one()
+    last = latest_stored(s, account_id, camera.id)
+    return _camera_state(camera, int(count), last), last
+
+
+def _camera_state(camera: CameraInfo, count: int, last: Clip | None) -> CameraState:
+    details: dict[str, Any] = {"camera": camera.name, "camera_id": camera.id, "network": camera.network}
+    if last is not None:
+        details.update(
+            last_clip_id=last.blink_id,
+            last_clip_local=local_time(last.created_at, last.time_zone).isoformat(),
+            last_clip_source=str(last.source),
+        )
+    return CameraState(
+        last_clip=_iso(last.created_at) if last else None, clips_archived=count, details=details
+    )
+
+
+def camera_state_after(camera: CameraInfo, before: CameraState, clip: Clip) -> tuple[CameraState, bool]:
+    """The camera's state once ``clip`` is stored, from the state before it (no query: a backfill of
+    thousands of clips costs no count per clip); True when the clip is the camera's newest."""
+    newest = before.last_clip is None or as_utc(clip.created_at) >= datetime.fromisoformat(before.last_clip)
+    if newest:
+        return _camera_state(camera, before.clips_archived + 1, clip), True
+    return before.model_copy(update={"clips_archived": before.clips_archived + 1}), False
+
+
+def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | None) -> AccountState:
+    row = account_row(s, account.name)
+    archive = failed = 0
+    last_sync: datetime | None = outcome.finished_at if outcome else None
+    if row is not None and row.id is not None:
+        archive = repo.archive_bytes(s, row.id)
+        failed = int(
+            s.exec(
+                select(func.count()).where(Clip.account_id == row.id, Clip.state == ClipState.failed)
+            ).one()
+        )
+        if last_sync is None:  # before this process synced: the last listing the database remembers
+            cur = repo.get_cursor(s, row.id)
+            last_sync = cur.updated_at if cur else None
+    reason = outcome.login_needed if outcome else login_needed_reason(account, row, None)
+    details: dict[str, Any] = {"account": account.name, "login_reason": reason}
+    if outcome is not None:
+        details.update(
+            last_error=outcome.message or None,
+            last_listed=outcome.listed,
+            last_stored=outcome.stored,
+            last_failed=outcome.failed,
+        )
+    return AccountState(
+        last_sync=_iso(last_sync),
+        sync_problem=None if outcome is None else not outcome.ok,
+        login_needed=reason is not None,
+        archive_bytes=archive,
+        failed_clips=failed,
+        details=details,
+    )
+
+
+def _s3(dest: Destination | None) -> S3Destination | None:
+    if dest is None or isinstance(dest, DiskDestination):
+        return None
+    from archiver.destinations.s3 import S3Destination  # boto3 is loaded already when S3 is in use
+
+    return dest if isinstance(dest, S3Destination) else None
+
+
+def _path(dest: Destination | None, key: str) -> str | None:
+    return str(dest.root.expanduser().resolve() / key) if isinstance(dest, DiskDestination) else None
+
+
+def _uri(dest: Destination | None, key: str) -> str | None:
+    if isinstance(dest, DiskDestination):
+        return (dest.root.expanduser().resolve() / key).as_uri()
+    s3 = _s3(dest)
+    return f"s3://{s3.bucket}/{s3.prefix}{key}" if s3 is not None else None
+
+
+def clip_event(
+    s: Session, account: str, clip: Clip, destinations: Sequence[Destination], image_entity: str | None
+) -> ClipEvent:
+    assert clip.id is not None
+    by_name = {d.name: d for d in destinations}
+    objects = repo.objects_of(s, clip.id)
+    files = [
+        StoredFile(
+            destination=o.destination,
+            kind=o.kind.value,
+            key=o.key,
+            size=o.size,
+            uri=_uri(by_name.get(o.destination), o.key),
+            path=_path(by_name.get(o.destination), o.key),
+        )
+        for o in sorted(objects, key=lambda o: (o.kind.value, o.destination))
+    ]
+    main = next((o for o in objects if o.kind == ObjectKind.transcode), None) or next(
+        (o for o in objects if o.kind == ObjectKind.clip), None
+    )
+    return ClipEvent(
+        id=clip.blink_id,
+        identity=clip.identity,
+        account=account,
+        camera=clip.camera_name,
+        camera_id=clip.camera_blink_id,
+        network=clip.network_name,
+        network_id=clip.network_blink_id,
+        source=str(clip.source),  # a plain string once sources are registered by name
+        recorded_at=_iso(clip.created_at) or "",
+        recorded_at_local=local_time(clip.created_at, clip.time_zone).isoformat(),
+        time_zone=clip.time_zone,
+        duration_s=clip.duration,
+        size=clip.size,
+        width=clip.width,
+        height=clip.height,
+        stored_at=_iso(clip.stored_at),
+        key=main.key if main else None,
+        files=files,
+        image_entity=image_entity,
+    )
+
+
+def read_thumbnail(objects: Sequence[StoredObject], destinations: Sequence[Destination]) -> bytes | None:
+    """The clip's thumbnail bytes from the first destination that can give them (disk before S3)."""
+    by_name = {d.name: d for d in destinations}
+    ordered = sorted(
+        (o for o in objects if o.kind in THUMBNAIL_KINDS),
+        key=lambda o: (
+            THUMBNAIL_KINDS.index(o.kind),
+            not isinstance(by_name.get(o.destination), DiskDestination),
+        ),
+    )
+    for obj in ordered:
+        dest = by_name.get(obj.destination)
+        if dest is None or obj.size > MAX_THUMBNAIL_BYTES:
+            continue
+        try:
+            data = _read_small(dest, obj.key)
+        except Exception as exc:  # one unreadable thumbnail must not stop the others
+            log.debug("mqtt: thumbnail %s in %s unreadable: %s", obj.key, dest.name, exc)
+            continue
+        if data:
+            return data
+    return None
+
+
+def _read_small(dest: Destination, key: str) -> bytes | None:
+    check_key(key, dest.name)
+    if isinstance(dest, DiskDestination):
+        root = dest.root.expanduser().resolve()
+        path = (root / key).resolve()
+        if not path.is_relative_to(root) or not path.is_file():
+            return None
+        with path.open("rb") as fh:
+            return fh.read(MAX_THUMBNAIL_BYTES)
+    s3 = _s3(dest)
+    if s3 is None:
+        return None
+    resp = s3.client.get_object(Bucket=s3.bucket, Key=f"{s3.prefix}{key}")
+    body = resp["Body"]
+    try:
+        return bytes(body.read(MAX_THUMBNAIL_BYTES))
+    finally:
+        body.close()
