@@ -642,3 +642,17 @@ def test_worker_with_refresh_always_refused_sends_one_pin_and_one_notification(
     assert sim.request_count("/oauth/") - oauth_before == 1 + 4
     assert len(sent) == 1 and "needs `archiver login`" in sent[0][0]
     assert repo.login_needed(worker.engine, "default") is not None
+
+
+def test_the_mqtt_state_reads_the_accounts_login_needed_mark() -> None:
+    from pydantic import SecretStr
+
+    from archiver.config import AccountSettings
+    from archiver.homeassistant.state import login_needed_reason
+
+    account = AccountSettings(name="default", password=SecretStr("configured"))
+    row = Account(name="default", hardware_id="HW", access_token=None, login_needed_reason="Blink asked")
+    assert login_needed_reason(account, row, None) == "Blink asked"
+    row.login_needed_reason = None
+    row.access_token = "tok"
+    assert login_needed_reason(account, row, None) is None
