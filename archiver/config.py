@@ -120,6 +120,16 @@ class BlinkSettings(Section):
             raise ValueError(f"must be a URL with {{tier}} as its only field ({exc})") from None
         return v
 
+    @field_validator("auth")
+    @classmethod
+    def _no_legacy(cls, v: str) -> str:
+        if v == "legacy":  # the seeds' v4/v5 login: removed from the archiver
+            raise ValueError(
+                "the legacy v4/v5 login answers HTTP 426 for every app version since mid-2026 and was "
+                'removed; use auth = "oauth" (the default)'
+            )
+        return v
+
     def hosts(self, tier: str | None) -> tuple[str, str, str]:
         """(oauth, rest-prod, regional rest) base URLs."""
         if self.server_url:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from archiver.config import NotifySettings, parse_duration
-from archiver.errors import AuthError, TwoFactorRequired
+from archiver.errors import AuthError, LoginNeeded, RefreshRefused, RefreshUnavailable, TwoFactorRequired
 from archiver.logs import REDACTOR
 
 log = logging.getLogger("archiver.notify")
@@ -22,8 +22,10 @@ log = logging.getLogger("archiver.notify")
 
 def needs_login(exc: BaseException | None) -> bool:
     """A PIN / fresh login is needed: only a person can fix this, so say so at once."""
-    if isinstance(exc, TwoFactorRequired):
+    if isinstance(exc, TwoFactorRequired | LoginNeeded):
         return True
+    if isinstance(exc, RefreshRefused | RefreshUnavailable):
+        return False  # the token is kept and the next run tries again; a long streak is reported as failing
     return isinstance(exc, AuthError) and "archiver login" in str(exc)
 
 
@@ -150,7 +152,7 @@ class AlertTracker:
                         (
                             f"blink-archiver: account {account} needs `archiver login`",
                             f"Blink wants a new login for account {account} "
-                            f"(2FA PIN or expired session): "
+                            f"(2FA PIN or expired session); its syncs do not sign in again until you "
                             f"run `archiver login --account {account}`. Last error: {message}",
                         )
                     )

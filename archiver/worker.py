@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from archiver.config import Settings, parse_duration
+from archiver.db.repo import login_needed
 from archiver.errors import ArchiverError, describe
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, Metrics, database_ready
@@ -85,6 +86,8 @@ class Worker:
         if running is not None and now - running > limit:
             return False, f"a sync has been running for {(now - running) / 60:.0f} min"
         for acct in self.settings.account_list():
+            if login_needed(self.engine, acct.name):
+                return False, f"account {acct.name}: login needed (run `archiver login`)"
             since = self.alerts.failing_since(acct.name)
             if since is not None and now - since > limit:
                 return False, f"account {acct.name}: syncs failing for {(now - since) / 60:.0f} min"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import stat
@@ -21,10 +22,17 @@ def sim2fa() -> Simulator:
         yield s
 
 
+def login_two_phase(env: dict[str, str], pin: str = PIN) -> None:
+    """`archiver login` without a terminal, then `archiver login --pin` (what a script does)."""
+    res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD + "\n")
+    assert res.returncode == 2 and "archiver login --pin" in res.stderr, res.stderr
+    res = run_cli(["login", "--pin", pin], env)
+    assert res.returncode == 0, res.stderr
+
+
 def test_login_with_pin_then_sync_reuses_the_stored_token(tmp_path: Path, sim2fa: Simulator) -> None:
     env = cli_env(tmp_path, sim2fa)
-    res = run_cli(["login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD + "\n")
-    assert res.returncode == 0, res.stderr
+    login_two_phase(env)
     assert sim2fa.login_count == 1
     res = run_cli(["sync"], env)
     assert res.returncode == 0, res.stderr
@@ -38,8 +46,15 @@ def test_wrong_password_is_a_clear_error_with_exit_2(tmp_path: Path, sim2fa: Sim
     res = run_cli(["sync"], env)
     assert res.returncode == 2
     lines = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
-    assert lines == ["error: Blink rejected the username or password"]
+    assert len(lines) == 1
+    assert lines[0].startswith("error: login needed: Blink rejected the configured username or password")
+    assert "`archiver login`" in lines[0]
     assert "wrong-secret-pw" not in res.stdout + res.stderr
+    # a refused password is not tried again by a machine (lock-out risk): the next sync stops at once
+    posts = sim2fa.request_count("/oauth/v2/signin", "POST")
+    res = run_cli(["sync"], env)
+    assert res.returncode == 2 and "login needed" in res.stderr
+    assert sim2fa.request_count("/oauth/v2/signin", "POST") == posts == 1
 
 
 def test_2fa_in_a_non_interactive_sync_says_to_run_login(tmp_path: Path, sim2fa: Simulator) -> None:
@@ -52,28 +67,37 @@ def test_2fa_in_a_non_interactive_sync_says_to_run_login(tmp_path: Path, sim2fa:
 
 def test_wrong_pin_is_rejected_with_exit_2(tmp_path: Path, sim2fa: Simulator) -> None:
     env = cli_env(tmp_path, sim2fa)
-    res = run_cli(["login", "--username", USER, "--password-stdin", "--pin", "000000"], env, input=PASSWORD)
+    res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD)
     assert res.returncode == 2
-    assert "PIN" in res.stderr
+    res = run_cli(["login", "--pin", "000000"], env)
+    assert res.returncode == 2
+    assert "PIN" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_passwords_and_tokens_never_reach_the_output(tmp_path: Path, sim2fa: Simulator) -> None:
     env = cli_env(tmp_path, sim2fa)
-    out = run_cli(["-v", "login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD)
+    out = run_cli(["-v", "login", "--username", USER, "--password-stdin"], env, input=PASSWORD)
+    db = sqlite3.connect(tmp_path / "archiver.db")
+    (pending,) = db.execute("select pending_signin from account").fetchone()
+    doc = json.loads(pending)  # the waiting sign-in's secrets: CSRF token, PKCE verifier, cookies
+    pending_secrets = [doc["csrf"], doc["verifier"], *(c["value"] for c in doc["cookies"])]
+    out_wrong = run_cli(["-v", "login", "--pin", "654321"], env)
+    out_pin = run_cli(["-v", "status"], env)
+    out_ok = run_cli(["-v", "login", "--pin", PIN], env)
     sim2fa.expire_tokens()  # force a refresh too
     out2 = run_cli(["-v", "sync"], env)
     out3 = run_cli(["-v", "status"], env)
-    text = "".join(r.stdout + r.stderr for r in (out, out2, out3))
-    assert out2.returncode == 0, out2.stderr
-    db = sqlite3.connect(tmp_path / "archiver.db")
+    runs = (out, out_wrong, out_pin, out_ok, out2, out3)
+    text = "".join(r.stdout + r.stderr for r in runs)
+    assert out_ok.returncode == 0 and out2.returncode == 0, out2.stderr
     access, refresh = db.execute("select access_token, refresh_token from account").fetchone()
-    for secret in (PASSWORD, PIN, access, refresh):
+    for secret in (PASSWORD, PIN, "654321", access, refresh, *pending_secrets):
         assert secret and secret not in text
 
 
 def test_credential_storage_is_not_world_readable(tmp_path: Path, sim2fa: Simulator) -> None:
     env = cli_env(tmp_path, sim2fa)
-    run_cli(["login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD)
+    login_two_phase(env)
     mode = stat.S_IMODE(os.stat(tmp_path / "archiver.db").st_mode)
     assert mode & 0o077 == 0
 
@@ -108,7 +132,7 @@ def test_env_var_with_a_bad_value_names_the_key(tmp_path: Path, sim2fa: Simulato
 
 def test_status_shows_counts_by_state_and_cursor(tmp_path: Path, sim2fa: Simulator) -> None:
     env = cli_env(tmp_path, sim2fa)
-    run_cli(["login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD)
+    login_two_phase(env)
     run_cli(["sync"], env)
     res = run_cli(["status"], env)
     assert res.returncode == 0

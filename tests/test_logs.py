@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from helpers import PASSWORD, PIN, USER, cli_env, run_cli
+from helpers import PASSWORD, USER, cli_env, run_cli
 
 from archiver.logs import REDACTOR, escape_controls, safe_markup, setup_logging
 from archiver.simulator import SimConfig, Simulator
@@ -72,7 +72,7 @@ def test_a_database_error_while_saving_refreshed_tokens_prints_no_token(
     tmp_path: Path, sim_plain: Simulator
 ) -> None:
     env = cli_env(tmp_path, sim_plain)
-    res = run_cli(["login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD)
+    res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD)
     assert res.returncode == 0, res.stderr
     db = sqlite3.connect(tmp_path / "archiver.db")
     db.execute(
@@ -94,7 +94,7 @@ def test_a_database_error_while_saving_refreshed_tokens_prints_no_token(
 
 def test_status_escapes_markup_and_controls_from_the_server(tmp_path: Path, sim_plain: Simulator) -> None:
     env = cli_env(tmp_path, sim_plain)
-    run_cli(["login", "--username", USER, "--password-stdin", "--pin", PIN], env, input=PASSWORD)
+    run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD)
     assert run_cli(["sync"], env).returncode == 0
     db = sqlite3.connect(tmp_path / "archiver.db")
     db.execute("UPDATE clip SET state='failed', attempts=1, last_error=? ", ("[bold red]boom[/]\x1b[2J",))

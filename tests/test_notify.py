@@ -188,8 +188,9 @@ def test_worker_notifies_failing_account_without_secrets(tmp_path: Path, webhook
                 proc.communicate()
     assert len(webhook.payloads) == 1
     payload = webhook.payloads[0]
-    assert "account default is failing" in payload["title"]
-    assert "rejected the username or password" in payload["message"]
+    # a refused configured password marks the account "login needed" (no machine retries it): said at once
+    assert "account default needs `archiver login`" in payload["title"]
+    assert "rejected the configured username or password" in payload["message"]
     raw = b"".join(webhook.raw).decode()
     assert WRONG_PASSWORD not in raw
     assert WRONG_PASSWORD not in out

@@ -107,6 +107,52 @@ def login(sim: Simulator) -> tuple[httpx.Client, dict[str, str], dict]:
 
 
 # ------------------------------------------------------------------------------------------- OAuth
+def start_signin(sim: Simulator, client: httpx.Client) -> tuple[httpx.Response, str]:
+    _, challenge = pkce()
+    r = client.get("/oauth/v2/authorize", params=authorize_params(challenge, str(uuid.uuid4()).upper()))
+    csrf = csrf_of(r.text)
+    form = {"username": sim.config.username, "password": sim.config.password, "csrf-token": csrf}
+    return client.post("/oauth/v2/signin", data=form, follow_redirects=False), csrf
+
+
+@pytest.mark.parametrize("content_type", ["text/html; charset=utf-8", None])
+def test_fresh_pin_per_sign_in_and_the_2fa_content_type_knob(content_type: str | None) -> None:
+    with Simulator(SimConfig(pin=None, two_factor_content_type=content_type)) as sim:
+        a = httpx.Client(base_url=sim.url, follow_redirects=True)
+        b = httpx.Client(base_url=sim.url, follow_redirects=True)
+        ra, csrf_a = start_signin(sim, a)
+        rb, csrf_b = start_signin(sim, b)
+        assert ra.status_code == rb.status_code == 202
+        assert ra.headers.get("content-type") == content_type
+        assert ra.json()["tsv_methods"] == ["sms"]  # the body is JSON whatever the header says
+        (pin_a, pin_b) = (p.pin for p in sim.sent_pins)
+        assert re.fullmatch(r"\d{6}", pin_a) and sim.last_pin() == pin_b
+        if pin_a != pin_b:  # each sign-in takes only its own PIN
+            r = a.post("/oauth/v2/2fa/verify", data={"2fa_code": pin_b, "csrf-token": csrf_a})
+            assert r.status_code == 401
+        r = a.post("/oauth/v2/2fa/verify", data={"2fa_code": pin_a, "csrf-token": csrf_a})
+        assert r.status_code == 201 and r.headers.get("content-type") == content_type
+        sim.config.signin_session_ttl_s = 0  # the open sign-in of b has expired
+        r = b.post("/oauth/v2/2fa/verify", data={"2fa_code": pin_b, "csrf-token": csrf_b})
+        assert r.status_code == 400 and "expired" in r.text
+
+
+@pytest.mark.parametrize(
+    ("refusal", "status"),
+    [("edge-406", 406), ("invalid_grant", 400), ("forbidden", 403), ("server-error", 503)],
+)
+def test_refresh_refusal_knob(sim: Simulator, refusal: str, status: int) -> None:
+    _, _, tokens = login(sim)
+    sim.config.refresh_refusal = refusal
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": "ios"}
+    r = httpx.post(sim.url + "/oauth/token", data=form)
+    assert r.status_code == status and sim.refresh_attempts == 1
+    if refusal == "invalid_grant":
+        assert r.json()["error"] == "invalid_grant"
+    sim.config.refresh_refusal = None
+    assert httpx.post(sim.url + "/oauth/token", data=form).status_code == 200  # the token still works
+
+
 def test_oauth_flow_with_2fa(sim: Simulator) -> None:
     client, headers, tokens = login(sim)
     assert tokens["token_type"] == "Bearer" and tokens["expires_in"] == 14400 and tokens["refresh_token"]
@@ -200,7 +246,7 @@ def test_refresh_rotation_and_expiry(sim: Simulator, world: dict[str, int]) -> N
 
 
 def test_legacy_login_and_pin() -> None:
-    with Simulator(SimConfig()) as sim:
+    with Simulator(SimConfig(legacy_enabled=True)) as sim:
         c = httpx.Client(base_url=sim.url)
         r = c.post(
             "/api/v5/account/login", json={"email": "demo@example.com", "password": "bad", "unique_id": "x"}

@@ -178,13 +178,6 @@ def test_every_stored_object_has_a_row_with_its_hash(tmp_path: Path, sim: Simula
         assert sha256(tmp_path / "archive" / o.key) == o.sha256
 
 
-def test_legacy_login_flow_archives_too(tmp_path: Path, sim: Simulator, camera: int) -> None:
-    sim.add_clips(camera, 2, size=10_000)
-    report = run_sync(make_settings(tmp_path, sim, blink={"auth": "legacy"}))
-    assert report.stored == 2 and report.exit_code == 0
-    assert sim.request_count("/api/v5/account/login") == 1
-
-
 def test_several_accounts_share_one_database_keyed_by_account(
     tmp_path: Path, sim: Simulator, camera: int
 ) -> None:

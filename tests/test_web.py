@@ -413,7 +413,8 @@ def test_serve_answers_pages_and_reports_a_port_in_use(tmp_path: Path) -> None:
         taken.listen(1)
         port = taken.getsockname()[1]
         r = run_cli(["serve", "--port", str(port)], cli_env(tmp_path, _NoSim()), timeout=60)
-    assert r.returncode == 2 and r.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}")
+    assert r.returncode == 2
+    assert r.stderr.startswith(f"error: server.port: 127.0.0.1:{port} is already in use")
 
 
 class _NoSim:

@@ -28,34 +28,88 @@ class TierInfo(Payload):
     account_id: int
 
 
+def _text(v: object) -> object:
+    """Blink's auth answers are loosely typed: a number where a string is expected, null anywhere."""
+    return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
 class TwoFactorChallenge(Payload):
-    """The 202 answer of the sign-in step when a PIN is needed."""
+    """The sign-in answer when a PIN is needed (HTTP 202 or 412). Every field may be missing or null."""
 
     next_time_in_secs: int | None = None
     tsv_methods: list[str] = Field(default_factory=list)
     tsv_state: str | None = None
     phone: str | None = None
+    email: str | None = None
+
+    @field_validator("tsv_methods", mode="before")
+    @classmethod
+    def _methods(cls, v: object) -> object:
+        if v is None:
+            return []
+        if isinstance(v, str):
+            return [v]
+        if isinstance(v, list):
+            return [str(x) for x in v if x is not None]
+        return []
+
+    @field_validator("tsv_state", "phone", "email", mode="before")
+    @classmethod
+    def _strings(cls, v: object) -> object:
+        v = _text(v)
+        return v if isinstance(v, str) else None
+
+    @field_validator("next_time_in_secs", mode="before")
+    @classmethod
+    def _seconds(cls, v: object) -> object:
+        try:
+            return int(v) if v is not None and not isinstance(v, bool) else None  # type: ignore[call-overload]
+        except (TypeError, ValueError):
+            return None
 
     @property
     def is_challenge(self) -> bool:
-        return bool(self.tsv_state or self.tsv_methods or self.next_time_in_secs)
+        return bool(self.tsv_state or self.tsv_methods or self.next_time_in_secs or self.phone)
+
+    @property
+    def sent_to(self) -> str:
+        """Where Blink says it sent the PIN, as it reports it (e.g. "by sms to +1xxxxxxx89")."""
+        how = ", ".join(self.tsv_methods) or self.tsv_state or ""
+        dest = self.phone or self.email or ""
+        if how and dest:
+            return f"by {how} to {dest}"
+        if how or dest:
+            return f"by {how}" if how else f"to {dest}"
+        return "to the phone or e-mail of the account"
 
 
-class LegacyAccount(Payload):
-    account_id: int
-    user_id: int | None = None
-    client_id: int | None = None
-    tier: str | None = None
-    client_verification_required: bool = False
+class TwoFactorVerify(Payload):
+    """The answer to the PIN POST; only ``{"status": "auth-completed"}`` means the PIN was taken."""
+
+    status: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _status(cls, v: object) -> object:
+        v = _text(v)
+        return v if isinstance(v, str) else None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "auth-completed"
 
 
-class LegacyAuth(Payload):
-    token: str
+class OAuthError(Payload):
+    """An OAuth error answer (``{"error": "invalid_grant", ...}``), when it has one."""
 
+    error: str | None = None
+    error_description: str | None = None
 
-class LegacyLogin(Payload):
-    account: LegacyAccount
-    auth: LegacyAuth
+    @field_validator("error", "error_description", mode="before")
+    @classmethod
+    def _strings(cls, v: object) -> object:
+        v = _text(v)
+        return v if isinstance(v, str) else None
 
 
 class HomescreenAccount(Payload):

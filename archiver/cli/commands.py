@@ -17,7 +17,10 @@ from archiver.logs import REDACTOR, escape_controls, safe_markup
 # The pipeline, the Blink client and the ORM load inside the commands that use them: `archiver status`
 # and `--help` start in a fraction of the time.
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from archiver.blink.models import TwoFactorChallenge
+    from archiver.db.models import Account
     from archiver.pipeline.report import SyncReport
 
 
@@ -37,54 +40,123 @@ def login(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
-    pin: Annotated[str | None, typer.Option(help="The 2FA PIN, for scripts.")] = None,
+    pin: Annotated[
+        str | None,
+        typer.Option(help="The PIN Blink sent: finishes the sign-in an earlier `archiver login` started."),
+    ] = None,
     account: Annotated[str | None, typer.Option(help="Account name from [[accounts]].")] = None,
 ) -> None:
-    """Log in once (with the 2FA PIN); the token is stored and reused by every sync."""
+    """Log in once; the token is stored and reused by every sync.
+
+    On a terminal the 2FA PIN is asked in the same run. Without one (scripts, `kubectl exec` without -t)
+    the sign-in is kept and the command exits 2 saying where Blink sent the PIN; then run
+    `archiver login --pin <PIN>` within 10 minutes.
+    """
+    import asyncio
+
+    from archiver.errors import PinNeeded
+
     try:
         s = settings()
         acct = _account(s, account)
-        user = username or acct.username
-        if not user:
-            if not sys.stdin.isatty():
-                raise ConfigError("no username: pass --username or set blink.username")
-            user = typer.prompt("Blink e-mail")
-        if password_stdin:
-            password = sys.stdin.readline().rstrip("\n")
-        elif acct.password and not username:
-            password = acct.password.get_secret_value()
-        elif sys.stdin.isatty():
-            password = getpass.getpass("Blink password: ")
+        if pin is not None:
+            if password_stdin or username:
+                raise ConfigError(
+                    "--pin finishes the sign-in an earlier `archiver login` started: "
+                    "run it without --username/--password-stdin"
+                )
+            REDACTOR.add(pin)
+            user = _finish_pin(s, acct, pin)
         else:
-            raise ConfigError("no password: use --password-stdin or set blink.password")
-        REDACTOR.add(password, pin)
-        import asyncio
+            user = username or acct.username
+            if not user:
+                if not sys.stdin.isatty():
+                    raise ConfigError("no username: pass --username or set blink.username")
+                user = typer.prompt("Blink e-mail")
+            if password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            elif acct.password and not username:
+                password = acct.password.get_secret_value()
+            elif sys.stdin.isatty():
+                password = getpass.getpass("Blink password: ")
+            else:
+                raise ConfigError("no password: use --password-stdin or set blink.password")
+            REDACTOR.add(password)
+            from archiver.db.engine import open_engine
+            from archiver.pipeline.runner import make_account_sync
 
-        from archiver.db.engine import open_engine
-        from archiver.pipeline.runner import make_account_sync
+            async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
+                if not sys.stdin.isatty():
+                    return None  # the sign-in is kept: `archiver login --pin` finishes it
+                code = await asyncio.to_thread(typer.prompt, f"2FA PIN Blink sent {challenge.sent_to}")
+                REDACTOR.add(code)
+                return str(code)
 
-        async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
-            if pin:
-                return pin
-            if not sys.stdin.isatty():
-                return None
-            where = ", ".join(challenge.tsv_methods) or challenge.tsv_state or "SMS/e-mail"
-            return await asyncio.to_thread(typer.prompt, f"2FA PIN Blink sent you ({where})")
+            engine = open_engine(s)
+            acct = acct.model_copy(update={"username": user})
 
-        engine = open_engine(s)
-        acct = acct.model_copy(update={"username": user})
+            async def go() -> None:
+                sync = make_account_sync(s, engine, acct)
+                try:
+                    await sync.auth.login(user, password, ask_pin)
+                finally:
+                    await sync.aclose()
 
-        async def go() -> None:
-            sync = make_account_sync(s, engine, acct)
-            try:
-                await sync.login(user, password, ask_pin)
-            finally:
-                await sync.aclose()
-
-        asyncio.run(go())
+            asyncio.run(go())
+    except PinNeeded as exc:  # not a failure: the next step, said in one line
+        typer.echo(REDACTOR.scrub(str(exc)), err=True)
+        raise typer.Exit(exc.exit_code) from None
     except ArchiverError as exc:
         raise fail(exc) from None
     typer.echo(f"logged in as {user}; the token is stored in {s.database_url.split('://')[0]} database")
+
+
+def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
+    """`archiver login --pin`: finish the pending sign-in (no password, no new PIN)."""
+    import asyncio
+
+    from archiver.db import repo
+    from archiver.db.engine import open_engine
+    from archiver.errors import AuthError
+    from archiver.pipeline.runner import make_account_sync
+
+    engine = open_engine(s)
+    hint = "archiver login" if acct.name == "default" else f"archiver login --account {acct.name}"
+    # the account's stored Blink login is the one the pending sign-in belongs to: leave it as it is
+    sync = make_account_sync(s, engine, acct.model_copy(update={"username": None}))
+    pending = repo.pending_signin(engine, sync.account_id)
+
+    async def go() -> None:
+        try:
+            if pending is None:
+                raise AuthError(f"no sign-in is waiting for a PIN: run `{hint}` first")
+            await sync.auth.complete_pin(pending, pin)
+        finally:
+            await sync.aclose()
+
+    asyncio.run(go())
+    assert pending is not None
+    return pending.username
+
+
+def _print_login_state(console: Console, a: Account) -> None:
+    """The account's "login needed" mark and a sign-in waiting for its PIN, if any."""
+    from rich.markup import escape
+
+    from archiver.db import repo
+
+    hint = "archiver login" if a.name == "default" else f"archiver login --account {a.name}"
+    pending = repo.pending_of(a)
+    if a.login_needed_reason:
+        console.print(
+            f"[red]login needed[/]: {escape(a.login_needed_reason)}; syncs do not sign in until you run "
+            f"`{escape(hint)}`"
+        )
+    if pending is not None and not pending.expired():
+        console.print(
+            f"sign-in waiting for its PIN (sent {escape(pending.sent_to)}): run "
+            f"`{escape(hint)} --pin <PIN>` before {pending.until()}"
+        )
 
 
 def print_reports(reports: list[SyncReport]) -> int:
@@ -196,6 +268,7 @@ def status() -> None:
             if cur is not None and cur.since > datetime.now(UTC) + timedelta(minutes=5):
                 console.print("[red]the cursor is in the future[/]: the next sync repairs it")
             console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
+            _print_login_state(console, a)
             for c in repo.last_errors(ses, a.id):
                 # names come from the server: no markup, no terminal escapes
                 console.print(

@@ -58,6 +58,13 @@ class Account(SQLModel, table=True):
     refresh_token: str | None = None
     token_expires_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    # a sign-in waiting for its PIN (JSON of blink.credentials.PendingSignIn: cookies, CSRF token, PKCE
+    # verifier, hardware id, expiry), stored like the tokens above
+    pending_signin: str | None = None
+    # set when an automatic sign-in stopped at a PIN (or a refused password): syncs do not sign in again
+    # until a person runs `archiver login`
+    login_needed_reason: str | None = None
+    login_needed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
 
 
 class Network(SQLModel, table=True):

@@ -3,14 +3,19 @@ their own read-only aggregate queries."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from archiver.blink.credentials import Credentials, new_hardware_id
+from archiver.blink.credentials import Credentials, PendingSignIn, new_hardware_id, read_spill, spill
 from archiver.db.engine import session_scope
 from archiver.db.models import (
     Account,
@@ -25,7 +30,11 @@ from archiver.db.models import (
     SyncModule,
     utcnow,
 )
+from archiver.errors import ArchiverError
+from archiver.logs import REDACTOR
 from archiver.util import as_utc
+
+log = logging.getLogger("archiver.db")
 
 PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
 ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
@@ -47,6 +56,8 @@ def get_or_create_account(engine: Engine, name: str, username: str | None, auth_
             acct.access_token = acct.refresh_token = None
             acct.token_expires_at = None
             acct.blink_account_id = None
+            acct.pending_signin = acct.login_needed_reason = None
+            acct.login_needed_at = None
             s.add(acct)
         s.flush()
         s.refresh(acct)
@@ -68,10 +79,12 @@ def credentials_of(acct: Account) -> Credentials:
         account_id=acct.blink_account_id,
         user_id=acct.user_id,
         client_id=acct.client_id,
+        login_needed=acct.login_needed_reason,
     )
 
 
 def save_credentials(engine: Engine, account_id: int, creds: Credentials) -> None:
+    """Tokens and the login-needed mark (the pending sign-in has its own functions)."""
     with session_scope(engine) as s:
         acct = s.get(Account, account_id)
         if acct is None:
@@ -84,7 +97,108 @@ def save_credentials(engine: Engine, account_id: int, creds: Credentials) -> Non
         acct.blink_account_id = creds.account_id
         acct.user_id = creds.user_id
         acct.client_id = creds.client_id
+        if creds.login_needed != acct.login_needed_reason:
+            acct.login_needed_reason = creds.login_needed
+            acct.login_needed_at = utcnow() if creds.login_needed else None
         s.add(acct)
+
+
+def save_pending_signin(engine: Engine, account_id: int, pending: PendingSignIn | None) -> None:
+    with session_scope(engine) as s:
+        acct = s.get(Account, account_id)
+        if acct is None:
+            return
+        acct.pending_signin = pending.model_dump_json() if pending is not None else None
+        s.add(acct)
+
+
+def pending_signin(engine: Engine, account_id: int) -> PendingSignIn | None:
+    with session_scope(engine) as s:
+        acct = s.get(Account, account_id)
+        return pending_of(acct) if acct is not None else None
+
+
+def pending_of(acct: Account) -> PendingSignIn | None:
+    if not acct.pending_signin:
+        return None
+    try:
+        pending = PendingSignIn.model_validate_json(acct.pending_signin)
+    except ValidationError:
+        return None
+    REDACTOR.add(*pending.secrets())
+    return pending
+
+
+def login_needed(engine: Engine, account: str) -> str | None:
+    """Why the named account waits for `archiver login` (None: it does not). For /readyz and status."""
+    with session_scope(engine) as s:
+        acct = s.exec(select(Account).where(Account.name == account)).first()
+        return acct.login_needed_reason if acct is not None else None
+
+
+_SAVE_ATTEMPTS = 4
+
+
+class AccountCredentialStore:
+    """The Authenticator's persistence for one account (see ``blink.auth.CredentialStore``).
+
+    A credential save that fails (database locked, connection lost) is retried; if it still fails the
+    credentials are written to ``spill_path`` (0600) so freshly rotated tokens are never lost; the next
+    store for the account moves them into the database. Errors never carry the tokens (no SQL
+    parameters in the message).
+    """
+
+    def __init__(self, engine: Engine, account_id: int, account: str, spill_path: Path | None = None) -> None:
+        self.engine = engine
+        self.account_id = account_id
+        self.account = account
+        self.spill_path = spill_path
+
+    def load(self, row: Account) -> Credentials:
+        creds = credentials_of(row)
+        if self.spill_path is not None and self.spill_path.exists():
+            spilled = read_spill(self.spill_path)
+            if spilled is not None and spilled.hardware_id == row.hardware_id:
+                REDACTOR.add(spilled.access_token, spilled.refresh_token)
+                creds = spilled
+                self.save(creds)  # moves them into the database (and removes the file) when it can
+            elif spilled is None:
+                self.spill_path.unlink(missing_ok=True)
+        return creds
+
+    def save(self, creds: Credentials) -> None:
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception_type((OperationalError, DBAPIError)),
+                wait=wait_exponential(multiplier=0.2, max=2.0),
+                stop=stop_after_attempt(_SAVE_ATTEMPTS),
+                reraise=True,
+            ):
+                with attempt:
+                    save_credentials(self.engine, self.account_id, creds)
+        except (OperationalError, DBAPIError) as exc:
+            cause = REDACTOR.scrub(str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__)
+            if self.spill_path is None:
+                raise ArchiverError(
+                    f"could not save the Blink credentials to the database ({cause})"
+                ) from None
+            spill(self.spill_path, creds)
+            log.error(
+                "could not save the Blink credentials to the database (%s) after %d tries; kept them in %s "
+                "until the database takes them",
+                cause,
+                _SAVE_ATTEMPTS,
+                self.spill_path,
+            )
+            return
+        if self.spill_path is not None:
+            self.spill_path.unlink(missing_ok=True)
+
+    def save_pending(self, pending: PendingSignIn | None) -> None:
+        save_pending_signin(self.engine, self.account_id, pending)
+
+    def load_pending(self) -> PendingSignIn | None:
+        return pending_signin(self.engine, self.account_id)
 
 
 def get_cursor(s: Session, account_id: int, source: str = "cloud") -> Cursor | None:

@@ -108,10 +108,12 @@ def login_needed_reason(
     """Why a person must run `archiver login` for this account, or None.
 
     Derived today from the last sync's error (``archiver.notify.needs_login``) and from whether a token
-    is stored when no password is configured. One place to rewire once accounts record the reason
-    themselves (``Account.login_needed_reason``)."""
+    is stored when no password is configured, and from the account's own mark
+    (``Account.login_needed_reason``, set when an automatic sign-in stopped at a PIN)."""
     if error is not None and needs_login(error):
         return REDACTOR.scrub(one_line(error, 300)) or "Blink wants a new login"
+    if row is not None and row.login_needed_reason:  # an automatic sign-in stopped at a PIN (or password)
+        return REDACTOR.scrub(row.login_needed_reason)
     has_token = row is not None and bool(row.access_token or row.refresh_token)
     if not has_token and account.password is None:
         return f"not logged in: run `archiver login --account {account.name}`"

@@ -75,11 +75,14 @@ class SyncJob:
         assert row.id is not None
         self.account_id: int = row.id
         self.http = BlinkHTTP(settings.blink, transport=transport, limits=settings.limits)
+        store = repo.AccountCredentialStore(
+            engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
+        )
         self.auth = Authenticator(
             self.http,
             settings.blink,
-            repo.credentials_of(row),
-            on_change=lambda c: repo.save_credentials(engine, self.account_id, c),
+            store.load(row),
+            store,
             username=account.username,
             password=account.password.get_secret_value() if account.password else None,
         )

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  username: {config.username}")
     print(f"  password: {config.password}")
     if config.two_factor:
-        print(f"  2FA PIN:  {config.pin}")
+        print(f"  2FA PIN:  {config.pin or 'a fresh one per sign-in (see sent_pins)'}")
     print(f"  tier: {config.tier}  account_id: {config.account_id}")
     print(
         "Point every Blink host (OAuth, rest-prod, rest-{tier}) at the URL above. Ctrl-C to stop.", flush=True

@@ -39,7 +39,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from .media import ClipBody, asset_jpeg, asset_mp4
 from .quirks import Cdn, MediaQuirks, gzip_json
-from .state import MEDIA_NOT_FOUND, ApiError, Faults, SimConfig, SimState
+from .state import MEDIA_NOT_FOUND, ApiError, Faults, SentPin, SimConfig, SimState
 
 SESSION_COOKIE = "blink_sim_session"
 _CHUNK = 64 * 1024
@@ -145,12 +145,17 @@ def _signin(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     status, body = sim.state.oauth_signin(req.cookie(SESSION_COOKIE), req.form())
     if body is None:
         return Response(status, b"", None, {"Location": "/oauth/v2/authorize"})
-    return Response.json(body, status)
+    return _two_factor_answer(sim, body, status)
 
 
 @route("POST", r"/oauth/v2/2fa/verify", "auth")
 def _verify_2fa(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
-    return Response.json(sim.state.oauth_verify_2fa(req.cookie(SESSION_COOKIE), req.form()), 201)
+    return _two_factor_answer(sim, sim.state.oauth_verify_2fa(req.cookie(SESSION_COOKIE), req.form()), 201)
+
+
+def _two_factor_answer(sim: Simulator, body: dict[str, Any], status: int) -> Response:
+    """A JSON body served with the Content-Type the knob says (the real one is unpublished)."""
+    return Response(status, json.dumps(body).encode(), sim.config.two_factor_content_type)
 
 
 @route("POST", r"/oauth/token", "auth")
@@ -748,6 +753,19 @@ class Simulator:
     @property
     def refresh_count(self) -> int:
         return self.state.refresh_count
+
+    @property
+    def refresh_attempts(self) -> int:
+        """Every refresh POST, refused or not."""
+        return self.state.refresh_attempts
+
+    @property
+    def sent_pins(self) -> list[SentPin]:
+        """Every PIN "texted" so far, oldest first (a test reads them the way a user reads an SMS)."""
+        return list(self.state.sent_pins)
+
+    def last_pin(self) -> str | None:
+        return self.state.last_pin()
 
     @property
     def deleted_cloud_ids(self) -> set[int]:

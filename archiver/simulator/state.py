@@ -108,9 +108,15 @@ class Faults:
 class SimConfig:
     username: str = "demo@example.com"
     password: str = "demo-password"
-    pin: str = "123456"
+    # -- sign-in (auth knobs) --
+    pin: str | None = "123456"  # every PIN "texted" is this one; None = a fresh random PIN per sign-in (real)
     two_factor: bool = True
     two_factor_status: int = 202  # 412 = the older "2FA required" answer
+    two_factor_content_type: str | None = "application/json"  # of the 2FA answers; None = no header
+    signin_session_ttl_s: float = 600.0  # how long a sign-in (its cookie and CSRF token) takes a PIN
+    # every refresh answers: None (normal), "edge-406" (Cloudflare, text/plain), "invalid_grant" (400),
+    # "forbidden" (403, HTML) or "server-error" (503)
+    refresh_refusal: str | None = None
     tier: str = "u011"
     account_id: int = 1001
     user_id: int = 2002
@@ -119,7 +125,7 @@ class SimConfig:
     page_limit: int = 25
     host: str = "127.0.0.1"
     port: int = 0
-    legacy_enabled: bool = True
+    legacy_enabled: bool = False  # the real v4/v5 login answers 426 for every app version since mid-2026
     mark_watched_on_download: bool = True
     auth_code_ttl_s: int = 600
 
@@ -207,6 +213,17 @@ class OAuthSession:
     signed_in: bool = False
     needs_2fa: bool = False
     verified: bool = False
+    pin: str | None = None
+    created: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class SentPin:
+    """A PIN the simulated Blink "texted": what a user reads on the phone."""
+
+    to: str
+    pin: str
+    at: float
 
 
 @dataclass
@@ -295,6 +312,8 @@ class SimState:
         self.verified_clients: set[int] = set()
         self.login_count = 0
         self.refresh_count = 0
+        self.refresh_attempts = 0
+        self.sent_pins: list[SentPin] = []
         self.deleted_cloud_ids: set[int] = set()
         self.deleted_local_ids: set[str] = set()
         self._ids = {
@@ -489,6 +508,8 @@ class SimState:
 
     def _session(self, sid: str | None) -> OAuthSession:
         session = self.sessions.get(sid or "")
+        if session is not None and time.time() > session.created + self.config.signin_session_ttl_s:
+            raise ApiError(400, {"error": "invalid_request", "error_description": "Sign-in session expired"})
         if session is None:
             raise ApiError(
                 400,
@@ -528,6 +549,8 @@ class SimState:
             if not self.config.two_factor:
                 return 302, None
             session.needs_2fa = True
+            session.pin = self.config.pin or f"{secrets.randbelow(10**6):06d}"
+            self.sent_pins.append(SentPin("+1xxxxxxx89", session.pin, time.time()))
             body = {
                 "next_time_in_secs": 60,
                 "phone": "+1xxxxxxx89",
@@ -544,7 +567,7 @@ class SimState:
                 raise ApiError(400, {"error": "invalid_request", "error_description": "Invalid CSRF token"})
             if not session.signed_in:
                 raise ApiError(400, {"error": "invalid_request", "error_description": "Not signed in"})
-            if form.get("2fa_code", "").strip() != self.config.pin:
+            if form.get("2fa_code", "").strip() != session.pin:
                 raise ApiError(401, {"error": "invalid_2fa_code", "error_description": "Invalid 2FA code"})
             session.verified = True
             return {"status": "auth-completed"}
@@ -588,6 +611,8 @@ class SimState:
                     )
                 return self._new_tokens(login=True)
             if grant == "refresh_token":
+                self.refresh_attempts += 1
+                self._refusal(self.config.refresh_refusal)
                 token = form.get("refresh_token", "")
                 if token not in self.refresh_tokens:
                     raise ApiError(
@@ -598,6 +623,22 @@ class SimState:
             if grant == "password":
                 raise ApiError(401, {"error": "unsupported_grant_type"})
             raise ApiError(400, {"error": "unsupported_grant_type"})
+
+    @staticmethod
+    def _refusal(kind: str | None) -> None:
+        if kind == "edge-406":
+            raise ApiError(406, "Not Acceptable", content_type="text/plain")
+        if kind == "invalid_grant":
+            raise ApiError(400, {"error": "invalid_grant", "error_description": "Invalid refresh token"})
+        if kind == "forbidden":
+            raise ApiError(403, "<html><body>Forbidden</body></html>", content_type="text/html")
+        if kind == "server-error":
+            raise ApiError(503, {"message": "Service Unavailable", "code": 503})
+
+    def last_pin(self) -> str | None:
+        """The PIN of the latest "SMS" (None when none was sent)."""
+        with self.lock:
+            return self.sent_pins[-1].pin if self.sent_pins else None
 
     # ------------------------------------------------------------------ legacy login
     def legacy_login(self, body: dict[str, Any]) -> dict[str, Any]:

@@ -150,12 +150,12 @@ LoginCheck = Callable[[Account], str | None]
 
 
 def login_needed(account: Account) -> str | None:
-    """Why this account needs a person to run `archiver login`, or None.
-
-    Today this is what the database knows (no stored session); the worker adds what its alert tracker saw
-    (a PIN or expired-session error, see ``Worker.login_needed``). One function to rewire when accounts
-    record ``login_needed_reason`` themselves.
-    """
+    """Why this account needs a person to run `archiver login`, or None: the mark an automatic sign-in left
+    when Blink asked for a PIN (``Account.login_needed_reason``), else no stored session at all. The worker
+    adds what its last sync saw (``Worker.login_needed``)."""
+    if account.login_needed_reason:
+        reason = REDACTOR.scrub(account.login_needed_reason)
+        return f"{reason}: run `archiver login --account {account.name}`"
     if not account.access_token and not account.refresh_token:
         return f"not logged in: run `archiver login --account {account.name}`"
     return None

@@ -1,7 +1,7 @@
 """Clip.source becomes a plain string (a new source needs no migration); duplicates are data.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"  # re-chained after 0002 (auth) at the merge
 branch_labels = None
 depends_on = None
 
