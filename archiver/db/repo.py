@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from archiver.blink.credentials import Credentials, new_hardware_id
+from archiver.blink.ratelimit import LearnedRate
 from archiver.db.engine import session_scope
 from archiver.db.models import (
     Account,
@@ -18,6 +19,7 @@ from archiver.db.models import (
     ClipState,
     Cursor,
     ObjectKind,
+    RateMemory,
     StoredObject,
     utcnow,
 )
@@ -161,3 +163,22 @@ def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Se
     if account_id is not None:
         q = q.where(Clip.account_id == account_id)
     return s.exec(q.order_by(col(Clip.id).desc()).limit(limit)).all()
+
+
+def learned_rate(engine: Engine, account_id: int) -> LearnedRate | None:
+    """The request rate earlier runs of this account learned from Blink's 429s, if any."""
+    with session_scope(engine) as s:
+        row = s.get(RateMemory, account_id)
+        if row is None:
+            return None
+        return LearnedRate(rate=row.rate, ceiling=row.ceiling, updated_at=_aware(row.updated_at))
+
+
+def save_learned_rate(engine: Engine, account_id: int, learned: LearnedRate | None) -> None:
+    """Remember what this run learned (nothing learned: the earlier memory stays)."""
+    if learned is None:
+        return
+    with session_scope(engine) as s:
+        row = s.get(RateMemory, account_id) or RateMemory(account_id=account_id, rate=0, ceiling=0)
+        row.rate, row.ceiling, row.updated_at = learned.rate, learned.ceiling, utcnow()
+        s.add(row)
