@@ -20,26 +20,42 @@ class Clock:
         return self.now
 
 
+def _start(limiter: RateLimiter, clock: Clock) -> float:
+    """One acquire() on the fake clock (its waits advance the clock instead of sleeping)."""
+
+    async def go() -> float:
+        return await limiter.acquire()
+
+    real = asyncio.sleep
+
+    async def fake_sleep(seconds: float) -> None:
+        clock.now += seconds
+        await real(0)
+
+    asyncio.sleep = fake_sleep  # type: ignore[assignment]
+    try:
+        return asyncio.run(go())
+    finally:
+        asyncio.sleep = real  # type: ignore[assignment]
+
+
 def _run_at(
     limiter: RateLimiter, clock: Clock, seconds: float, *, throttle_above: float | None = None
 ) -> int:
-    """Send requests at the limiter's pace for ``seconds``; a server allowing ``throttle_above`` per
-    sliding second answers 429 past it. Returns how many 429s came."""
+    """Send requests one after another at the limiter's pace for ``seconds``; a server allowing
+    ``throttle_above`` per sliding second answers 429 past it. Returns how many 429s came."""
     sent: list[float] = []
     throttled = 0
     end = clock.now + seconds
     while clock.now < end:
-        clock.now = max(clock.now, limiter._next)
-        started = clock.now
-        limiter._next = started + limiter.interval
+        started = _start(limiter, clock)
         window = [t for t in sent if started - 1.0 < t <= started]
+        clock.now += 0.05  # the answer takes 50 ms
         if throttle_above is not None and len(window) >= throttle_above:
             throttled += 1
-            clock.now += 0.05
             limiter.throttled(started, 2.0)
         else:
             sent.append(started)
-            clock.now += 0.05
             limiter.ok(started)
     return throttled
 
@@ -47,10 +63,9 @@ def _run_at(
 def test_a_429_drops_the_pace_below_where_it_happened() -> None:
     clock = Clock()
     limiter = RateLimiter(10, clock=clock)
-    for i in range(4):
-        limiter.ok(clock.now + i * 0.1)
-    clock.now += 0.4
-    limiter.throttled(clock.now, None)
+    for _ in range(4):
+        limiter.ok(_start(limiter, clock))
+    limiter.throttled(_start(limiter, clock), None)
     # 4 got through in the second before: that is the ceiling, the pace goes just under it
     assert limiter.ceiling == 4
     assert limiter.rate == pytest.approx(3.6)

@@ -28,6 +28,7 @@ they are splitting it). The request pace still bounds how often any of them star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections import deque
@@ -74,10 +75,11 @@ class RateLimiter:
         self._clock = clock
         self._next = 0.0
         self._lock = asyncio.Lock()
-        self._ok: deque[float] = deque()  # start times of recent successful requests
+        self._starts: deque[float] = deque()  # start times of recent requests (minus those throttled)
         self._last_drop = -math.inf
         self._last_step = clock()
         self._since_drop = 0  # successes since the last drop
+        self._probe_steps = 0  # probes above the target since the last drop: each one a bigger step
         self._delayed = False
 
     # -- pacing ----------------------------------------------------------------------------------------
@@ -88,13 +90,15 @@ class RateLimiter:
     async def acquire(self) -> float:
         """Wait for this request's turn; returns its start time (pass it back to ok()/throttled())."""
         async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            self._delayed = wait > 0
-            if wait > 0:
+            self._delayed = False
+            while (wait := self._next - self._clock()) > 0:  # again if a 429 paused everyone meanwhile
+                self._delayed = True
                 await asyncio.sleep(wait)
-                now = self._clock()
-            self._next = max(self._next, now) + self.interval
+            now = self._clock()
+            self._next = now + self.interval
+            self._starts.append(now)
+            while self._starts and self._starts[0] < now - 2.0:
+                self._starts.popleft()
             return now
 
     @property
@@ -109,9 +113,6 @@ class RateLimiter:
     # -- learning --------------------------------------------------------------------------------------
     def ok(self, started: float) -> None:
         """A request that started at ``started`` was not throttled."""
-        self._ok.append(started)
-        while self._ok and self._ok[0] < started - 2.0:
-            self._ok.popleft()
         self._since_drop += 1
         self._recover()
 
@@ -119,9 +120,12 @@ class RateLimiter:
         """A request that started at ``started`` got a 429."""
         now = self._clock()
         self.pause(retry_after if retry_after is not None else DEFAULT_PAUSE_S)
+        with contextlib.suppress(ValueError):
+            self._starts.remove(started)  # it did not count against the server's limit
         if started < self._last_drop:
             return  # sent at the old pace: this episode was already answered
-        recent = sum(1 for t in self._ok if started - 1.0 <= t < started)
+        # what the server let through in the second before (answered or still in flight)
+        recent = sum(1 for t in self._starts if started - 1.0 <= t < started)
         soon = self._since_drop < 10 or now - self._last_drop < self.calm_s
         if self.ceiling is not None and self.rate > self.margin * self.ceiling:
             self.calm_s = min(600.0, self.calm_s * 2)  # probing found the limit again: probe less often
@@ -139,15 +143,14 @@ class RateLimiter:
         self._last_drop = now
         self._last_step = now
         self._since_drop = 0
-        # the next start keeps the new spacing after the pause
-        self._next = max(self._next, now + self.interval)
+        self._probe_steps = 0
 
     def _finite(self, rate: float) -> float:
         """The pace as a number: when unpaced, what the recent successes show (at least the floor)."""
         if not math.isinf(rate):
             return rate
         now = self._clock()
-        return max(self.floor, float(sum(1 for t in self._ok if t >= now - 1.0)))
+        return max(self.floor, float(sum(1 for t in self._starts if t >= now - 1.0)))
 
     def _recover(self) -> None:
         if self.ceiling is None:
@@ -160,8 +163,11 @@ class RateLimiter:
         if self.rate < target:
             self.rate = min(target, self.rate + max((target - self.rate) / 2, 0.05 * target))
         elif now - self._last_drop >= self.calm_s and self.rate < self.maximum:
-            # calm for a while: probe a little above; a ceiling passed without a 429 was too low
-            self.rate = min(self.maximum, self.rate * (1 + self.probe))
+            # calm for a while: probe above, a little first, then in growing steps (up to 10 %); a
+            # ceiling passed without a 429 was too low
+            step = min(0.1, self.probe * 2**self._probe_steps)
+            self._probe_steps += 1
+            self.rate = min(self.maximum, self.rate * (1 + step))
             if self.rate > self.margin * self.ceiling:
                 self.ceiling = self.rate / self.margin
 
