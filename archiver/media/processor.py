@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from archiver.config import ProcessingSettings
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
-from archiver.media.probe import MediaInfo, probe
+from archiver.media.probe import MediaInfo, in_process_available, probe
 from archiver.media.thumbnail import make_preview, make_thumbnail
 from archiver.media.transcode import get_profile, transcode
 
@@ -77,10 +77,11 @@ class MediaProcessor:
 
     @property
     def needs_ffmpeg(self) -> bool:
-        """False only when nothing can ever run (probe off, no transcode, no preview, blink thumbnails)
-        — and even then a clip without a Blink thumbnail needs ffmpeg for a generated one."""
+        """False only when nothing can ever run (probe off or in process, no transcode, no preview, blink
+        thumbnails) — and even then a clip without a Blink thumbnail needs ffmpeg for a generated one."""
         s = self.settings
-        return s.probe or s.transcode != "off" or s.preview != "off" or s.thumbnail != "blink"
+        probe_needs_it = s.probe and not in_process_available()
+        return probe_needs_it or s.transcode != "off" or s.preview != "off" or s.thumbnail != "blink"
 
     @property
     def ffmpeg(self) -> str:
@@ -96,8 +97,9 @@ class MediaProcessor:
 
     def check(self) -> None:
         """Fail early (MediaError) on a configuration that cannot work: no ffmpeg, or no encoder for the
-        transcode profile. Cheap; meant for start-up / ``archiver doctor``."""
-        if not self.needs_ffmpeg:
+        transcode profile, or a configured ffmpeg that is not there. Cheap; meant for start-up /
+        ``archiver doctor``."""
+        if not self.needs_ffmpeg and not self.settings.ffmpeg:
             return
         exe = self.ffmpeg
         if self.settings.transcode != "off":
@@ -133,8 +135,9 @@ class MediaProcessor:
         result = ProcessResult()
         timeout = s.timeout_s
 
-        if s.probe:
-            result.info = await self._job(probe, clip, self.ffmpeg, self.ffprobe, timeout)
+        if s.probe:  # in this process with PyAV (no ffmpeg needed), else an ffmpeg run
+            exe = None if in_process_available() else self.ffmpeg
+            result.info = await self._job(probe, clip, exe, self.ffprobe if exe else None, timeout)
 
         want_thumb = s.thumbnail in ("generated", "both") or not has_blink_thumbnail
         want_transcode = s.transcode != "off"
