@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from archiver.cli import app, fail, settings
-from archiver.config import AccountSettings, Settings
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import REDACTOR
 
-# The pipeline, the Blink client and the ORM load inside the commands that use them: `archiver status`
-# and `--help` start in a fraction of the time.
+# Settings, the pipeline, the Blink client and the ORM load inside the commands that use them:
+# `archiver status` and `--help` start in a fraction of the time.
 if TYPE_CHECKING:
     from archiver.blink.models import TwoFactorChallenge
+    from archiver.config import AccountSettings, Settings
     from archiver.pipeline.sync import SyncReport
 
 
