@@ -8,12 +8,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, create_engine
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from archiver.config import Settings
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -97,6 +98,8 @@ def open_engine(settings: Settings) -> Engine:
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
+    from sqlmodel import Session  # the ORM loads on first use: `archiver status` reads with Core only
+
     with Session(engine, expire_on_commit=False) as session:
         try:
             yield session
