@@ -41,8 +41,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-import ffmpeg as ffmpeg_python
-
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
 
@@ -180,6 +178,8 @@ def parse_ffprobe_json(data: dict) -> MediaInfo:
 
 
 def _decode_cmd(path: str, ffmpeg: str, decode: Decode, loglevel: str) -> list[str]:
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     in_kwargs = {"skip_frame": "nokey"} if decode == "keyframes" else {}
     stream = ffmpeg_python.input(ff.path_arg(path), **in_kwargs).output("-", map="0:v:0", f="null")
     cmd = ff.compile_cmd(stream, ffmpeg, loglevel=loglevel, overwrite=False)
