@@ -6,10 +6,12 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from conftest import make_settings, run_sync
 
 from archiver.blink.ratelimit import LearnedRate, RateLimiter, TransferGate
 from archiver.db import repo
 from archiver.db.engine import open_database
+from archiver.simulator import Simulator
 
 
 class Clock:
@@ -223,3 +225,28 @@ def test_transfer_gate_bounds_concurrent_holders() -> None:
 
     asyncio.run(go())
     assert peak == 2 and gate.active == 0
+
+
+def test_a_sync_finds_the_simulators_limit_and_the_next_run_starts_at_it(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    """End to end against the simulator's rate-limit knob: the user allows 40/s, the server 10/s."""
+    sim.faults.rate_limit_rps = 10
+    sim.faults.retry_after_s = 1
+    sim.add_clips(camera, 12, size=10_000)
+    settings = make_settings(tmp_path, sim, blink={"max_requests_per_second": 40})
+    first = run_sync(settings)
+    assert first.exit_code == 0 and first.stored == 12
+    assert 1 <= first.throttled <= 4
+
+    engine = open_database(settings.database_url)
+    account = repo.get_or_create_account(engine, "default", None, "oauth")
+    assert account.id is not None
+    learned = repo.learned_rate(engine, account.id)
+    engine.dispose()
+    assert learned is not None and learned.rate < 10 and learned.ceiling <= 11
+
+    sim.add_clips(camera, 12, size=10_000)
+    second = run_sync(settings)
+    assert second.exit_code == 0 and second.stored == 12
+    assert second.throttled <= 1  # it starts at the learned pace instead of 40/s

@@ -1,0 +1,108 @@
+"""What ``archiver status`` shows, read with SQLAlchemy Core.
+
+The ORM (SQLModel classes, sessions) costs more start-up time than the queries themselves, so this
+module names the few columns it reads with lightweight ``table()`` constructs instead of importing
+``archiver.db.models``; ``tests/test_db.py`` keeps the names in step with the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, column, func, select, table
+from sqlalchemy.engine import Engine
+
+ACCOUNT = table(
+    "account",
+    column("id", Integer),
+    column("name", String),
+    column("access_token", String),
+    column("tier", String),
+)
+CLIP = table(
+    "clip",
+    column("id", Integer),
+    column("account_id", Integer),
+    column("source", String),
+    column("state", String),
+    column("identity", String),
+    column("attempts", Integer),
+    column("last_error", String),
+)
+STORED_OBJECT = table("storedobject", column("clip_id", Integer), column("size", Integer))
+CURSOR = table(
+    "cursor",
+    column("account_id", Integer),
+    column("source", String),
+    column("since", DateTime(timezone=True)),
+)
+
+
+@dataclass
+class FailedClip:
+    identity: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass
+class AccountSummary:
+    name: str
+    logged_in: bool
+    tier: str | None
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, state) -> clips
+    cursor: datetime | None = None  # where the next cloud listing starts
+    archive_bytes: int = 0
+    failed: list[FailedClip] = field(default_factory=list)  # the newest few
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:  # SQLite returns naive values
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSummary]:
+    """One summary per account, oldest account first."""
+    out: list[AccountSummary] = []
+    with engine.connect() as conn:
+        accounts = conn.execute(
+            select(ACCOUNT.c.id, ACCOUNT.c.name, ACCOUNT.c.access_token, ACCOUNT.c.tier).order_by(
+                ACCOUNT.c.id
+            )
+        ).all()
+        for acct_id, name, token, tier in accounts:
+            summary = AccountSummary(name=name, logged_in=bool(token), tier=tier)
+            rows = conn.execute(
+                select(CLIP.c.source, CLIP.c.state, func.count())
+                .where(CLIP.c.account_id == acct_id)
+                .group_by(CLIP.c.source, CLIP.c.state)
+            )
+            summary.counts = {(str(src), str(state)): int(n) for src, state, n in rows}
+            summary.cursor = _aware(
+                conn.execute(
+                    select(CURSOR.c.since).where(CURSOR.c.account_id == acct_id, CURSOR.c.source == "cloud")
+                ).scalar()
+            )
+            total = select(func.coalesce(func.sum(STORED_OBJECT.c.size), 0))
+            if len(accounts) > 1:  # one account (the usual case) owns every object: no join needed
+                total = total.where(
+                    STORED_OBJECT.c.clip_id.in_(select(CLIP.c.id).where(CLIP.c.account_id == acct_id))
+                )
+            summary.archive_bytes = int(conn.execute(total).scalar() or 0)
+            sources = [src for (src, state), n in summary.counts.items() if state == "failed" and n]
+            if sources:  # naming the sources lets the (account, source, state) index find them
+                failed = conn.execute(
+                    select(CLIP.c.identity, CLIP.c.attempts, CLIP.c.last_error)
+                    .where(
+                        CLIP.c.account_id == acct_id,
+                        CLIP.c.source.in_(sources),
+                        CLIP.c.state == "failed",
+                    )
+                    .order_by(CLIP.c.id.desc())
+                    .limit(last_errors)
+                )
+                summary.failed = [FailedClip(i, int(a or 0), e) for i, a, e in failed]
+            out.append(summary)
+    return out
