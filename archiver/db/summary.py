@@ -24,8 +24,8 @@ CLIP = table(
     "clip",
     column("id", Integer),
     column("account_id", Integer),
-    column("source", String),
-    column("state", String),
+    column("source"),  # untyped: on PostgreSQL these are enum types, and an untyped parameter
+    column("state"),  # lets the server read 'failed' as one (a VARCHAR one would not compare)
     column("identity", String),
     column("attempts", Integer),
     column("last_error", String),
