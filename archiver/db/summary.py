@@ -12,6 +12,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Integer, String, column, func, select, table
 from sqlalchemy.engine import Engine
+from sqlalchemy.types import UserDefinedType
+
+
+class _Label(UserDefinedType[str]):
+    """A text label stored as a PostgreSQL enum type (SQLite: text). Parameters go out untyped, so the
+    server reads 'failed' as its enum; a typed VARCHAR parameter would not compare. No values are
+    listed here, so a state or source added later needs no change."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:  # pragma: no cover - never used to create a table
+        return "TEXT"
 
 ACCOUNT = table(
     "account",
@@ -24,8 +36,8 @@ CLIP = table(
     "clip",
     column("id", Integer),
     column("account_id", Integer),
-    column("source"),  # untyped: on PostgreSQL these are enum types, and an untyped parameter
-    column("state"),  # lets the server read 'failed' as one (a VARCHAR one would not compare)
+    column("source", _Label()),
+    column("state", _Label()),
     column("identity", String),
     column("attempts", Integer),
     column("last_error", String),
