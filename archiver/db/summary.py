@@ -25,6 +25,7 @@ class _Label(UserDefinedType[str]):
     def get_col_spec(self, **kw: object) -> str:  # pragma: no cover - never used to create a table
         return "TEXT"
 
+
 ACCOUNT = table(
     "account",
     column("id", Integer),
