@@ -1,5 +1,6 @@
 """CPU per archived clip (8): user + system CPU of the whole process (its ffmpeg children included) for a
-backlog of clips with the default processing (probe on) and no rate limit, against blinkpy 0.25
+backlog of clips (scenario 1's network) with the default processing (probe on) and no rate limit, against
+blinkpy 0.25
 ``download_videos(delay=0)`` as a process of its own. Both start logged in (tokens stored / passed in);
 both pay their interpreter start-up and imports."""
 
@@ -19,6 +20,7 @@ from harness import (
     oauth_tokens,
     run_child,
     settings_for,
+    sim_opts,
     yes,
 )
 
@@ -26,7 +28,7 @@ from harness import (
 def cpu_per_clip(b: Bench) -> None:
     n = b.args.cpu_clips
     print(f"\n[8] CPU per clip: {n} x {b.args.clip_kib} KiB, default processing, no rate limit", flush=True)
-    opts = {"latency": 0.0, "bandwidth": 0, "clips": n, "size": b.args.clip_kib * 1024}
+    opts = sim_opts(b, clips=n)  # the network of scenario 1: 50 ms per request, 4 MiB/s per connection
     with SimProc(**opts) as sim:
         tokens = oauth_tokens(sim)
         dest = b.tmp / "blinkpy-cpu"
