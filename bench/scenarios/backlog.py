@@ -123,6 +123,12 @@ def whole_process(b: Bench) -> None:
         b.note(f"1w: blinkpy exit {bp.rc}, {bp_files} of {n} clips: {bp.stderr[-300:]}")
     with SimProc(**sim_opts(b)) as sim:
         data = b.tmp / "archiver-1w"
+        data.mkdir()
+        # the database schema exists (a one-time install step, like writing the config); no account yet,
+        # so the timed process logs in
+        from archiver.db.engine import open_database
+
+        open_database(f"sqlite:///{data / 'archiver.db'}").dispose()
         env = archiver_env(sim, data, ARCHIVER_BLINK__MAX_REQUESTS_PER_SECOND="0")
         ar = run_child([*archiver_cmd(), "sync"], env=env)
         c = sim.count()

@@ -1,7 +1,7 @@
 """CPU per archived clip (8): user + system CPU of the whole process (its ffmpeg children included) for a
 backlog of clips (scenario 1's network) with the default processing (probe on) and no rate limit,
-against blinkpy 0.25 ``download_videos(delay=0)`` as a process of its own. Both start logged in (tokens stored / passed in);
-both pay their interpreter start-up and imports."""
+against blinkpy 0.25 ``download_videos(delay=0)`` as a process of its own. Both start logged in
+(tokens stored / passed in); both pay their interpreter start-up and imports."""
 
 from __future__ import annotations
 
