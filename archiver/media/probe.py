@@ -362,6 +362,10 @@ def _probe_av(av: ModuleType, path: str, decode: Decode, deadline: float) -> Med
             duration = float(video.duration * video.time_base)
         end = 0.0
         if decode != "none":
+            # one decoder thread: probes of several clips run in parallel already, and starting a
+            # decoder's thread pool costs more than decoding a few key frames
+            ctx.thread_count = 1
+            ctx.thread_type = "NONE"
             if decode == "keyframes":
                 ctx.skip_frame = "NONKEY"
             try:
