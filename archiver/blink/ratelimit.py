@@ -11,7 +11,8 @@ and learns from 429 answers, additive-increase / multiplicative-decrease with a 
   the last drop belong to the same episode and count once.
 - **Recovery**: while no 429 comes, the pace climbs back towards ``margin x ceiling`` in halving steps
   (each step covers half the remaining gap, once per ``step_s``); after ``calm_s`` without a 429 it
-  probes above, a few per cent per step, and a ceiling that is passed without a 429 moves up with it.
+  probes above: 1 % per step up to the ceiling, then in growing steps, the ceiling moving up with it
+  (the limit was raised). Each probe that meets a 429 again doubles ``calm_s``.
 - **Memory**: :meth:`learned` / :meth:`restore` carry the pace and ceiling from one run to the next
   (the database keeps them per account), so a CronJob starts where the last run ended instead of
   rediscovering the limit with a burst of 429s.
@@ -163,13 +164,16 @@ class RateLimiter:
         if self.rate < target:
             self.rate = min(target, self.rate + max((target - self.rate) / 2, 0.05 * target))
         elif now - self._last_drop >= self.calm_s and self.rate < self.maximum:
-            # calm for a while: probe above, a little first, then in growing steps (up to 10 %); a
-            # ceiling passed without a 429 was too low
-            step = min(0.1, self.probe * 2**self._probe_steps)
-            self._probe_steps += 1
+            # calm for a while: probe above the target. Up to the remembered ceiling in small steps (a
+            # 429 there is likely); past it without a 429 the limit has risen, so in growing steps (up
+            # to 10 %), and the ceiling moves up with the pace
+            if self.rate < self.ceiling:
+                step = self.probe
+            else:
+                step = min(0.1, self.probe * 2**self._probe_steps)
+                self._probe_steps += 1
             self.rate = min(self.maximum, self.rate * (1 + step))
-            if self.rate > self.margin * self.ceiling:
-                self.ceiling = self.rate / self.margin
+            self.ceiling = max(self.ceiling, self.rate)
 
     # -- memory ----------------------------------------------------------------------------------------
     def learned(self) -> LearnedRate | None:
