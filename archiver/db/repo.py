@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import func
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -182,3 +183,37 @@ def save_learned_rate(engine: Engine, account_id: int, learned: LearnedRate | No
         row = s.get(RateMemory, account_id) or RateMemory(account_id=account_id, rate=0, ceiling=0)
         row.rate, row.ceiling, row.updated_at = learned.rate, learned.ceiling, utcnow()
         s.add(row)
+
+
+class ObjectRow(NamedTuple):
+    kind: ObjectKind
+    key: str
+    size: int
+    sha256: str
+
+
+def insert_objects(s: Session, clip_id: int, destination: str, rows: Sequence[ObjectRow]) -> None:
+    """Insert a clip's new object rows in one statement (a clip stored for the first time). Raises
+    IntegrityError if one exists already (an interrupted earlier attempt): use record_object then."""
+    if rows:
+        now = utcnow()
+        s.execute(
+            insert(StoredObject),
+            [
+                {
+                    "clip_id": clip_id,
+                    "destination": destination,
+                    "kind": r.kind,
+                    "key": r.key,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "stored_at": now,
+                }
+                for r in rows
+            ],
+        )
+
+
+def update_clip(s: Session, clip_id: int, values: Mapping[str, Any]) -> None:
+    """Set columns of one clip row without loading it (one UPDATE)."""
+    s.execute(update(Clip).where(col(Clip.id) == clip_id).values(**values))
