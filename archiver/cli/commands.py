@@ -153,8 +153,8 @@ def status() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from archiver.db import repo
-    from archiver.db.engine import open_engine, session_scope
+    from archiver.db.engine import open_engine
+    from archiver.db.summary import account_summaries  # SQLAlchemy Core: no ORM to load
 
     console = Console()
     try:
@@ -162,36 +162,28 @@ def status() -> None:
         engine = open_engine(s)
     except ArchiverError as exc:
         raise fail(exc) from None
-    from sqlmodel import select
-
-    from archiver.db.models import Account
-
-    with session_scope(engine) as ses:
-        accounts = ses.exec(select(Account)).all()
-        if not accounts:
-            typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
-            return
-        for a in accounts:
-            assert a.id is not None
-            cur = repo.get_cursor(ses, a.id)
-            counts = repo.state_counts(ses, a.id)
-            logged_in = "yes" if a.access_token else "no"
-            table = Table(title=f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})")
-            table.add_column("source")
-            for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
-                table.add_column(st, justify="right")
-            for src in ("cloud", "local"):
-                table.add_row(
-                    src,
-                    *(
-                        str(counts.get((src, st), 0))
-                        for st in ("discovered", "downloaded", "stored", "failed", "pruned")
-                    ),
-                )
-            console.print(table)
-            console.print(
-                f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}"
+    accounts = account_summaries(engine)
+    if not accounts:
+        typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
+        return
+    for a in accounts:
+        counts = a.counts
+        logged_in = "yes" if a.logged_in else "no"
+        table = Table(title=f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})")
+        table.add_column("source")
+        for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
+            table.add_column(st, justify="right")
+        for src in ("cloud", "local"):
+            table.add_row(
+                src,
+                *(
+                    str(counts.get((src, st), 0))
+                    for st in ("discovered", "downloaded", "stored", "failed", "pruned")
+                ),
             )
-            console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
-            for c in repo.last_errors(ses, a.id):
-                console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")
+        console.print(table)
+        cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
+        console.print(f"cursor (media/changed since): {cursor}")
+        console.print(f"archive size: {a.archive_bytes / 1e6:.1f} MB")
+        for c in a.failed:
+            console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")
