@@ -34,7 +34,3 @@ class BlinkError(ArchiverError):
 
 class MediaError(ArchiverError):
     """A downloaded body is not a valid clip/thumbnail (wrong type, too small, truncated)."""
-
-
-class LeaseHeld(ArchiverError):
-    exit_code = 0

@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 _PATTERNS = [
@@ -62,6 +63,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc)
 
 
+def _ours(root: logging.Logger) -> list[logging.Handler]:
+    return [h for h in root.handlers if getattr(h, "_archiver", False)]
+
+
+def route_through(handler: logging.Handler) -> Callable[[], None]:
+    """Send the archiver's log lines through ``handler`` instead (e.g. a rich console under a live progress
+    bar, so lines never break it), redacted as usual; returns the function that undoes it."""
+    root = logging.getLogger()
+    previous = _ours(root)
+    handler.addFilter(REDACTOR)
+    handler._archiver = True  # type: ignore[attr-defined]
+    for h in previous:
+        root.removeHandler(h)
+    root.addHandler(handler)
+
+    def undo() -> None:
+        root.removeHandler(handler)
+        for h in previous:
+            root.addHandler(h)
+
+    return undo
+
+
 def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -> None:  # type: ignore[no-untyped-def]
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(REDACTOR)
@@ -71,9 +95,8 @@ def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -
         else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
-    for h in list(root.handlers):
-        if getattr(h, "_archiver", False):
-            root.removeHandler(h)
+    for h in _ours(root):
+        root.removeHandler(h)
     handler._archiver = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level.upper())

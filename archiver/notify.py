@@ -89,7 +89,8 @@ class _Totals:
 
 @dataclass
 class AlertTracker:
-    """Decides what to send after each run; thread-safe; ``send`` is a Notifier.send-like callable."""
+    """Decides what to send after each run (failure streaks, recoveries) and sends it through ``notifier``;
+    thread-safe."""
 
     notifier: Notifier
     failing_for: timedelta

@@ -48,6 +48,19 @@ class VerifyReport(BaseModel):
         return not (self.missing or self.corrupt or self.stray or self.errors)
 
 
+def object_problem(dest: Destination, key: str, size: int, sha256: str) -> tuple[str, str] | None:
+    """Re-read one object: ``None`` when the destination holds it intact, else ("missing" | "corrupt",
+    detail). Shared by ``verify`` and the cloud cleanup (which deletes from Blink only after it)."""
+    info = dest.stat(key)
+    if info is None:
+        return "missing", ""
+    if info.size != size:
+        return "corrupt", f"size {info.size}, expected {size}"
+    if (actual := dest.hash(key)) != sha256:
+        return "corrupt", f"sha256 {actual[:12]}…, expected {sha256[:12]}…"
+    return None
+
+
 def verify(
     session: Session,
     destinations: Mapping[str, Destination],
@@ -98,34 +111,16 @@ def verify(
         if dest_name in down:
             continue
         try:
-            info = dest.stat(key)
-            if info is None:
-                report.missing.append(
-                    ObjectProblem(destination=dest_name, key=key, clip_id=cid, object_id=oid)
-                )
-            elif info.size != size:
-                report.corrupt.append(
-                    ObjectProblem(
-                        destination=dest_name,
-                        key=key,
-                        clip_id=cid,
-                        object_id=oid,
-                        detail=f"size {info.size}, expected {size}",
-                    )
-                )
-            elif (actual := dest.hash(key)) != sha:
-                report.corrupt.append(
-                    ObjectProblem(
-                        destination=dest_name,
-                        key=key,
-                        clip_id=cid,
-                        object_id=oid,
-                        detail=f"sha256 {actual[:12]}…, expected {sha[:12]}…",
-                    )
-                )
-            else:
+            problem = object_problem(dest, key, size, sha)
+            if problem is None:
                 ok_ids.append(oid)
                 report.verified += 1
+            else:
+                what, detail = problem
+                found = ObjectProblem(
+                    destination=dest_name, key=key, clip_id=cid, object_id=oid, detail=detail
+                )
+                (report.missing if what == "missing" else report.corrupt).append(found)
             report.checked += 1
         except Exception as exc:
             report.errors.append(str(exc) if isinstance(exc, DestinationError) else f"{key}: {exc!r}")

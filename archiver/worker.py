@@ -27,6 +27,7 @@ from archiver.errors import ArchiverError
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, HealthServer, Metrics, database_ready
 from archiver.notify import AlertTracker, Notifier
+from archiver.util import one_line
 
 if TYPE_CHECKING:
     from archiver.retention import PruneReport
@@ -39,8 +40,7 @@ STOP_GRACE_S = 8.0  # how long a cancelled job may take to unwind before we give
 
 
 def _one_line(text: str) -> str:
-    lines = text.strip().splitlines()
-    return REDACTOR.scrub(lines[0][:300]) if lines else ""
+    return REDACTOR.scrub(one_line(text, 300))
 
 
 def sync_trigger(settings: Settings) -> IntervalTrigger | CronTrigger:
@@ -104,6 +104,12 @@ class Worker:
                 if self.stopping:
                     break
                 await self.sync_account(account.name)
+            retention = self.settings.retention
+            if not self.stopping and retention.configured and retention.prune_after_sync:
+                try:  # once per tick, under the job:prune lease
+                    await asyncio.to_thread(self.prune_once)
+                except Exception as exc:  # prune trouble never stops the worker
+                    log.warning("prune after sync failed: %s", _one_line(str(exc)))
         except asyncio.CancelledError:
             if not self.stopping:
                 raise  # not our doing

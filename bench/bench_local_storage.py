@@ -19,6 +19,7 @@ from pathlib import Path
 from archiver.config import load_settings
 from archiver.pipeline.runner import open_engine, sync_all
 from archiver.simulator import Faults, SimConfig, Simulator
+from archiver.sources.usb import UsbReport
 
 KINDS = (
     "homescreen",
@@ -79,7 +80,9 @@ def main() -> None:
                 for r in sim.requests
                 if "/local_storage" in r.path or "/command/" in r.path or "homescreen" in r.path
             )
-            stored = report.local.get(str(sm), {}).get("stored", 0)
+            usb = report.sources.get("local")
+            module = usb.modules.get(sm) if isinstance(usb, UsbReport) else None
+            stored = module.stored if module else 0
             print(
                 f"\n{label}: {k} USB clips on the card, {stored} archived, exit {report.exit_code}, "
                 f"{took:.2f} s, {len(sim.requests)} requests in all (incl. auth/listing)"

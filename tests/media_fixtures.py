@@ -3,7 +3,7 @@
 Clips are made once per test session (session-scoped fixtures) so the media tests stay fast. Use the
 fixtures with ``pytest_plugins = ["media_fixtures"]`` in a test module (or import them by name with
 ``# noqa: F401``; ruff then also flags each fixture parameter as F811). The plain helpers
-(:func:`make_clip`, :func:`truncate_copy` ...) are ordinary imports.
+(:func:`make_clip`, :func:`make_audio_only`) are ordinary imports; ``truncate_copy`` is in helpers.py.
 """
 
 from __future__ import annotations
@@ -13,12 +13,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import truncate_copy
 
 from archiver.media.ffmpeg import encoders, find_ffmpeg
 
 
 def ffmpeg_exe() -> str:
     return find_ffmpeg(None)
+
+
+def _lavfi(exe: str, source: str) -> list[str]:
+    """An ffmpeg command line reading the generated ``source`` (quiet, overwriting its output)."""
+    return [exe, "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", source]
 
 
 def make_clip(
@@ -34,18 +40,7 @@ def make_clip(
     """A ``testsrc`` clip: libx264 if the build has it, else mpeg4; optional AAC sine audio."""
     exe = ffmpeg or ffmpeg_exe()
     vcodec = ["-c:v", "libx264", "-pix_fmt", "yuv420p"] if "libx264" in encoders(exe) else ["-c:v", "mpeg4"]
-    cmd = [
-        exe,
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        f"testsrc=size={size}:rate={rate}",
-    ]
+    cmd = _lavfi(exe, f"testsrc=size={size}:rate={rate}")
     if audio:
         cmd += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000"]
     cmd += ["-t", str(seconds), *vcodec]
@@ -59,36 +54,8 @@ def make_clip(
 
 
 def make_audio_only(dst: Path, seconds: float = 1.0) -> Path:
-    exe = ffmpeg_exe()
-    subprocess.run(
-        [
-            exe,
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=16000",
-            "-t",
-            str(seconds),
-            "-c:a",
-            "aac",
-            str(dst),
-        ],
-        check=True,
-        timeout=60,
-    )
-    return dst
-
-
-def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
-    """Copy the first ``keep`` bytes (an int) or fraction (a float < 1) of ``src`` to ``dst``."""
-    data = src.read_bytes()
-    n = int(len(data) * keep) if isinstance(keep, float) else keep
-    dst.write_bytes(data[:n])
+    cmd = [*_lavfi(ffmpeg_exe(), "sine=frequency=440:sample_rate=16000"), "-t", str(seconds), "-c:a", "aac"]
+    subprocess.run([*cmd, str(dst)], check=True, timeout=60)
     return dst
 
 

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from conftest import free_port
+from helpers import free_port
 
 from archiver.config import S3DestinationSettings
 from archiver.destinations.s3 import S3Destination

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, PIN, USER, archive_files, cli_env, run_cli
+from helpers import PASSWORD, PIN, USER, archive_files, cli_env, run_cli
 
 from archiver.simulator import SimConfig, Simulator
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import PASSWORD, USER, archive_files, cli_env, run_cli, sha256
+from helpers import PASSWORD, USER, archive_files, cli_env, run_cli, sha256
 from sqlmodel import Session, func, select
 
 from archiver.db.engine import make_engine
@@ -30,8 +30,11 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
         sim.faults.latency_s = 0.01
         sim.faults.bandwidth_bps = 1_000_000
         env = cli_env(tmp_path, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)
+        cameras = [sim.add_camera(net, "Side Gate")]
         kills = 0
-        for _ in range(10):
+        for _ in range(20):  # until 6 syncs were really interrupted, however fast the machine is
+            if kills >= 6:
+                break
             proc = subprocess.Popen(
                 [sys.executable, "-c", "from archiver.cli import main; main()", "sync"],
                 env=env,
@@ -42,6 +45,8 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
             if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
+            else:  # that sync finished everything: give the next one work to be interrupted in
+                ids += sim.add_clips(cameras[0], 6, size=150_000)
             proc.wait()
         assert kills >= 5, "the loop must really interrupt syncs"
         sim.faults.latency_s = 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel, select
 
 from archiver.db.engine import HEAD_REVISION, _alembic_config, current_revision, make_engine, open_database
 
@@ -30,3 +30,40 @@ def test_opening_an_existing_database_again_is_a_no_op(tmp_path: Path) -> None:
     open_database(url).dispose()
     engine = open_database(url)
     assert current_revision(engine) == HEAD_REVISION
+
+
+def test_upgrading_turns_old_duplicate_markers_into_duplicate_rows(database_url: str) -> None:
+    from alembic import command
+    from sqlalchemy import text
+
+    from archiver.db.engine import make_engine
+    from archiver.db.models import Clip, ClipState
+
+    engine = make_engine(database_url)
+    command.upgrade(_alembic_config(engine), "0001")
+    marker = "duplicate: same recording archived from the cloud as cloud:1"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO account (id, name, auth_kind, hardware_id, created_at) "
+                "VALUES (1, 'home', 'oauth', 'hw', CURRENT_TIMESTAMP)"
+            )
+        )
+        for cid, source, identity, state, error in (
+            (1, "cloud", "cloud:1", "stored", None),
+            (2, "local", "local:5:7:2024-05-01T12:00:00+00:00", "stored", marker),
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO clip (id, account_id, source, identity, blink_id, created_at,"
+                    " deleted_upstream, partial, state, attempts, last_error, discovered_at)"
+                    " VALUES (:id, 1, :source, :identity, 'x', CURRENT_TIMESTAMP, false, false,"
+                    " :state, 0, :error, CURRENT_TIMESTAMP)"
+                ),
+                {"id": cid, "source": source, "identity": identity, "state": state, "error": error},
+            )
+    engine = open_database(database_url)
+    with Session(engine) as s:
+        rows = {c.id: c for c in s.exec(select(Clip))}
+    assert rows[2].state == ClipState.duplicate and rows[2].duplicate_of == 1 and rows[2].last_error is None
+    assert rows[1].state == ClipState.stored and rows[2].source == "local"

@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import sim_config
+from helpers import sim_config
 from sqlalchemy.engine import Engine
 
 from archiver.db.engine import open_database
@@ -18,16 +18,7 @@ from archiver.db.lease import account_lease, release, try_acquire
 from archiver.db.models import utcnow
 from archiver.simulator import Faults, SimConfig, Simulator
 
-pytest_plugins = ["pg_fixtures"]
-
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'lease.db'}"
-    return request.getfixturevalue("pg_url")
 
 
 @pytest.fixture

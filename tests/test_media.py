@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import truncate_copy
 
 import archiver.media.probe as probe_mod
 from archiver.config import ProcessingSettings
@@ -32,13 +33,6 @@ from archiver.simulator.media import ClipBody, asset_jpeg
 # than imported by name so that fixture parameters do not trip ruff's F811 (redefinition of an import).
 # (Nothing else is imported from it: importing before registration would defeat pytest's assert rewriting.)
 pytest_plugins = ["media_fixtures"]
-
-
-def truncate_copy(src: Path, dst: Path, keep: float | int) -> Path:
-    """The first ``keep`` bytes (int) or fraction (float) of ``src`` as ``dst``."""
-    data = src.read_bytes()
-    dst.write_bytes(data[: int(len(data) * keep) if isinstance(keep, float) else keep])
-    return dst
 
 
 def _exe(path: Path, body: str = "#!/bin/sh\nexit 0\n") -> Path:
@@ -416,16 +410,6 @@ def test_processor_without_probe_still_thumbnails_and_previews(clip_copy: Path, 
     res = _process(s, clip_copy, tmp_path / "w")
     assert res.info is None and res.warnings == []
     assert [(d.kind, d.suffix) for d in res.derived] == [("thumbnail", ".jpg"), ("preview", ".gif")]
-
-
-def test_processor_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    MediaProcessor(ProcessingSettings(transcode="h265")).check()
-    assert not MediaProcessor(ProcessingSettings(probe=False)).needs_ffmpeg
-    with pytest.raises(MediaError, match="does not exist"):
-        MediaProcessor(ProcessingSettings(ffmpeg="/nonexistent/ffmpeg")).check()
-    monkeypatch.setattr(ff, "encoders", lambda exe: frozenset({"libx264"}))
-    with pytest.raises(MediaError, match="transcode av1"):
-        MediaProcessor(ProcessingSettings(transcode="av1")).check()
 
 
 def test_processor_probe_failure_raises(truncated_clip: Path, json_file: Path, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import free_port
+from helpers import free_port
 from pydantic import SecretStr
 
 from archiver.config import NotifySettings

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from conftest import make_settings, run_sync
+from helpers import make_settings, run_sync
 
 from archiver.blink.ratelimit import LearnedRate, RateLimiter, TransferGate
 from archiver.db import repo

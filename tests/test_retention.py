@@ -1,19 +1,19 @@
 # ruff: noqa: F811  (pytest fixtures imported from s3_fixtures are shadowed by test parameters)
 from __future__ import annotations
 
-import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from helpers import seed_stored
 from s3_fixtures import moto_server, s3_bucket, unreachable_s3  # noqa: F401
 from sqlmodel import Session, select
 
 from archiver import retention
 from archiver.config import RetentionSettings, S3DestinationSettings
 from archiver.db.engine import open_database, session_scope
-from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
+from archiver.db.models import Clip, ClipState, ObjectKind, StoredObject
 from archiver.destinations import DestinationError, DiskDestination
 from archiver.destinations.s3 import S3Destination
 from archiver.retention import RetentionItem, load_candidates, plan, prune
@@ -167,6 +167,9 @@ def test_plan_100k_items() -> None:
 # -- prune end to end -------------------------------------------------------------------------------
 
 
+BOTH = (ObjectKind.clip, ObjectKind.thumbnail)
+
+
 class FlakyDisk(DiskDestination):
     """A disk destination whose delete fails for chosen keys (a read-only file, a locked share)."""
 
@@ -180,45 +183,6 @@ class FlakyDisk(DiskDestination):
         }
         failures.update(super().delete_many([k for k in keys if k not in self.fail_keys]))
         return failures
-
-
-def populate(engine, tmp_path: Path, destinations: dict, clips: list[tuple[str, datetime, ClipState]]):
-    """Store each (camera, time, state) clip as a clip + thumbnail object in every destination."""
-    keys: dict[int, list[str]] = {}
-    with session_scope(engine) as s:
-        account = Account(name="default", hardware_id="hw")
-        s.add(account)
-        s.flush()
-        for n, (camera, when, state) in enumerate(clips):
-            clip = Clip(
-                account_id=account.id,
-                identity=f"cloud:{n}",
-                blink_id=str(n),
-                network_name="Home",
-                camera_name=camera,
-                camera_blink_id=100 + ord(camera[0]),
-                created_at=when,
-                state=state,
-            )
-            s.add(clip)
-            s.flush()
-            keys[clip.id] = []
-            for kind, ext in ((ObjectKind.clip, "mp4"), (ObjectKind.thumbnail, "jpg")):
-                data = f"{kind} of clip {clip.id}".encode() * 50
-                src = tmp_path / "staging" / f"{clip.id}.{ext}"
-                src.parent.mkdir(parents=True, exist_ok=True)
-                src.write_bytes(data)
-                sha = hashlib.sha256(data).hexdigest()
-                key = f"Home/{camera}/{when:%Y-%m-%d}/{when:%H-%M-%S}_{clip.id}.{ext}"
-                keys[clip.id].append(key)
-                for name, dest in destinations.items():
-                    dest.put(src, key, sha256=sha, metadata={"clip-id": str(clip.id)})
-                    s.add(
-                        StoredObject(
-                            clip_id=clip.id, destination=name, kind=kind, key=key, size=len(data), sha256=sha
-                        )
-                    )
-    return keys
 
 
 def rows(engine) -> set[tuple[int, str, str]]:
@@ -241,9 +205,9 @@ def test_prune_end_to_end_disk_and_s3(s3_bucket, tmp_path: Path) -> None:
     destinations = {"disk": disk, "s3": s3}
     engine = open_database(f"sqlite:///{tmp_path}/db.sqlite")
     day = timedelta(days=1)
-    keys = populate(
+    keys = seed_stored(
         engine,
-        tmp_path,
+        tmp_path / "staging",
         destinations,
         [
             ("Front", NOW - 1 * day, ClipState.stored),  # 1 kept (last 2 of Front)
@@ -255,6 +219,7 @@ def test_prune_end_to_end_disk_and_s3(s3_bucket, tmp_path: Path) -> None:
             ("Back", NOW - 7 * day, ClipState.stored),  # 7 forgotten, plus a row for a removed destination
             ("Back", NOW - 9 * day, ClipState.downloaded),  # 8 not a candidate (not stored)
         ],
+        BOTH,
     )
     with session_scope(engine) as s:
         s.add(
@@ -314,7 +279,13 @@ def test_prune_end_to_end_disk_and_s3(s3_bucket, tmp_path: Path) -> None:
 def test_prune_without_policy_changes_nothing(tmp_path: Path) -> None:
     disk = DiskDestination(tmp_path / "archive")
     engine = open_database(f"sqlite:///{tmp_path}/db.sqlite")
-    populate(engine, tmp_path, {"disk": disk}, [("Front", NOW - timedelta(days=900), ClipState.stored)])
+    seed_stored(
+        engine,
+        tmp_path / "staging",
+        {"disk": disk},
+        [("Front", NOW - timedelta(days=900), ClipState.stored)],
+        BOTH,
+    )
     with session_scope(engine) as s:
         report = prune(s, {"disk": disk}, RetentionSettings(), NOW)
     assert report.clips == 0 and report.errors == [] and len(list(disk.list())) == 2
@@ -323,7 +294,9 @@ def test_prune_without_policy_changes_nothing(tmp_path: Path) -> None:
 def test_load_candidates_sizes_and_labels(tmp_path: Path) -> None:
     engine = open_database(f"sqlite:///{tmp_path}/db.sqlite")
     disk_a, disk_b = DiskDestination(tmp_path / "a", "a"), DiskDestination(tmp_path / "b", "b")
-    populate(engine, tmp_path, {"a": disk_a, "b": disk_b}, [("Front", NOW, ClipState.stored)])
+    seed_stored(
+        engine, tmp_path / "staging", {"a": disk_a, "b": disk_b}, [("Front", NOW, ClipState.stored)], BOTH
+    )
     with Session(engine) as s:
         items, objects = load_candidates(s)
     assert len(items) == 1 and len(objects[items[0].clip_id]) == 4
@@ -338,8 +311,12 @@ def test_prune_skips_an_unreachable_destination_after_one_failure(tmp_path: Path
     disk = DiskDestination(tmp_path / "archive", "disk")
     engine = open_database(f"sqlite:///{tmp_path}/db.sqlite")
     day = timedelta(days=1)
-    populate(
-        engine, tmp_path, {"disk": disk}, [("Front", NOW - n * day, ClipState.stored) for n in range(1, 5)]
+    seed_stored(
+        engine,
+        tmp_path / "staging",
+        {"disk": disk},
+        [("Front", NOW - n * day, ClipState.stored) for n in range(1, 5)],
+        BOTH,
     )
     with session_scope(engine) as s:  # the same objects recorded for an S3 that is now down
         for o in list(s.exec(select(StoredObject))):

@@ -9,13 +9,18 @@ from sqlmodel import SQLModel
 from archiver.db import repo
 from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipSource, ClipState, ObjectKind
-from archiver.db.summary import ACCOUNT, CLIP, CURSOR, STORED_OBJECT, account_summaries
+from archiver.db.summary import ACCOUNT, CLIP, CURSOR, SOURCES, STATES, STORED_OBJECT, account_summaries
 
 
 def test_the_columns_it_reads_are_the_models_columns() -> None:
     for light in (ACCOUNT, CLIP, CURSOR, STORED_OBJECT):
         model = SQLModel.metadata.tables[light.name]
         assert {c.name for c in light.columns} <= {c.name for c in model.columns}
+
+
+def test_its_states_and_sources_are_the_models_enums() -> None:
+    assert tuple(s.value for s in ClipState) == STATES
+    assert tuple(s.value for s in ClipSource) == SOURCES
 
 
 def test_summaries_count_by_source_and_state_and_list_the_newest_failures(database_url: str) -> None:

@@ -3,11 +3,12 @@
 # ruff: noqa: F811
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 
 import boto3
-from conftest import archive_files, make_settings, run_sync
+from helpers import archive_files, make_settings, run_sync
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select
 
@@ -85,8 +86,10 @@ def test_s3_unreachable_marks_nothing_stored_and_the_next_sync_completes(
 
 def test_retention_runs_after_sync_and_rows_follow(tmp_path: Path, sim: Simulator, camera: int) -> None:
     sim.add_clips(camera, 5, size=10_000)
+    from archiver.pipeline.runner import open_engine, sync_and_prune
+
     settings = make_settings(tmp_path, sim, retention={"keep_last": 2})
-    report = run_sync(settings)
+    [report] = asyncio.run(sync_and_prune(settings, open_engine(settings)))
     assert report.stored == 5 and report.pruned == 3
     assert len(archive_files(tmp_path / "archive", ".mp4")) == 2
     with session_scope(open_database(settings.database_url)) as s:
@@ -125,4 +128,24 @@ def test_worker_prune_and_verify_jobs_use_the_configured_destinations(
     assert report is not None and report.pruned == 2
     verified = worker.verify_once()
     assert verified.ok and verified.checked == 3
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 1
+
+
+def test_the_worker_prunes_after_its_syncs_under_the_prune_lease(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    from datetime import timedelta
+
+    from archiver.db.lease import release, try_acquire
+    from archiver.pipeline.runner import open_engine
+    from archiver.worker import Worker
+
+    sim.add_clips(camera, 3, size=10_000)
+    settings = make_settings(tmp_path, sim, retention={"keep_last": 1})
+    engine = open_engine(settings)
+    assert try_acquire(engine, "job:prune", "another-process", timedelta(minutes=5))
+    asyncio.run(Worker(settings, engine).sync_job())
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 3  # another process is pruning: skipped
+    release(engine, "job:prune", "another-process")
+    asyncio.run(Worker(settings, engine).sync_job())
     assert len(archive_files(tmp_path / "archive", ".mp4")) == 1

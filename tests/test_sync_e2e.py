@@ -7,7 +7,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-from conftest import PASSWORD, USER, archive_files, make_settings, run_sync, sha256
+from helpers import PASSWORD, USER, archive_files, make_settings, run_sync, sha256
 from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope

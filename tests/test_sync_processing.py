@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import archive_files, make_settings, run_sync, sha256
+from helpers import archive_files, make_settings, run_sync, sha256
 from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope

@@ -1,18 +1,18 @@
 # ruff: noqa: F811  (pytest fixtures imported from s3_fixtures are shadowed by test parameters)
 from __future__ import annotations
 
-import hashlib
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
+from helpers import seed_stored
 from s3_fixtures import moto_server, s3_bucket, unreachable_s3  # noqa: F401
 from sqlmodel import Session, select
 
 from archiver.config import S3DestinationSettings
 from archiver.db.engine import open_database, session_scope
-from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
+from archiver.db.models import ClipState, StoredObject
 from archiver.destinations import DiskDestination
 from archiver.destinations.s3 import S3Destination
 from archiver.verify import verify
@@ -21,41 +21,9 @@ WHEN = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def store(engine, tmp_path: Path, destinations: dict, n: int) -> list[str]:
-    keys = []
-    with session_scope(engine) as s:
-        account = Account(name="default", hardware_id="hw")
-        s.add(account)
-        s.flush()
-        for i in range(n):
-            clip = Clip(
-                account_id=account.id,
-                identity=f"cloud:{i}",
-                blink_id=str(i),
-                created_at=WHEN,
-                state=ClipState.stored,
-            )
-            s.add(clip)
-            s.flush()
-            data = f"clip {i} ".encode() * 200
-            src = tmp_path / "staging" / f"{i}.mp4"
-            src.parent.mkdir(parents=True, exist_ok=True)
-            src.write_bytes(data)
-            sha = hashlib.sha256(data).hexdigest()
-            key = f"Home/Front/2024-05-01/12-00-0{i}_{clip.id}.mp4"
-            keys.append(key)
-            for name, dest in destinations.items():
-                dest.put(src, key, sha256=sha, metadata={"clip-id": str(clip.id)})
-                s.add(
-                    StoredObject(
-                        clip_id=clip.id,
-                        destination=name,
-                        kind=ObjectKind.clip,
-                        key=key,
-                        size=len(data),
-                        sha256=sha,
-                    )
-                )
-    return keys
+    """``n`` stored clips, each file in every destination: their keys."""
+    clips = [("Front", WHEN, ClipState.stored)] * n
+    return [key for [key] in seed_stored(engine, tmp_path / "staging", destinations, clips).values()]
 
 
 def verified(engine) -> dict[tuple[str, str], datetime | None]:

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import free_port, sim_config
+from helpers import free_port, sim_config
 from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Clip, ClipState
 from archiver.simulator import SimConfig, Simulator
-
-pytest_plugins = ["pg_fixtures"]
 
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 

@@ -183,12 +183,6 @@ class BlinkAPI:
             raise BlinkError(f"{what}: Blink answered HTTP {resp.status_code}")
         return _parse(CommandRef, resp, what)
 
-    async def request_manifest(self, network_id: int, sync_id: int) -> CommandRef:
-        await self.auth.ensure()
-        return await self.command_post(
-            f"{self.local_storage_url(network_id, sync_id)}/manifest/request", "manifest request"
-        )
-
     async def get_manifest(self, network_id: int, sync_id: int, request_id: int) -> Manifest:
         resp = await self.http.request(
             "GET",
@@ -211,10 +205,3 @@ class BlinkAPI:
 
     def local_clip_url(self, network_id: int, sync_id: int, manifest_id: str, clip_id: str) -> str:
         return f"{self.local_storage_url(network_id, sync_id)}/manifest/{manifest_id}/clip/request/{clip_id}"
-
-    async def request_clip_upload(
-        self, network_id: int, sync_id: int, manifest_id: str, clip_id: str
-    ) -> CommandRef:
-        return await self.command_post(
-            self.local_clip_url(network_id, sync_id, manifest_id, clip_id), "clip upload request"
-        )

@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
@@ -47,9 +47,6 @@ class HttpStats:
     requests: int = 0
     retries: int = 0
     throttled: int = 0
-    refreshes: int = 0
-    bytes_down: int = 0
-    by_status: dict[int, int] = field(default_factory=dict)
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
@@ -147,7 +144,6 @@ class BlinkHTTP:
 
     def _check_status(self, resp: httpx.Response, what: str, turn: float | None = None) -> None:
         status = resp.status_code
-        self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
         if status == 429:
             self.stats.throttled += 1
             delay = _retry_after(resp)
@@ -188,10 +184,8 @@ class BlinkHTTP:
                     observe(what, resp.status_code, time.monotonic() - started)
             if resp.status_code == 401 and authed:
                 await resp.aclose()
-                self.stats.by_status[401] = self.stats.by_status.get(401, 0) + 1
                 if not refreshed and self._refresh is not None:
                     refreshed = True
-                    self.stats.refreshes += 1
                     await self._refresh()
                     continue
                 self._strike("HTTP 401")

@@ -58,7 +58,11 @@ def _root(
 def settings(**overrides: object) -> Settings:
     from archiver.config import load_settings
 
-    s = load_settings(STATE.config, **overrides)
+    return use_settings(load_settings(STATE.config, **overrides))
+
+
+def use_settings(s: Settings) -> Settings:
+    """Set up logging as ``s`` says and keep its passwords out of every message."""
     setup_logging("DEBUG" if STATE.verbose else s.log.level, s.log.json_format)
     REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
     for acct in s.accounts:

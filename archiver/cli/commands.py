@@ -18,7 +18,7 @@ from archiver.logs import REDACTOR
 if TYPE_CHECKING:
     from archiver.blink.models import TwoFactorChallenge
     from archiver.config import AccountSettings, Settings
-    from archiver.pipeline.sync import SyncReport
+    from archiver.pipeline.report import SyncReport
 
 
 def _account(s: Settings, name: str | None) -> AccountSettings:
@@ -133,14 +133,14 @@ def sync(
 
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import sync_all
+    from archiver.pipeline.runner import sync_and_prune
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)
         reports = asyncio.run(
-            sync_all(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
+            sync_and_prune(s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan)
         )
     except ArchiverError as exc:
         raise fail(exc) from None
@@ -149,12 +149,13 @@ def sync(
 
 @app.command()
 def status() -> None:
-    """Cursor, clips by state (cloud and USB separately), last errors, archive size."""
+    """Cursor, clips by source and state (duplicates: stored once from another source), last errors, size."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from archiver.db.engine import open_engine
-    from archiver.db.summary import account_summaries  # SQLAlchemy Core: no ORM to load
+    from archiver.db.summary import SOURCES, STATES, account_summaries  # SQLAlchemy Core: no ORM to load
 
     console = Console()
     try:
@@ -169,21 +170,16 @@ def status() -> None:
     for a in accounts:
         counts = a.counts
         logged_in = "yes" if a.logged_in else "no"
-        table = Table(title=f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})")
+        table = Table(title=f"account {escape(a.name)} (logged in: {logged_in}, tier {a.tier or '?'})")
         table.add_column("source")
-        for st in ("discovered", "downloaded", "stored", "failed", "pruned"):
+        for st in STATES:
             table.add_column(st, justify="right")
-        for src in ("cloud", "local"):
-            table.add_row(
-                src,
-                *(
-                    str(counts.get((src, st), 0))
-                    for st in ("discovered", "downloaded", "stored", "failed", "pruned")
-                ),
-            )
+        for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
+            table.add_row(escape(src), *(str(counts.get((src, st), 0)) for st in STATES))
         console.print(table)
         cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
         console.print(f"cursor (media/changed since): {cursor}")
         console.print(f"archive size: {a.archive_bytes / 1e6:.1f} MB")
         for c in a.failed:
-            console.print(f"[red]failed[/] {c.identity} (attempts {c.attempts}): {c.last_error}")
+            why = escape(c.last_error or "")
+            console.print(f"[red]failed[/] {escape(c.identity)} (attempts {c.attempts}): {why}")

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from archiver.cli import app, fail, settings
+from archiver.cli import STATE, app, fail, use_settings
 from archiver.cli.commands import print_reports
 from archiver.errors import ArchiverError
 
@@ -31,6 +31,7 @@ def demo(
     from archiver.db.engine import open_engine
     from archiver.pipeline.runner import make_account_sync, sync_all
     from archiver.simulator import SimConfig, Simulator
+    from archiver.simulator.settings import settings_for
 
     with Simulator(
         SimConfig(username=DEMO_USER, password=DEMO_PASSWORD, pin=DEMO_PIN, two_factor=True)
@@ -48,13 +49,16 @@ def demo(
                     )
         folder = folder.resolve()
         try:
-            s = settings(
-                data_dir=folder,
-                blink={"server_url": sim.url, "username": DEMO_USER, "max_requests_per_second": 20},
-                database={"url": f"sqlite:///{folder / 'archiver.db'}"},
-                local_storage={"poll_interval_s": 0.2, "busy_pause_s": 0.2},
-                destinations=[],
-                accounts=[],
+            s = use_settings(
+                settings_for(
+                    sim,
+                    folder,
+                    STATE.config,
+                    blink={"max_requests_per_second": 20},
+                    local_storage={"poll_interval_s": 0.2, "busy_pause_s": 0.2},
+                    destinations=[],
+                    accounts=[],
+                )
             )
             engine = open_engine(s)
             typer.echo(f"simulated Blink cloud at {sim.url} (user {DEMO_USER}, PIN {DEMO_PIN})")

@@ -1,21 +1,27 @@
-"""Progress display: a rich bar on a terminal, plain log lines otherwise."""
+"""Progress display: a rich bar on a terminal (log lines printed above it), plain log lines otherwise."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from rich.console import Console
+from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from archiver.db.models import Clip
-from archiver.pipeline.sync import Reporter
+from archiver.logs import route_through
+from archiver.pipeline.report import Reporter
 
 
 class RichReporter(Reporter):
+    """The total counts every source's clips; each settled clip (stored, failed, skipped) advances it."""
+
     def __init__(self, account: str, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         self.progress = Progress(
-            TextColumn(f"[bold]{account}[/]"),
+            TextColumn(f"[bold]{escape(account)}[/]"),
             BarColumn(),
             TextColumn("{task.completed}/{task.total} clips"),
             TextColumn("{task.fields[mb]:.1f} MB"),
@@ -25,6 +31,9 @@ class RichReporter(Reporter):
         )
         self.task = self.progress.add_task("sync", total=0, mb=0.0)
         self._bytes = 0
+        self._undo_logging: Callable[[], None] | None = route_through(
+            RichHandler(console=self.console, show_path=False, markup=False, rich_tracebacks=False)
+        )
 
     def planned(self, total: int) -> None:
         self.progress.update(self.task, total=total)
@@ -38,10 +47,16 @@ class RichReporter(Reporter):
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
         self.progress.advance(self.task)
         if not ok:
-            self.progress.console.print(f"[red]failed[/] {clip.identity}: {message}")
+            self.console.print(f"[red]failed[/] {escape(clip.identity)}: {escape(message)}")
+
+    def clip_skipped(self, clip: Clip, reason: str) -> None:
+        self.progress.advance(self.task)
 
     def close(self) -> None:
         self.progress.stop()
+        if self._undo_logging is not None:
+            self._undo_logging()
+            self._undo_logging = None
 
 
 def make_reporter(account: str) -> Reporter:

@@ -23,11 +23,14 @@ class ClipState(enum.StrEnum):
     stored = "stored"
     failed = "failed"
     pruned = "pruned"  # removed from every destination by retention; the row stays so it is never refetched
+    duplicate = "duplicate"  # the same recording is stored from another source: see ``Clip.duplicate_of``
 
 
 class ClipSource(enum.StrEnum):
+    """The built-in sources' names (``Clip.source`` is a plain string: a new source needs no migration)."""
+
     cloud = "cloud"
-    local = "local"
+    local = "local"  # Sync Module USB storage
 
 
 class ObjectKind(enum.StrEnum):
@@ -111,7 +114,7 @@ class Clip(SQLModel, table=True):
     )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
-    source: ClipSource = ClipSource.cloud
+    source: str = ClipSource.cloud.value  # the name a source is registered under (archiver.sources)
     identity: str  # cloud:<media id> | local:<sync module>:<camera>:<utc instant>
     blink_id: str  # media id (cloud) or the latest manifest clip id (local)
     network_blink_id: int | None = None
@@ -139,6 +142,9 @@ class Clip(SQLModel, table=True):
     discovered_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     stored_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     cloud_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    duplicate_of: int | None = Field(
+        default=None, foreign_key="clip.id", index=True
+    )  # the stored twin (state duplicate)
 
 
 class StoredObject(SQLModel, table=True):

@@ -1,9 +1,10 @@
-"""Queries and state transitions in one place (no SQL built from strings)."""
+"""Clip queries and state transitions (no SQL built from strings). Reports (metrics, retention, verify) keep
+their own read-only aggregate queries."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from sqlalchemy import func, insert, update
@@ -15,24 +16,26 @@ from archiver.blink.ratelimit import LearnedRate
 from archiver.db.engine import session_scope
 from archiver.db.models import (
     Account,
+    Camera,
     Clip,
     ClipSource,
     ClipState,
     Cursor,
+    Network,
     ObjectKind,
     RateMemory,
     StoredObject,
+    SyncModule,
     utcnow,
 )
+from archiver.util import as_utc
 
 PENDING_STATES = (ClipState.discovered, ClipState.downloaded, ClipState.failed)
 ARCHIVED_STATES = (ClipState.stored, ClipState.pruned)
 
 
 def _aware(ts: datetime | None) -> datetime | None:
-    if ts is not None and ts.tzinfo is None:  # SQLite returns naive values
-        return ts.replace(tzinfo=UTC)
-    return ts
+    return None if ts is None else as_utc(ts)  # SQLite returns naive values
 
 
 def get_or_create_account(engine: Engine, name: str, username: str | None, auth_kind: str) -> Account:
@@ -51,6 +54,10 @@ def get_or_create_account(engine: Engine, name: str, username: str | None, auth_
         s.flush()
         s.refresh(acct)
         return acct
+
+
+def accounts(s: Session) -> Sequence[Account]:
+    return s.exec(select(Account).order_by(col(Account.id))).all()
 
 
 def credentials_of(acct: Account) -> Credentials:
@@ -110,11 +117,16 @@ def clips_by_identity(s: Session, account_id: int, identities: Iterable[str]) ->
     return out
 
 
-def pending_clips(s: Session, account_id: int, source: ClipSource | None = None) -> Sequence[Clip]:
+def pending_clips(s: Session, account_id: int, source: str | None = None) -> Sequence[Clip]:
     q = select(Clip).where(Clip.account_id == account_id, col(Clip.state).in_(PENDING_STATES))
     if source is not None:
         q = q.where(Clip.source == source)
     return s.exec(q.order_by(col(Clip.created_at))).all()
+
+
+def sources_with_clips(engine: Engine, account_id: int) -> list[str]:
+    with session_scope(engine) as s:
+        return list(s.exec(select(Clip.source).where(Clip.account_id == account_id).distinct()))
 
 
 def objects_of(s: Session, clip_id: int) -> list[StoredObject]:
@@ -146,10 +158,7 @@ def state_counts(s: Session, account_id: int | None = None) -> dict[tuple[str, s
     q = select(Clip.source, Clip.state, func.count()).group_by(Clip.source, Clip.state)
     if account_id is not None:
         q = q.where(Clip.account_id == account_id)
-    return {
-        (str(src.value if hasattr(src, "value") else src), str(st.value if hasattr(st, "value") else st)): n
-        for src, st, n in s.exec(q)
-    }
+    return {(str(src), ClipState(st).value): n for src, st, n in s.exec(q)}
 
 
 def archive_bytes(s: Session, account_id: int | None = None) -> int:
@@ -164,6 +173,148 @@ def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Se
     if account_id is not None:
         q = q.where(Clip.account_id == account_id)
     return s.exec(q.order_by(col(Clip.id).desc()).limit(limit)).all()
+
+
+# -- clip state transitions -------------------------------------------------------------------------
+def mark_downloaded(engine: Engine, clip: Clip, size: int, sha256: str) -> None:
+    with session_scope(engine) as s:
+        row = s.get(Clip, clip.id)
+        if row is not None:
+            row.state, row.size, row.sha256 = ClipState.downloaded, size, sha256
+            s.add(row)
+    clip.state, clip.size, clip.sha256 = ClipState.downloaded, size, sha256
+
+
+def record_failure(engine: Engine, clip_id: int, message: str) -> None:
+    """The clip failed this run: counted, the reason kept, retried next run."""
+    with session_scope(engine) as s:
+        row = s.get(Clip, clip_id)
+        if row is not None:
+            row.state = ClipState.failed
+            row.attempts += 1
+            row.last_error = message
+            s.add(row)
+
+
+def mark_stored(
+    s: Session,
+    clip: Clip,
+    *,
+    duration: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    codec: str | None = None,
+    note: str | None = None,
+) -> None:
+    """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept."""
+    row = s.get(Clip, clip.id)
+    if row is None:
+        return
+    for target in (row, clip):
+        target.state, target.stored_at, target.last_error = ClipState.stored, utcnow(), note
+        if duration is not None or width is not None or codec is not None:
+            target.duration, target.width, target.height, target.codec = duration, width, height, codec
+    s.add(row)
+
+
+def mark_duplicate(s: Session, clip_id: int, twin: Clip) -> None:
+    """The same recording is stored as ``twin``: this row is settled without objects."""
+    row = s.get(Clip, clip_id)
+    if row is not None:
+        row.state, row.duplicate_of, row.stored_at, row.last_error = (
+            ClipState.duplicate,
+            twin.id,
+            utcnow(),
+            None,
+        )
+        s.add(row)
+
+
+def mark_gone(s: Session, clip: Clip, message: str) -> None:
+    """Can never be fetched (gone from its source before it was archived): failed, not left pending."""
+    clip.deleted_upstream = True
+    clip.state = ClipState.failed
+    clip.last_error = message
+    s.add(clip)
+
+
+# -- cross-source twins -----------------------------------------------------------------------------
+def twins(s: Session, clip: Clip, window: timedelta, source: str | None = None) -> list[Clip]:
+    """Clips of other sources (or of ``source``) from the same camera within ``window`` of ``clip``,
+    nearest first (the same second before the next), then oldest row first. Uses ix_clip_camera_time."""
+    if clip.camera_blink_id is None:
+        return []
+    at = as_utc(clip.created_at)
+    q = select(Clip).where(
+        Clip.account_id == clip.account_id,
+        Clip.camera_blink_id == clip.camera_blink_id,
+        col(Clip.created_at) >= at - window,
+        col(Clip.created_at) <= at + window,
+        Clip.source == source if source is not None else Clip.source != clip.source,
+    )
+    return sorted(s.exec(q), key=lambda r: (abs((as_utc(r.created_at) - at).total_seconds()), r.id or 0))
+
+
+def claimed(s: Session, twin_id: int, by_other_than: int | None) -> bool:
+    """Is ``twin_id`` already the stored twin of another duplicate row (one recording pairs once)?"""
+    q = select(Clip.id).where(Clip.duplicate_of == twin_id, Clip.id != (by_other_than or -1))
+    return s.exec(q.limit(1)).first() is not None
+
+
+# -- per-source queries -----------------------------------------------------------------------------
+def clips_of_module_between(
+    s: Session, account_id: int, source: str, sync_module_id: int, lo: datetime, hi: datetime
+) -> Sequence[Clip]:
+    q = select(Clip).where(
+        Clip.account_id == account_id,
+        Clip.source == source,
+        Clip.sync_module_blink_id == sync_module_id,
+        col(Clip.created_at) >= lo,
+        col(Clip.created_at) <= hi,
+    )
+    return s.exec(q).all()
+
+
+def pending_of_module(s: Session, account_id: int, source: str, sync_module_id: int) -> Sequence[Clip]:
+    q = select(Clip).where(
+        Clip.account_id == account_id,
+        Clip.source == source,
+        Clip.sync_module_blink_id == sync_module_id,
+        col(Clip.state).in_(list(PENDING_STATES)),
+        col(Clip.deleted_upstream).is_(False),
+    )
+    return s.exec(q).all()
+
+
+def cloud_cleanup_candidates(s: Session, account_id: int) -> Sequence[Clip]:
+    q = select(Clip).where(
+        Clip.account_id == account_id,
+        Clip.source == ClipSource.cloud.value,
+        Clip.state == ClipState.stored,
+        col(Clip.cloud_deleted_at).is_(None),
+        col(Clip.deleted_upstream).is_(False),
+    )
+    return s.exec(q).all()
+
+
+def mark_cloud_deleted(s: Session, clip_ids: Sequence[int]) -> None:
+    for clip_id in clip_ids:
+        row = s.get(Clip, clip_id)
+        if row is not None:
+            row.cloud_deleted_at = utcnow()
+            s.add(row)
+
+
+def networks_of(s: Session, account_id: int) -> Sequence[Network]:
+    return s.exec(select(Network).where(Network.account_id == account_id)).all()
+
+
+def cameras_of(s: Session, account_id: int) -> Sequence[Camera]:
+    return s.exec(select(Camera).where(Camera.account_id == account_id)).all()
+
+
+def sync_modules_of(s: Session, account_id: int) -> Sequence[SyncModule]:
+    return s.exec(select(SyncModule).where(SyncModule.account_id == account_id)).all()
 
 
 def learned_rate(engine: Engine, account_id: int) -> LearnedRate | None:

@@ -26,6 +26,11 @@ class _Label(UserDefinedType[str]):
         return "TEXT"
 
 
+# The clip states and built-in sources in display order: ``archiver.db.models.ClipState`` / ``ClipSource``
+# (not imported: that loads the ORM; tests/test_summary.py keeps these in step with the enums).
+STATES = ("discovered", "downloaded", "stored", "failed", "pruned", "duplicate")
+SOURCES = ("cloud", "local")
+
 ACCOUNT = table(
     "account",
     column("id", Integer),

@@ -76,14 +76,6 @@ class MediaProcessor:
     # ------------------------------------------------------------------------------------- setup
 
     @property
-    def needs_ffmpeg(self) -> bool:
-        """False only when nothing can ever run (probe off or in process, no transcode, no preview, blink
-        thumbnails) — and even then a clip without a Blink thumbnail needs ffmpeg for a generated one."""
-        s = self.settings
-        probe_needs_it = s.probe and not in_process_available()
-        return probe_needs_it or s.transcode != "off" or s.preview != "off" or s.thumbnail != "blink"
-
-    @property
     def ffmpeg(self) -> str:
         if self._ffmpeg is None:
             self._ffmpeg = ff.find_ffmpeg(self.settings.ffmpeg)
@@ -94,16 +86,6 @@ class MediaProcessor:
     def ffprobe(self) -> str | None:
         _ = self.ffmpeg
         return self._ffprobe
-
-    def check(self) -> None:
-        """Fail early (MediaError) on a configuration that cannot work: no ffmpeg, or no encoder for the
-        transcode profile, or a configured ffmpeg that is not there. Cheap; meant for start-up /
-        ``archiver doctor``."""
-        if not self.needs_ffmpeg and not self.settings.ffmpeg:
-            return
-        exe = self.ffmpeg
-        if self.settings.transcode != "off":
-            get_profile(self.settings.transcode).pick_encoder(exe)
 
     def _sem(self) -> asyncio.Semaphore:
         loop = asyncio.get_running_loop()

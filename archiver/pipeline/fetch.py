@@ -14,6 +14,7 @@ import httpx
 
 from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.errors import MediaError
+from archiver.util import fsync_file
 
 CHUNK = 1 << 20
 Kind = Literal["clip", "thumbnail"]
@@ -40,14 +41,6 @@ class Fetched:
 
 class NotFoundUpstream(MediaError):
     """Blink says the media does not exist (404 / code 700). For USB clips: not uploaded yet."""
-
-
-def fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_bytes: int) -> Fetched:
@@ -77,7 +70,6 @@ async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_
                     digest.update(chunk)
                     fh.write(chunk)
                     size += len(chunk)
-                http.stats.bytes_down += size
         except httpx.HTTPError as exc:
             tmp.unlink(missing_ok=True)
             raise RetryableError(

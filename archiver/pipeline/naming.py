@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from archiver.errors import ConfigError
+from archiver.util import as_utc
 
 _BAD = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]+')
 _FIELDS = {
@@ -39,7 +40,7 @@ def sanitize_segment(value: str) -> str:
 
 
 def local_time(created_at: datetime, time_zone: str | None) -> datetime:
-    aware = created_at if created_at.tzinfo else created_at.replace(tzinfo=UTC)
+    aware = as_utc(created_at)
     if time_zone:
         try:
             return aware.astimezone(ZoneInfo(time_zone))

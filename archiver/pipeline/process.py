@@ -4,44 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
 
-from archiver.db.models import Clip, ObjectKind
-from archiver.destinations.disk import sha256_file
+from archiver.db.models import ObjectKind
+from archiver.media.processor import MediaProcessor
 from archiver.pipeline.naming import sibling
 from archiver.pipeline.store import StagedFile
-
-if TYPE_CHECKING:
-    from pathlib import Path
-
-    from archiver.pipeline.sync import AccountSync
+from archiver.pipeline.task import ClipTask, MediaFacts
+from archiver.util import sha256_file
 
 log = logging.getLogger("archiver.process")
 
 
-async def run_processor(
-    sync: AccountSync, clip: Clip, work: Path, key: str, files: list[StagedFile], has_thumbnail: bool
-) -> list[StagedFile]:
-    """Probe the original (a failed probe fails the clip), add derived files; never lose the original
-    unless a transcode succeeded and ``keep_original`` is off."""
-    original = files[0]
-    result = await sync.processor.process(original.path, work / "derived", has_thumbnail)  # type: ignore[union-attr]
-    updates = sync.row_updates.setdefault(clip.identity, {})
+async def process_clip(processor: MediaProcessor, task: ClipTask) -> None:
+    """Probe the original (a failed probe fails the clip), add derived files to ``task.files``; never lose
+    the original unless a transcode succeeded and ``keep_original`` is off."""
+    original = task.files[0]
+    result = await processor.process(original.path, task.work / "derived", task.has_thumbnail)
     if result.info is not None:
         i = result.info
-        updates.update(duration=i.duration, width=i.width, height=i.height, codec=i.codec)
-        clip.duration, clip.width, clip.height, clip.codec = i.duration, i.width, i.height, i.codec  # sidecar
-    out = list(files) if result.keep_original else list(files[1:])
+        task.facts = MediaFacts(duration=i.duration, width=i.width, height=i.height, codec=i.codec)
+    out = list(task.files) if result.keep_original else list(task.files[1:])
     for d in result.derived:
         if d.kind == "thumbnail":
-            kind = ObjectKind.generated_thumbnail if has_thumbnail else ObjectKind.thumbnail
-            suffix = ".generated.jpg" if has_thumbnail else ".jpg"
+            kind = ObjectKind.generated_thumbnail if task.has_thumbnail else ObjectKind.thumbnail
+            suffix = ".generated.jpg" if task.has_thumbnail else ".jpg"
         else:
             kind, suffix = ObjectKind(d.kind), d.suffix
         digest = await asyncio.to_thread(sha256_file, d.path)
-        out.append(StagedFile(kind, d.path, sibling(key, suffix), d.path.stat().st_size, digest))
+        out.append(StagedFile(kind, d.path, sibling(task.key, suffix), d.path.stat().st_size, digest))
+    task.files = out
     if result.warnings:
         note = "; ".join(result.warnings)[:500]
-        log.warning("clip=%s processing: %s", clip.identity, note)
-        updates["last_error"] = note
-    return out
+        log.warning("clip=%s processing: %s", task.clip.identity, note)
+        task.warnings.append(note)

@@ -1,4 +1,5 @@
-"""Run a sync for every configured account: build destinations, take the lease, report."""
+"""Run a sync for every configured account: build destinations, take the lease, report. Prune is a step
+of its own (``prune_after_sync``), run by the CLI after a sync and by the worker's prune job."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from sqlalchemy.engine import Engine
 from archiver.config import AccountSettings, Settings
 from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
-from archiver.pipeline.sync import AccountSync, Reporter, SyncReport
+from archiver.media.processor import MediaProcessor
+from archiver.pipeline.job import SyncJob
+from archiver.pipeline.report import Reporter, SyncReport
+from archiver.retention import PruneReport
 
-__all__ = ["make_account_sync", "open_engine", "sync_all"]
+__all__ = ["make_account_sync", "open_engine", "prune_after_sync", "sync_all", "sync_and_prune"]
 
 log = logging.getLogger("archiver.runner")
 
@@ -27,28 +31,21 @@ def make_account_sync(
     *,
     transport: httpx.AsyncBaseTransport | None = None,
     reporter: Reporter | None = None,
-) -> AccountSync:
-    from archiver.sources.local_storage import attach as attach_local_storage
-
-    sync = AccountSync(
+    rescan_from: datetime | None = None,
+) -> SyncJob:
+    """The sync job of one account with the configured destinations and every enabled source. The media
+    processor is always present: even with every option off, USB clips (no Blink thumbnail) get a generated
+    one; ffmpeg is only looked up when a job needs it."""
+    return SyncJob(
         settings,
         engine,
         account,
         build_destinations(settings),
         transport=transport,
         reporter=reporter,
-        processor=_processor(settings),
+        processor=MediaProcessor(settings.processing),
+        rescan_from=rescan_from,
     )
-    attach_local_storage(sync)
-    return sync
-
-
-def _processor(settings: Settings) -> object:
-    """Always present: even with every option off, USB clips (no Blink thumbnail) get a generated one.
-    ffmpeg is only looked up when a job needs it."""
-    from archiver.media.processor import MediaProcessor
-
-    return MediaProcessor(settings.processing)
 
 
 async def sync_all(
@@ -70,22 +67,43 @@ async def sync_all(
             if not held:
                 reports.append(SyncReport(account=account.name, skipped_lease=True))
                 continue
-            sync = make_account_sync(
+            job = make_account_sync(
                 settings,
                 engine,
                 account,
                 transport=transport,
                 reporter=reporter_factory(account.name) if reporter_factory else None,
+                rescan_from=rescan_from,
             )
-            sync.rescan_from = rescan_from
             try:
-                reports.append(await sync.run())
+                reports.append(await job.run())
             finally:
-                await sync.aclose()
-    if reports and settings.retention.configured and settings.retention.prune_after_sync:
-        from archiver.maintenance import run_prune
+                await job.aclose()
+    return reports
 
-        pruned = await asyncio.to_thread(run_prune, settings, engine)
+
+async def prune_after_sync(settings: Settings, engine: Engine) -> PruneReport | None:
+    """Retention after a sync, when configured (``retention.prune_after_sync``); None when off."""
+    if not (settings.retention.configured and settings.retention.prune_after_sync):
+        return None
+    from archiver.maintenance import run_prune
+
+    return await asyncio.to_thread(run_prune, settings, engine)
+
+
+async def sync_and_prune(
+    settings: Settings,
+    engine: Engine,
+    *,
+    accounts: list[str] | None = None,
+    reporter_factory: Callable[[str], Reporter] | None = None,
+    rescan_from: datetime | None = None,
+) -> list[SyncReport]:
+    """`archiver sync`: every account, then one prune (its outcome on the first report)."""
+    reports = await sync_all(
+        settings, engine, accounts=accounts, reporter_factory=reporter_factory, rescan_from=rescan_from
+    )
+    if reports and (pruned := await prune_after_sync(settings, engine)) is not None:
         reports[0].pruned = pruned.pruned
         reports[0].errors.extend(f"prune: {e}" for e in pruned.errors)
     return reports

@@ -34,6 +34,7 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
         ObjectKind,
         StoredObject,
     )
+    from archiver.sources.usb_topology import HOMESCREEN_CURSOR
 
     engine = open_database(f"sqlite:///{data / 'archiver.db'}")
     now = datetime.now(UTC).replace(microsecond=0)
@@ -66,7 +67,7 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
                 Camera(account_id=1, blink_id=c, network_id=net_id, name=name, type="catalina", seen_at=now)
             )
         s.add(Cursor(account_id=1, source="cloud", since=now - timedelta(minutes=10), updated_at=now))
-        s.add(Cursor(account_id=1, source="homescreen", since=now, updated_at=now))
+        s.add(Cursor(account_id=1, source=HOMESCREEN_CURSOR, since=now, updated_at=now))
         s.commit()
     old: list[tuple[str, ...]] = []
     cutoff = now - timedelta(days=b.args.scale_days * 0.9)

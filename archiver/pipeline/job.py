@@ -1,0 +1,333 @@
+"""One sync of one account: every source discovers clips into one queue; each clip then goes the same way
+(filters → duplicate rule → fetch → process → sidecar → store), whatever its source.
+
+The database is the queue: a source records a clip row the moment it lists it; a clip becomes ``stored``
+only once every destination durably holds all its files. Clips of one lane (a Sync Module) are fetched one
+at a time, in order; the others with bounded concurrency. A source that fails is reported; the run goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import time
+from collections.abc import AsyncIterator, Awaitable, Hashable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from archiver.blink.api import BlinkAPI
+from archiver.blink.auth import Authenticator, PinProvider
+from archiver.blink.http import BlinkHTTP
+from archiver.cloud_cleanup import cloud_cleanup
+from archiver.config import AccountSettings, Settings
+from archiver.db import repo
+from archiver.db.models import Clip, ObjectKind
+from archiver.destinations.base import Destination
+from archiver.errors import ArchiverError, AuthError, ConfigError
+from archiver.media.processor import MediaProcessor
+from archiver.pipeline import dedup
+from archiver.pipeline.fetch import NotFoundUpstream
+from archiver.pipeline.naming import clip_key, sibling, validate_template
+from archiver.pipeline.process import process_clip
+from archiver.pipeline.report import Reporter, SyncReport
+from archiver.pipeline.select import Selection
+from archiver.pipeline.sidecar import write_sidecar
+from archiver.pipeline.store import StagedFile, store_all
+from archiver.pipeline.task import ClipTask, MediaFacts
+from archiver.sources import SOURCES
+from archiver.sources.base import Source, SourceContext, SourceFactory, SourceUnavailable
+from archiver.util import one_line
+
+log = logging.getLogger("archiver.sync")
+
+Item = tuple[Source, Clip]
+
+
+class SyncJob:
+    """Wires client, database, sources and destinations for one account; ``run()`` performs one sync."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        account: AccountSettings,
+        destinations: Sequence[Destination],
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        reporter: Reporter | None = None,
+        processor: MediaProcessor | None = None,
+        rescan_from: datetime | None = None,
+        sources: Mapping[str, SourceFactory] | None = None,
+    ) -> None:
+        validate_template(settings.sync.filename_template)
+        self.settings = settings
+        self.engine = engine
+        self.account_settings = account
+        self.destinations = list(destinations)
+        self.reporter = reporter or Reporter()
+        self.processor = processor
+        row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
+        assert row.id is not None
+        self.account_id: int = row.id
+        self.http = BlinkHTTP(settings.blink, transport=transport)
+        self.auth = Authenticator(
+            self.http,
+            settings.blink,
+            repo.credentials_of(row),
+            on_change=lambda c: repo.save_credentials(engine, self.account_id, c),
+            username=account.username,
+            password=account.password.get_secret_value() if account.password else None,
+        )
+        self.api = BlinkAPI(self.http, self.auth)
+        self.staging = settings.staging_dir / f"account-{self.account_id}"
+        self.selection = Selection.of(account)
+        registry = SOURCES if sources is None else sources
+        self.order = list(registry)  # a source listed earlier wins a duplicate
+        context = SourceContext(
+            account_id=self.account_id,
+            account=account,
+            settings=settings,
+            engine=engine,
+            api=self.api,
+            selection=self.selection,
+            rescan_from=rescan_from,
+        )
+        self.sources: list[Source] = [s for build in registry.values() if (s := build(context)) is not None]
+        # The transfer slots: a source holds one while a clip's bytes move (and while a Sync Module
+        # uploads); probing, hashing and storing happen after it is released, so the network stays busy.
+        self._transfers = asyncio.Semaphore(settings.sync.concurrency)
+        self._seen_sources: set[str] = set()  # sources with clips of this account (the duplicate rule)
+
+    async def aclose(self) -> None:
+        self.reporter.close()
+        await self.http.aclose()
+        if self.processor is not None:
+            self.processor.close()
+
+    async def login(self, username: str, password: str, pin: PinProvider | None) -> None:
+        await self.auth.login(username, password, pin)
+
+    @asynccontextmanager
+    async def transfer(self) -> AsyncIterator[None]:
+        async with self._transfers:
+            yield
+
+    # -- the run -----------------------------------------------------------------------------------
+    async def run(self) -> SyncReport:
+        """List and fetch at the same time: clips of the first page are downloading while later pages
+        are still being listed. Clips left pending by earlier runs are fetched too."""
+        started = time.monotonic()
+        report = SyncReport(account=self.account_settings.name)
+        self._clean_staging()
+        try:
+            await self.auth.ensure()
+            await self._discover_and_fetch(report)
+            if self.settings.cloud_cleanup.enabled:
+                deleted, errors = await cloud_cleanup(
+                    self.api, self.engine, self.account_id, self.destinations
+                )
+                report.cloud_deleted += deleted
+                report.errors.extend(errors)
+        finally:
+            for source in self.sources:
+                part = source.report()
+                report.sources[source.name] = part
+                report.listed += part.listed
+                report.new += part.new
+                report.pages += part.pages
+                report.errors.extend(part.errors)
+            report.requests = self.http.stats.requests
+            report.throttled = self.http.stats.throttled
+            report.duration_s = round(time.monotonic() - started, 3)
+        return report
+
+    async def _discover_and_fetch(self, report: SyncReport) -> None:
+        general: asyncio.Queue[Item | None] = asyncio.Queue()
+        lanes: dict[Hashable, asyncio.Queue[Item | None]] = {}
+        queued: set[int] = set()
+        present = await asyncio.to_thread(repo.sources_with_clips, self.engine, self.account_id)
+        self._seen_sources = set(present)
+
+        async def run_lane(lane: asyncio.Queue[Item | None]) -> None:
+            """One clip at a time; once the lane's source is unavailable, the rest waits for the next run."""
+            closed = False
+            while (item := await lane.get()) is not None:
+                source, clip = item
+                if closed:
+                    source.settled(clip, "deferred")
+                    self.reporter.clip_skipped(clip, "its source is unavailable: fetched next run")
+                    continue
+                try:
+                    await self._one(source, clip, report)
+                except SourceUnavailable as exc:
+                    closed = True
+                    source.settled(clip, "deferred")
+                    self.reporter.clip_skipped(clip, one_line(exc))
+
+        def enqueue(source: Source, clips: Sequence[Clip]) -> None:
+            fresh = 0
+            if clips:
+                self._seen_sources.add(source.name)
+            for c in clips:
+                if c.id is None or c.id in queued or c.deleted_upstream or c.partial:
+                    continue
+                if c.state not in repo.PENDING_STATES:
+                    continue
+                if not self.selection.admits(c):
+                    source.settled(c, "filtered")
+                    continue
+                queued.add(c.id)
+                fresh += 1
+                key = source.lane(c)
+                if key is None:
+                    general.put_nowait((source, c))
+                    continue
+                if key not in lanes:
+                    lanes[key] = asyncio.Queue()
+                    tg.create_task(run_lane(lanes[key]))
+                lanes[key].put_nowait((source, c))
+            if fresh:
+                self.reporter.planned(len(queued))
+
+        async def discover() -> None:
+            try:
+                for source in self.sources:
+                    enqueue(source, await asyncio.to_thread(source.pending))
+                for source in self.sources:  # in registry order: a later source sees the earlier rows
+                    await self._guarded(source.discover(lambda clips, s=source: enqueue(s, clips)), report)
+            finally:
+                general.put_nowait(None)  # every queue is complete
+                for lane in lanes.values():
+                    lane.put_nowait(None)
+
+        async def worker() -> None:
+            while (item := await general.get()) is not None:
+                try:
+                    await self._one(*item, report)
+                except SourceUnavailable as exc:
+                    item[0].settled(item[1], "deferred")
+                    self.reporter.clip_skipped(item[1], one_line(exc))
+            general.put_nowait(None)  # let the next worker see the end too
+
+        try:  # an auth failure (or the breaker) cancels the other transfers at once
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(discover())
+                for _ in range(2 * self.settings.sync.concurrency):  # bounds the staged clips
+                    tg.create_task(worker())
+        except* (AuthError, ConfigError) as group:
+            raise group.exceptions[0] from None
+
+    @staticmethod
+    async def _guarded(step: Awaitable[None], report: SyncReport) -> None:
+        """A source that fails (listing error, Sync Module offline) is reported; the run goes on."""
+        try:
+            await step
+        except (AuthError, ConfigError):
+            raise
+        except ArchiverError as exc:
+            report.errors.append(one_line(exc))
+
+    async def _one(self, source: Source, clip: Clip, report: SyncReport) -> None:
+        """The duplicate rule, then fetch → store. An account whose clips all come from one source pays
+        nothing for the rule."""
+        verdict = dedup.FETCH
+        if clip.camera_blink_id is not None and len(self._seen_sources) > 1:
+            verdict = await asyncio.to_thread(dedup.settle, self.engine, clip, self.order)
+        if verdict.twin is not None and verdict.action != "fetch":
+            twin = verdict.twin.identity
+            if verdict.action == "duplicate":
+                report.duplicates += 1
+                source.settled(clip, "duplicate")
+                reason = f"the same recording is stored as {twin}"
+            else:
+                source.settled(clip, "waiting")
+                reason = f"the same recording is pending as {twin}, fetched from there first"
+            log.info("clip=%s not fetched: %s", clip.identity, reason)
+            self.reporter.clip_skipped(clip, reason)
+            return
+        await self.archive_clip(source, clip, report)
+
+    # -- one clip ------------------------------------------------------------------------------------
+    def key_for(self, clip: Clip) -> str:
+        return clip_key(
+            self.settings.sync.filename_template,
+            network=clip.network_name,
+            camera=clip.camera_name,
+            clip_id=clip.blink_id,
+            created_at=clip.created_at,
+            time_zone=clip.time_zone,
+            source=clip.source,
+            camera_id=clip.camera_blink_id,
+            network_id=clip.network_blink_id,
+        )
+
+    async def archive_clip(self, source: Source, clip: Clip, report: SyncReport) -> bool:
+        """Fetch, check, process and store one clip; record the outcome. Never raises for clip errors
+        (auth errors, the breaker and an unavailable source do propagate)."""
+        assert clip.id is not None
+        work = self.staging / str(clip.id)
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            task = ClipTask(clip, work, self.key_for(clip))
+            staged = await source.fetch(clip, work, self.transfer)
+            media, thumb = staged.clip, staged.thumbnail
+            self.reporter.bytes_fetched(media.size)
+            await asyncio.to_thread(repo.mark_downloaded, self.engine, clip, media.size, media.sha256)
+            task.files.append(StagedFile(ObjectKind.clip, media.path, task.key, media.size, media.sha256))
+            if thumb is not None:
+                key = sibling(task.key, ".jpg")
+                task.files.append(StagedFile(ObjectKind.thumbnail, thumb.path, key, thumb.size, thumb.sha256))
+            task.has_thumbnail = thumb is not None
+            task.warnings.extend(staged.notes)
+            if self.processor is not None:
+                await process_clip(self.processor, task)
+            if self.settings.sync.sidecar:
+                task.files.append(await asyncio.to_thread(write_sidecar, task, self.account_settings.name))
+            metadata = {
+                "clip-id": clip.identity,
+                "camera": clip.camera_name or "",
+                "recorded-at": clip.created_at.astimezone(UTC).isoformat(),
+            }
+
+            def finish(s: Session) -> None:
+                f, note = task.facts or MediaFacts(), task.note
+                repo.mark_stored(
+                    s, clip, duration=f.duration, width=f.width, height=f.height, codec=f.codec, note=note
+                )
+
+            await store_all(self.engine, clip.id, task.files, self.destinations, metadata, finish)
+        except SourceUnavailable:
+            raise
+        except (AuthError, ConfigError):
+            await asyncio.to_thread(
+                repo.record_failure, self.engine, clip.id, "interrupted: authentication failed"
+            )
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a clip's failure is recorded and retried next run
+            message = one_line(exc)
+            if isinstance(exc, NotFoundUpstream):
+                message = f"{message}; will retry"
+            await asyncio.to_thread(repo.record_failure, self.engine, clip.id, message)
+            report.failed += 1
+            report.clip_errors.append(f"{clip.identity}: {message}")
+            source.settled(clip, "failed")
+            self.reporter.clip_done(clip, False, message)
+            return False
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+        report.stored += 1
+        report.bytes += sum(f.size for f in task.files)
+        source.settled(clip, "stored")
+        self.reporter.clip_done(clip, True)
+        return True
+
+    def _clean_staging(self) -> None:
+        """Leftovers of a killed run are never trusted: they are refetched."""
+        shutil.rmtree(self.staging, ignore_errors=True)

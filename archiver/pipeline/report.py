@@ -1,0 +1,63 @@
+"""What a sync reports: the typed run summary and the progress observer."""
+
+from __future__ import annotations
+
+import logging
+
+from pydantic import BaseModel, Field, SerializeAsAny
+
+from archiver.db.models import Clip
+from archiver.sources.base import SourceReport
+
+log = logging.getLogger("archiver.sync")
+
+
+class SyncReport(BaseModel):
+    account: str
+    skipped_lease: bool = False  # another run holds this account's lease
+    cloud_deleted: int = 0
+    pruned: int = 0
+    listed: int = 0  # over every source
+    new: int = 0
+    pages: int = 0
+    stored: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    bytes: int = 0
+    requests: int = 0
+    throttled: int = 0
+    duration_s: float = 0.0
+    errors: list[str] = Field(default_factory=list)  # run-level problems (auth, listing, a source)
+    clip_errors: list[str] = Field(default_factory=list)
+    sources: dict[str, SerializeAsAny[SourceReport]] = Field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and self.failed == 0
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.ok else 1
+
+
+class Reporter:
+    """Progress observer; the CLI subclasses it with a rich progress bar. Default: log lines."""
+
+    def planned(self, total: int) -> None:
+        log.info("to fetch: %d clips", total)
+
+    def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
+        if ok:
+            log.info("stored clip=%s camera=%s", clip.identity, clip.camera_name)
+        else:
+            log.warning("failed clip=%s: %s", clip.identity, message)
+
+    def clip_skipped(self, clip: Clip, reason: str) -> None:
+        """Planned but not fetched (a duplicate, or waiting for its twin): the clip is settled."""
+        log.info("skipped clip=%s: %s", clip.identity, reason)
+
+    def bytes_fetched(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
