@@ -244,7 +244,7 @@ def test_a_sync_finds_the_simulators_limit_and_the_next_run_starts_at_it(
     assert account.id is not None
     learned = repo.learned_rate(engine, account.id)
     engine.dispose()
-    assert learned is not None and learned.rate < 10 and learned.ceiling <= 11
+    assert learned is not None and learned.rate < 10 and learned.ceiling < 20  # found, well under 40
 
     sim.add_clips(camera, 12, size=10_000)
     second = run_sync(settings)

@@ -130,14 +130,14 @@ class RateLimiter:
         soon = self._since_drop < 10 or now - self._last_drop < self.calm_s
         if self.ceiling is not None and self.rate > self.margin * self.ceiling:
             self.calm_s = min(600.0, self.calm_s * 2)  # probing found the limit again: probe less often
+        at = self._finite(self.rate)
+        if recent >= 1:
+            at = min(at, float(recent))
         if self.drops and soon and self.ceiling is not None:
             # the last estimate was too high: halve, and remember the lower point
-            self.ceiling = min(self.ceiling, self._finite(self.rate))
+            self.ceiling = min(self.ceiling, max(at, self.floor))
             self.rate = max(self.floor, self._finite(self.rate) / 2)
         else:
-            at = self._finite(self.rate)
-            if recent >= 1:
-                at = min(at, float(recent))
             self.ceiling = max(at, self.floor)
             self.rate = max(self.floor, min(self.maximum, self.margin * self.ceiling))
         self.drops += 1
@@ -203,6 +203,8 @@ class TransferGate:
         self.peak = self.limit
         self.best = 0.0  # fastest bytes/s of one transfer so far
         self._cond: asyncio.Condition | None = None
+        self._waiting = 0
+        self._held: dict[asyncio.Task[object] | None, float] = {}
 
     def _condition(self) -> asyncio.Condition:
         if self._cond is None:
@@ -211,26 +213,40 @@ class TransferGate:
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
+        """Hold one transfer slot; how long it was held is kept for :meth:`observe_last`."""
         cond = self._condition()
         async with cond:
-            await cond.wait_for(lambda: self.active < self.limit)
+            self._waiting += 1
+            try:
+                await cond.wait_for(lambda: self.active < self.limit)
+            finally:
+                self._waiting -= 1
             self.active += 1
+        began = time.monotonic()
         try:
             yield
         finally:
+            self._held[asyncio.current_task()] = time.monotonic() - began
             async with cond:
                 self.active -= 1
                 cond.notify_all()
 
+    def observe_last(self, nbytes: int, pace_bound: bool = False) -> None:
+        """The slot this task just released moved ``nbytes``."""
+        held = self._held.pop(asyncio.current_task(), None)
+        if held is not None:
+            self.observe(nbytes, held, pace_bound)
+
     def observe(self, nbytes: int, seconds: float, pace_bound: bool = False) -> None:
-        """One finished transfer: ``nbytes`` in ``seconds`` (request sent → last byte)."""
+        """One finished transfer: ``nbytes`` in ``seconds`` (slot taken → released)."""
         if nbytes < self.min_bytes or seconds <= 0:
             return
         speed = nbytes / seconds
         self.best = max(self.best, speed)
-        if speed >= 0.7 * self.best and not pace_bound and self.active >= self.limit - 1:
+        wanted = self._waiting > 0 or self.active >= self.limit - 1  # every slot in use
+        if speed >= 0.7 * self.best and not pace_bound and wanted:
             self.limit = min(self.maximum, self.limit + 1)  # full and still as fast: room for one more
         elif speed < 0.5 * self.best:
             self.limit = max(self.minimum, self.limit - 1)  # transfers are sharing the link
         self.peak = max(self.peak, self.limit)
-        # waiters re-check the new limit when this transfer's slot is released (every release notifies)
+        # waiters re-check the new limit when a slot is released (every release notifies)

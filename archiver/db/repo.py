@@ -176,15 +176,6 @@ def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Se
 
 
 # -- clip state transitions -------------------------------------------------------------------------
-def mark_downloaded(engine: Engine, clip: Clip, size: int, sha256: str) -> None:
-    with session_scope(engine) as s:
-        row = s.get(Clip, clip.id)
-        if row is not None:
-            row.state, row.size, row.sha256 = ClipState.downloaded, size, sha256
-            s.add(row)
-    clip.state, clip.size, clip.sha256 = ClipState.downloaded, size, sha256
-
-
 def record_failure(engine: Engine, clip_id: int, message: str) -> None:
     """The clip failed this run: counted, the reason kept, retried next run."""
     with session_scope(engine) as s:
@@ -205,16 +196,19 @@ def mark_stored(
     height: int | None = None,
     codec: str | None = None,
     note: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
 ) -> None:
-    """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept."""
-    row = s.get(Clip, clip.id)
-    if row is None:
-        return
-    for target in (row, clip):
-        target.state, target.stored_at, target.last_error = ClipState.stored, utcnow(), note
-        if duration is not None or width is not None or codec is not None:
-            target.duration, target.width, target.height, target.codec = duration, width, height, codec
-    s.add(row)
+    """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept.
+    One UPDATE (the row is not loaded); ``clip`` is updated to match."""
+    values: dict[str, Any] = {"state": ClipState.stored, "stored_at": utcnow(), "last_error": note}
+    if duration is not None or width is not None or codec is not None:
+        values.update(duration=duration, width=width, height=height, codec=codec)
+    if size is not None and sha256 is not None:
+        values.update(size=size, sha256=sha256)
+    update_clip(s, clip.id, values)  # type: ignore[arg-type]
+    for k, v in values.items():
+        setattr(clip, k, v)
 
 
 def mark_duplicate(s: Session, clip_id: int, twin: Clip) -> None:

@@ -3,7 +3,6 @@ the media it claims to be (JSON error bodies, 20-byte files, truncated bodies, w
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import os
 from dataclasses import dataclass
@@ -14,9 +13,7 @@ import httpx
 
 from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.errors import MediaError
-from archiver.util import fsync_file
 
-CHUNK = 1 << 20
 Kind = Literal["clip", "thumbnail"]
 
 _EXPECT: dict[str, tuple[tuple[str, ...], str]] = {
@@ -64,7 +61,7 @@ async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_
         tmp = dest.with_name(dest.name + ".part")
         try:
             with tmp.open("wb") as fh:
-                async for chunk in resp.aiter_raw(CHUNK):
+                async for chunk in resp.aiter_raw():  # as the socket delivers them: no re-chunking copies
                     if len(head) < 16:
                         head += chunk[: 16 - len(head)]
                     digest.update(chunk)
@@ -81,7 +78,8 @@ async def _download_once(http: BlinkHTTP, url: str, dest: Path, kind: Kind, min_
         if size < min_bytes or not _signature_ok(kind, head):
             tmp.unlink(missing_ok=True)
             raise RetryableError(f"{what}: {size}-byte body is not a valid {label}")
-    await asyncio.to_thread(fsync_file, tmp)
+    # No fsync: staging never outlives a crash (it is fetched again), and every destination makes its
+    # own copy durable (the disk destination fsyncs the very inode it links).
     os.replace(tmp, dest)
     return Fetched(path=dest, size=size, sha256=digest.hexdigest(), content_type=ctype)
 
