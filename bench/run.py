@@ -12,8 +12,9 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
 1.  Backlog, unthrottled, in-process: 100 cloud clips of 512 KiB (+ thumbnails), 50 ms per request,
     4 MiB/s per connection; ``sync_all`` with ``max_requests_per_second = 0`` against blinkpy 0.25
     ``download_videos(delay=0)``, both logged in beforehand.
-1w. The same as whole processes, log-in included: ``archiver sync`` in a fresh data folder against a
-    process running blinkpy's ``Blink.start()`` + ``download_videos(delay=0)``. Goal: >= 4x faster.
+1w. The same as whole processes, log-in included: ``archiver sync`` in a fresh data folder (the schema
+    created beforehand, no account yet) against a process running blinkpy's ``Blink.start()`` +
+    ``download_videos(delay=0)``. Goal: >= 4x faster.
 1b. Scenario 1 with a higher ``sync.concurrency`` (context).
 2.  Backlog, polite: the archiver's defaults against blinkpy's delay=1.
 3.  The ideal time of scenario 1 from its requests, latency and bandwidth at the starting transfer count.

@@ -343,7 +343,7 @@ def insert_objects(s: Session, clip_id: int, destination: str, rows: Sequence[Ob
     if rows:
         now = utcnow()
         s.execute(
-            insert(StoredObject),
+            insert(StoredObject.__table__),  # Core: no ORM bulk machinery for three rows
             [
                 {
                     "clip_id": clip_id,
@@ -361,4 +361,5 @@ def insert_objects(s: Session, clip_id: int, destination: str, rows: Sequence[Ob
 
 def update_clip(s: Session, clip_id: int, values: Mapping[str, Any]) -> None:
     """Set columns of one clip row without loading it (one UPDATE)."""
-    s.execute(update(Clip).where(col(Clip.id) == clip_id).values(**values))
+    table = Clip.__table__  # Core: no ORM session synchronisation for one row
+    s.execute(update(table).where(table.c.id == clip_id).values(**values))
