@@ -25,7 +25,6 @@ from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
 from archiver.blink.http import BlinkHTTP
 from archiver.blink.ratelimit import TransferGate
-from archiver.cloud_cleanup import cloud_cleanup
 from archiver.config import AccountSettings, Settings
 from archiver.db import repo
 from archiver.db.models import Clip, ClipState, ObjectKind
@@ -133,6 +132,8 @@ class SyncJob:
             await self.auth.ensure()
             await self._discover_and_fetch(report)
             if self.settings.cloud_cleanup.enabled:
+                from archiver.cloud_cleanup import cloud_cleanup  # opt-in: loads only when enabled
+
                 deleted, errors = await cloud_cleanup(
                     self.api, self.engine, self.account_id, self.destinations
                 )
