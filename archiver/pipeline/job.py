@@ -148,6 +148,15 @@ class SyncJob:
                 report.pages += part.pages
                 report.errors.extend(part.errors)
             self._remember_rate()
+            gate, limiter = self._transfers, self.http.limiter
+            log.debug(
+                "transfers: peak %d of at most %d; request pace %.2f/s (ceiling %s, %d drops)",
+                gate.peak,
+                gate.maximum,
+                limiter.rate,
+                f"{limiter.ceiling:.2f}/s" if limiter.ceiling else "none",
+                limiter.drops,
+            )
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
             report.duration_s = round(time.monotonic() - started, 3)
