@@ -34,7 +34,11 @@ def build_db(b: Bench, sim: SimProc, data: Path, n: int, tokens: dict[str, Any])
         ObjectKind,
         StoredObject,
     )
-    from archiver.sources.usb_topology import HOMESCREEN_CURSOR
+
+    try:
+        from archiver.sources.usb_topology import HOMESCREEN_CURSOR
+    except ImportError:  # the bench run against an older archiver (before/after tables)
+        from archiver.sources.local_storage import HOMESCREEN_CURSOR  # type: ignore[no-redef]
 
     engine = open_database(f"sqlite:///{data / 'archiver.db'}")
     now = datetime.now(UTC).replace(microsecond=0)
