@@ -162,7 +162,8 @@ class DatabaseSettings(Section):
 
 
 class SyncSettings(Section):
-    concurrency: int = Field(default=6, ge=1, le=32)
+    concurrency: int = Field(default=6, ge=1, le=32)  # transfers at the start; then they follow the link
+    max_concurrency: int = Field(default=16, ge=1, le=64)  # = concurrency for a fixed count
     cameras: list[str] = Field(default_factory=list)  # names or ids; empty = all
     networks: list[str] = Field(default_factory=list)
     filename_template: str = "{network}/{camera}/{date}/{time}_{id}.mp4"

@@ -8,7 +8,7 @@ process's GIL (blinkpy and the in-process archiver run there).
 Prints one JSON line ``{"url": ..., "account_id": ..., "username": ..., "password": ..., "tier": ...}``,
 then answers one JSON line per command read from stdin:
 
-    count            {"requests": n, "logins": n, "refreshes": n, "by_kind": {...}}
+    count            {"requests": n, "logins": n, "refreshes": n, "by_kind": {...}, "throttled": n}
     reset            clears the request log
     add N SIZE       adds N clips of SIZE bytes to the first camera
     age SECONDS      moves every clip's created_at/updated_at SECONDS into the past ("time passes")
@@ -46,11 +46,19 @@ def main() -> int:
     ap.add_argument("--clips", type=int, default=0)
     ap.add_argument("--size", type=int, default=512 * 1024)
     ap.add_argument("--cameras", type=int, default=1)
+    ap.add_argument("--rate-limit", type=float, default=0.0, help="server limit, requests/s (0 = none)")
+    ap.add_argument("--retry-after", type=float, default=1.0, help="Retry-After of its 429 answers, s")
     ap.add_argument("--age", type=float, default=0.0, help="seconds to move the initial clips into the past")
     args = ap.parse_args()
 
     config = SimConfig(two_factor=False)
-    sim = Simulator(config, Faults(latency_s=args.latency, bandwidth_bps=args.bandwidth))
+    faults = Faults(
+        latency_s=args.latency,
+        bandwidth_bps=args.bandwidth,
+        rate_limit_rps=args.rate_limit,
+        retry_after_s=args.retry_after,
+    )
+    sim = Simulator(config, faults)
     net = sim.add_network("Home", time_zone="America/Chicago")
     cams = [sim.add_camera(net, f"Camera {i + 1}") for i in range(max(1, args.cameras))]
     if args.clips:
@@ -100,6 +108,7 @@ def main() -> int:
                     "logins": sim.login_count,
                     "refreshes": sim.refresh_count,
                     "by_kind": by_kind,
+                    "throttled": sum(1 for r in records if r.status == 429),
                 }
             elif cmd[0] == "reset":
                 sim.reset_requests()

@@ -134,58 +134,70 @@ def test_sniffers() -> None:
     assert not looks_like_jpeg(b"\x00\x00\x00\x18ftypmp42")
 
 
-def test_probe_good_clip(good_clip: Path, moov_last_clip: Path, ffmpeg_path: str) -> None:
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
+def test_probe_good_clip(good_clip: Path, moov_last_clip: Path, ffmpeg_path: str, in_process: bool) -> None:
     for clip in (good_clip, moov_last_clip):
-        info = probe(clip, ffmpeg_path)
+        info = probe(clip, ffmpeg_path, in_process=in_process)
         assert info.duration == pytest.approx(2.0, abs=0.1)
         assert (info.width, info.height) == (320, 240)
         assert info.codec in ("h264", "mpeg4")
         assert "mp4" in info.format
-    full = probe(good_clip, ffmpeg_path, decode="full")
-    assert full == probe(good_clip, ffmpeg_path, decode="none") == info
+    full = probe(good_clip, ffmpeg_path, decode="full", in_process=in_process)
+    assert full == probe(good_clip, ffmpeg_path, decode="none", in_process=in_process) == info
 
 
-def test_probe_accepts_simulator_clip(tmp_path: Path, ffmpeg_path: str) -> None:
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
+def test_probe_accepts_simulator_clip(tmp_path: Path, ffmpeg_path: str, in_process: bool) -> None:
     """Simulator clips are the asset MP4 plus a trailing ``free`` box: valid, and must stay so."""
     p = tmp_path / "sim.mp4"
     p.write_bytes(ClipBody("cloud:42", 300_000).read())
-    info = probe(p, ffmpeg_path)
+    info = probe(p, ffmpeg_path, in_process=in_process)
     assert (info.width, info.height, info.codec) == (160, 90, "h264")
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
 @pytest.mark.parametrize("keep", [0.98, 0.6, 0.3, 0.05, 40])
 def test_probe_rejects_truncated(
-    good_clip: Path, moov_last_clip: Path, tmp_path: Path, ffmpeg_path: str, keep: float | int
+    good_clip: Path,
+    moov_last_clip: Path,
+    tmp_path: Path,
+    ffmpeg_path: str,
+    keep: float | int,
+    in_process: bool,
 ) -> None:
     for clip in (good_clip, moov_last_clip):
         cut = truncate_copy(clip, tmp_path / f"cut-{clip.name}", keep)
         with pytest.raises(MediaError, match=r"truncated|moov|not a media file") as ei:
-            probe(cut, ffmpeg_path)
+            probe(cut, ffmpeg_path, in_process=in_process)
         assert "\n" not in str(ei.value)
 
 
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
 def test_decode_check_alone_rejects_truncated_mdat(
-    truncated_clip: Path, ffmpeg_path: str, monkeypatch: pytest.MonkeyPatch
+    truncated_clip: Path, ffmpeg_path: str, monkeypatch: pytest.MonkeyPatch, in_process: bool
 ) -> None:
-    """Even without the box walk, the ffmpeg pass rejects a cut mdat (exit 0 without -xerror)."""
+    """Even without the box walk, the decode pass rejects a cut mdat (ffmpeg: exit 0 without -xerror)."""
     monkeypatch.setattr(probe_mod, "mp4_structure_problem", lambda p: None)
     with pytest.raises(MediaError, match="decode failed"):
-        probe(truncated_clip, ffmpeg_path)
+        probe(truncated_clip, ffmpeg_path, in_process=in_process)
     with pytest.raises(MediaError, match="decode failed"):
-        probe(truncated_clip, ffmpeg_path, decode="full")
+        probe(truncated_clip, ffmpeg_path, decode="full", in_process=in_process)
 
 
-def test_probe_rejects_non_video(json_file: Path, audio_only: Path, tmp_path: Path, ffmpeg_path: str) -> None:
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
+def test_probe_rejects_non_video(
+    json_file: Path, audio_only: Path, tmp_path: Path, ffmpeg_path: str, in_process: bool
+) -> None:
     with pytest.raises(MediaError, match=r"error\.json: not a media file"):
-        probe(json_file, ffmpeg_path)
+        probe(json_file, ffmpeg_path, in_process=in_process)
     with pytest.raises(MediaError, match="no video stream"):
-        probe(audio_only, ffmpeg_path)
+        probe(audio_only, ffmpeg_path, in_process=in_process)
     empty = tmp_path / "empty.mp4"
     empty.write_bytes(b"")
     with pytest.raises(MediaError, match="empty file"):
-        probe(empty, ffmpeg_path)
+        probe(empty, ffmpeg_path, in_process=in_process)
     with pytest.raises(MediaError, match="cannot read"):
-        probe(tmp_path / "missing.mp4", ffmpeg_path)
+        probe(tmp_path / "missing.mp4", ffmpeg_path, in_process=in_process)
 
 
 def test_mp4_structure_problem(good_clip: Path, tmp_path: Path) -> None:
@@ -219,7 +231,8 @@ def test_probe_via_ffprobe_path(good_clip: Path, tmp_path: Path, ffmpeg_path: st
         '{"streams": [{"codec_type": "video", "codec_name": "h264", "width": 320, "height": 240}],'
         ' "format": {"format_name": "mov,mp4", "duration": "2.000"}}\nEOF\n',
     )
-    assert probe(good_clip, ffmpeg_path, ffprobe=str(fake)) == MediaInfo(2.0, 320, 240, "h264", "mov,mp4")
+    info = probe(good_clip, ffmpeg_path, ffprobe=str(fake), in_process=False)
+    assert info == MediaInfo(2.0, 320, 240, "h264", "mov,mp4")
 
 
 # ------------------------------------------------------------------------------------------ transcode
@@ -353,10 +366,20 @@ class RunSpy:
 def test_processor_probe_only(clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spy = RunSpy(monkeypatch)
     res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
-    assert len(spy.calls) == 1 and "-xerror" in spy.calls[0][2]
+    assert spy.calls == []  # the probe runs in this process: no ffmpeg started
     assert res.info and res.info.width == 320
     assert res.derived == [] and res.keep_original and res.warnings == []
     assert not (tmp_path / "work").exists()
+
+
+def test_processor_probe_without_pyav_runs_ffmpeg(
+    clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe_mod, "_pyav", lambda: None)
+    spy = RunSpy(monkeypatch)
+    res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
+    assert len(spy.calls) == 1 and "-xerror" in spy.calls[0][2]
+    assert res.info and res.info.width == 320
 
 
 def test_processor_everything(clip_copy: Path, tmp_path: Path) -> None:
@@ -426,7 +449,7 @@ def test_processor_pool_bounds_concurrency(
 
     results = asyncio.run(main())
     assert all(len(r.derived) == 2 and not r.warnings for r in results)
-    assert len(spy.calls) == 3 * 4  # per clip: probe, thumbnail, remux + probe of its output
+    assert len(spy.calls) == 3 * 2  # per clip: thumbnail, remux (the probes run in this process)
     assert spy.max_concurrency() == workers
 
 

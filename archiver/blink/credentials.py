@@ -84,6 +84,20 @@ class PendingSignIn(BaseModel):
     def until(self) -> str:
         return self.expires_at.astimezone(UTC).strftime("%H:%M UTC")
 
+    @classmethod
+    def parse(cls, stored: str | None) -> PendingSignIn | None:
+        """The stored sign-in (``Account.pending_signin``), its secrets registered with the redactor."""
+        if not stored:
+            return None
+        try:
+            pending = cls.model_validate_json(stored)
+        except ValidationError:
+            return None
+        from archiver.logs import REDACTOR
+
+        REDACTOR.add(*pending.secrets())
+        return pending
+
 
 # -- the spill file ---------------------------------------------------------------------------------
 # A refresh rotates the refresh token (the old one stops working). If the database cannot store the new

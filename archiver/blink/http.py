@@ -1,13 +1,13 @@
 """The one place every Blink request goes through.
 
-Auth header, timeouts, a global request-rate limit shared by every concurrent transfer, retries with
+Auth header, timeouts, a global request-rate limit shared by every concurrent transfer (adaptive: it
+learns Blink's limit from 429s, see ``archiver.blink.ratelimit``), retries with
 exponential backoff and jitter (honouring Retry-After) on connection errors, 5xx and 429, one refresh
 on a 401, and a circuit breaker that stops the run on repeated 401/403/426 instead of hammering.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
@@ -26,6 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from archiver.blink.ratelimit import RateLimiter
 from archiver.config import BlinkSettings, LimitsSettings
 from archiver.errors import AccountBlocked, AuthError, BlinkError, MediaError
 
@@ -40,37 +41,6 @@ class RetryableError(BlinkError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-class RateLimiter:
-    """Paces request *starts* to ``rate`` per second across all tasks; 0 turns it off.
-
-    ``pause(seconds)`` (a 429's Retry-After) holds every caller; each 429 also lowers the rate for
-    the rest of the run, so a throttled account backs off further instead of retrying at full speed.
-    """
-
-    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self.rate = rate
-        self._clock = clock
-        self._next = 0.0
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        async with self._lock:
-            now = self._clock()
-            wait = self._next - now
-            if wait > 0:
-                await asyncio.sleep(wait)
-                now = self._clock()
-            interval = 1.0 / self.rate if self.rate > 0 else 0.0
-            self._next = max(self._next, now) + interval
-
-    def pause(self, seconds: float) -> None:
-        self._next = max(self._next, self._clock() + seconds)
-
-    def slow_down(self, factor: float = 0.5, floor: float = 0.2) -> None:
-        if self.rate > 0:
-            self.rate = max(floor, self.rate * factor)
 
 
 @dataclass
@@ -242,14 +212,15 @@ class BlinkHTTP:
         if self._strikes >= self.settings.breaker_threshold:
             self._blocked = reason
 
-    def _check_status(self, resp: httpx.Response, what: str) -> None:
+    def _check_status(self, resp: httpx.Response, what: str, turn: float | None = None) -> None:
         status = resp.status_code
         if status == 429:
             self.stats.throttled += 1
             delay = _retry_after(resp)
-            self.limiter.pause(delay if delay is not None else 5.0)
-            self.limiter.slow_down()
+            self.limiter.throttled(time.monotonic() if turn is None else turn, delay)
             raise RetryableError(f"{what}: throttled by Blink (HTTP 429)", retry_after=delay)
+        if turn is not None and status < 500:
+            self.limiter.ok(turn)
         if status >= 500:
             raise RetryableError(
                 f"{what}: Blink server error (HTTP {status})", retry_after=_retry_after(resp)
@@ -284,7 +255,7 @@ class BlinkHTTP:
         while True:
             if authed and self._auth_headers is not None:
                 request.headers.update(await self._auth_headers())
-            await self.limiter.acquire()
+            turn = await self.limiter.acquire()
             self.stats.requests += 1
             started = time.monotonic()
             resp = await client.send(request, stream=stream, follow_redirects=follow_redirects and blink)
@@ -303,7 +274,7 @@ class BlinkHTTP:
                 await resp.aclose()
                 raise MediaRefused(f"{what}: refused (HTTP {resp.status_code})")
             try:
-                self._check_status(resp, what)
+                self._check_status(resp, what, turn)
             except BaseException:
                 await resp.aclose()
                 raise

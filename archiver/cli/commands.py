@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from archiver.cli import app, fail, settings
-from archiver.config import AccountSettings, Settings
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import REDACTOR, escape_controls, safe_markup
 
-# The pipeline, the Blink client and the ORM load inside the commands that use them: `archiver status`
-# and `--help` start in a fraction of the time.
+# Settings, the pipeline, the Blink client and the ORM load inside the commands that use them:
+# `archiver status` and `--help` start in a fraction of the time.
 if TYPE_CHECKING:
     from rich.console import Console
 
     from archiver.blink.models import TwoFactorChallenge
-    from archiver.db.models import Account
+    from archiver.config import AccountSettings, Settings
+    from archiver.db.summary import AccountSummary
     from archiver.pipeline.report import SyncReport
 
 
@@ -139,14 +139,14 @@ def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     return pending.username
 
 
-def _print_login_state(console: Console, a: Account) -> None:
+def _print_login_state(console: Console, a: AccountSummary) -> None:
     """The account's "login needed" mark and a sign-in waiting for its PIN, if any."""
     from rich.markup import escape
 
-    from archiver.db import repo
+    from archiver.blink.credentials import PendingSignIn
 
     hint = "archiver login" if a.name == "default" else f"archiver login --account {a.name}"
-    pending = repo.pending_of(a)
+    pending = PendingSignIn.parse(a.pending_signin)
     if a.login_needed_reason:
         console.print(
             f"[red]login needed[/]: {escape(a.login_needed_reason)}; syncs do not sign in until you run "
@@ -229,12 +229,10 @@ def sync(
 def status() -> None:
     """Cursor, clips by source and state (duplicates: stored once from another source), last errors, size."""
     from rich.console import Console
-    from rich.markup import escape
     from rich.table import Table
 
-    from archiver.db import repo
-    from archiver.db.engine import open_engine, session_scope
-    from archiver.db.models import ClipSource, ClipState
+    from archiver.db.engine import open_engine
+    from archiver.db.summary import SOURCES, STATES, account_summaries  # SQLAlchemy Core: no ORM to load
 
     console = Console()
     try:
@@ -242,36 +240,29 @@ def status() -> None:
         engine = open_engine(s)
     except ArchiverError as exc:
         raise fail(exc) from None
-    states = [st.value for st in ClipState]
-    with session_scope(engine) as ses:
-        accounts = repo.accounts(ses)
-        if not accounts:
-            typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
-            return
-        for a in accounts:
-            assert a.id is not None
-            cur = repo.get_cursor(ses, a.id)
-            counts = repo.state_counts(ses, a.id)
-            logged_in = "yes" if a.access_token else "no"
-            title = f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})"
-            table = Table(title=safe_markup(title))
-            table.add_column("source")
-            for st in states:
-                table.add_column(st, justify="right")
-            builtin = [src.value for src in ClipSource]
-            for src in [*builtin, *sorted({src for src, _ in counts} - set(builtin))]:
-                table.add_row(escape(src), *(str(counts.get((src, st), 0)) for st in states))
-            console.print(table)
+    accounts = account_summaries(engine)
+    if not accounts:
+        typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
+        return
+    for a in accounts:
+        counts = a.counts
+        logged_in = "yes" if a.logged_in else "no"
+        table = Table(title=safe_markup(f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})"))
+        table.add_column("source")
+        for st in STATES:
+            table.add_column(st, justify="right")
+        for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
+            table.add_row(safe_markup(src), *(str(counts.get((src, st), 0)) for st in STATES))
+        console.print(table)
+        cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
+        console.print(f"cursor (media/changed since): {cursor}")
+        if a.cursor is not None and a.cursor > datetime.now(UTC) + timedelta(minutes=5):
+            console.print("[red]the cursor is in the future[/]: the next sync repairs it")
+        console.print(f"archive size: {a.archive_bytes / 1e6:.1f} MB")
+        _print_login_state(console, a)
+        for c in a.failed:
+            # names come from the server: no markup, no terminal escapes
             console.print(
-                f"cursor (media/changed since): {cur.since.isoformat() if cur else 'not yet listed'}"
+                f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}): "
+                f"{safe_markup(c.last_error or '')}"
             )
-            if cur is not None and cur.since > datetime.now(UTC) + timedelta(minutes=5):
-                console.print("[red]the cursor is in the future[/]: the next sync repairs it")
-            console.print(f"archive size: {repo.archive_bytes(ses, a.id) / 1e6:.1f} MB")
-            _print_login_state(console, a)
-            for c in repo.last_errors(ses, a.id):
-                # names come from the server: no markup, no terminal escapes
-                console.print(
-                    f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}): "
-                    f"{safe_markup(c.last_error or '')}"
-                )

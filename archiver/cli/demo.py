@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from archiver.cli import STATE, app, fail, use_settings
 from archiver.cli.commands import print_reports
-from archiver.config import Settings
 from archiver.errors import ArchiverError
+
+if TYPE_CHECKING:
+    from archiver.config import Settings
 
 DEMO_USER = "demo@example.com"
 DEMO_PASSWORD = "demo-password"

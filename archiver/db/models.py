@@ -178,3 +178,13 @@ class Lease(SQLModel, table=True):
     name: str = Field(primary_key=True)
     holder: str
     expires_at: datetime = Field(sa_column=_ts(nullable=False))
+
+
+class RateMemory(SQLModel, table=True):
+    """The request rate an account's runs learned from Blink's 429s (see archiver.blink.ratelimit)."""
+
+    __tablename__ = "rate_memory"
+    account_id: int = Field(foreign_key="account.id", primary_key=True)
+    rate: float  # requests/s the next run starts with
+    ceiling: float  # requests/s at which Blink last answered 429
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))

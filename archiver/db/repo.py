@@ -4,18 +4,19 @@ their own read-only aggregate queries."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, NamedTuple
 
-from pydantic import ValidationError
-from sqlalchemy import func
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from archiver.blink.credentials import Credentials, PendingSignIn, new_hardware_id, read_spill, spill
+from archiver.blink.ratelimit import LearnedRate
 from archiver.db.engine import session_scope
 from archiver.db.models import (
     Account,
@@ -26,6 +27,7 @@ from archiver.db.models import (
     Cursor,
     Network,
     ObjectKind,
+    RateMemory,
     StoredObject,
     SyncModule,
     utcnow,
@@ -119,14 +121,7 @@ def pending_signin(engine: Engine, account_id: int) -> PendingSignIn | None:
 
 
 def pending_of(acct: Account) -> PendingSignIn | None:
-    if not acct.pending_signin:
-        return None
-    try:
-        pending = PendingSignIn.model_validate_json(acct.pending_signin)
-    except ValidationError:
-        return None
-    REDACTOR.add(*pending.secrets())
-    return pending
+    return PendingSignIn.parse(acct.pending_signin)
 
 
 def login_needed(engine: Engine, account: str) -> str | None:
@@ -287,15 +282,6 @@ def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Se
 
 
 # -- clip state transitions -------------------------------------------------------------------------
-def mark_downloaded(engine: Engine, clip: Clip, size: int, sha256: str) -> None:
-    with session_scope(engine) as s:
-        row = s.get(Clip, clip.id)
-        if row is not None:
-            row.state, row.size, row.sha256 = ClipState.downloaded, size, sha256
-            s.add(row)
-    clip.state, clip.size, clip.sha256 = ClipState.downloaded, size, sha256
-
-
 def record_failure(engine: Engine, clip_id: int, message: str) -> None:
     """The clip failed this run: counted, the reason kept, retried next run."""
     with session_scope(engine) as s:
@@ -316,16 +302,19 @@ def mark_stored(
     height: int | None = None,
     codec: str | None = None,
     note: str | None = None,
+    size: int | None = None,
+    sha256: str | None = None,
 ) -> None:
-    """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept."""
-    row = s.get(Clip, clip.id)
-    if row is None:
-        return
-    for target in (row, clip):
-        target.state, target.stored_at, target.last_error = ClipState.stored, utcnow(), note
-        if duration is not None or width is not None or codec is not None:
-            target.duration, target.width, target.height, target.codec = duration, width, height, codec
-    s.add(row)
+    """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept.
+    One UPDATE (the row is not loaded); ``clip`` is updated to match."""
+    values: dict[str, Any] = {"state": ClipState.stored, "stored_at": utcnow(), "last_error": note}
+    if duration is not None or width is not None or codec is not None:
+        values.update(duration=duration, width=width, height=height, codec=codec)
+    if size is not None and sha256 is not None:
+        values.update(size=size, sha256=sha256)
+    update_clip(s, clip.id, values)  # type: ignore[arg-type]
+    for k, v in values.items():
+        setattr(clip, k, v)
 
 
 def mark_duplicate(s: Session, clip_id: int, twin: Clip) -> None:
@@ -426,3 +415,57 @@ def cameras_of(s: Session, account_id: int) -> Sequence[Camera]:
 
 def sync_modules_of(s: Session, account_id: int) -> Sequence[SyncModule]:
     return s.exec(select(SyncModule).where(SyncModule.account_id == account_id)).all()
+
+
+def learned_rate(engine: Engine, account_id: int) -> LearnedRate | None:
+    """The request rate earlier runs of this account learned from Blink's 429s, if any."""
+    with session_scope(engine) as s:
+        row = s.get(RateMemory, account_id)
+        if row is None:
+            return None
+        return LearnedRate(rate=row.rate, ceiling=row.ceiling, updated_at=_aware(row.updated_at))
+
+
+def save_learned_rate(engine: Engine, account_id: int, learned: LearnedRate | None) -> None:
+    """Remember what this run learned (nothing learned: the earlier memory stays)."""
+    if learned is None:
+        return
+    with session_scope(engine) as s:
+        row = s.get(RateMemory, account_id) or RateMemory(account_id=account_id, rate=0, ceiling=0)
+        row.rate, row.ceiling, row.updated_at = learned.rate, learned.ceiling, utcnow()
+        s.add(row)
+
+
+class ObjectRow(NamedTuple):
+    kind: ObjectKind
+    key: str
+    size: int
+    sha256: str
+
+
+def insert_objects(s: Session, clip_id: int, destination: str, rows: Sequence[ObjectRow]) -> None:
+    """Insert a clip's new object rows in one statement (a clip stored for the first time). Raises
+    IntegrityError if one exists already (an interrupted earlier attempt): use record_object then."""
+    if rows:
+        now = utcnow()
+        s.execute(
+            insert(StoredObject.__table__),  # Core: no ORM bulk machinery for three rows
+            [
+                {
+                    "clip_id": clip_id,
+                    "destination": destination,
+                    "kind": r.kind,
+                    "key": r.key,
+                    "size": r.size,
+                    "sha256": r.sha256,
+                    "stored_at": now,
+                }
+                for r in rows
+            ],
+        )
+
+
+def update_clip(s: Session, clip_id: int, values: Mapping[str, Any]) -> None:
+    """Set columns of one clip row without loading it (one UPDATE)."""
+    table = Clip.__table__  # Core: no ORM session synchronisation for one row
+    s.execute(update(table).where(table.c.id == clip_id).values(**values))

@@ -24,8 +24,6 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import ffmpeg as ffmpeg_python
-
 from archiver.errors import MediaError
 
 GLOBAL_ARGS = ("-hide_banner", "-nostdin", "-nostats")
@@ -121,6 +119,8 @@ def compile_cmd(stream: object, ffmpeg: str, *, loglevel: str = "error", overwri
     """Full argv for an ffmpeg-python stream spec: ``ffmpeg -hide_banner -nostdin -nostats -v LEVEL ...``.
 
     Global options go first (ffmpeg-python would append them after the outputs)."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     args = ffmpeg_python.get_args(stream, overwrite_output=overwrite)
     return [ffmpeg, *GLOBAL_ARGS, "-v", loglevel, *args]
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 from archiver.config import ProcessingSettings
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
-from archiver.media.probe import MediaInfo, probe
+from archiver.media.probe import MediaInfo, in_process_available, probe
 from archiver.media.thumbnail import make_preview, make_thumbnail
 from archiver.media.transcode import get_profile, transcode
 
@@ -117,8 +117,9 @@ class MediaProcessor:
         result = ProcessResult()
         timeout = s.timeout_s
 
-        if s.probe:
-            result.info = await self._job(probe, clip, self.ffmpeg, self.ffprobe, timeout)
+        if s.probe:  # in this process with PyAV (no ffmpeg needed), else an ffmpeg run
+            exe = None if in_process_available() else self.ffmpeg
+            result.info = await self._job(probe, clip, exe, self.ffprobe if exe else None, timeout)
 
         want_thumb = s.thumbnail in ("generated", "both") or not has_blink_thumbnail
         want_transcode = s.transcode != "off"

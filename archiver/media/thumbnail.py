@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-import ffmpeg as ffmpeg_python
-
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
 from archiver.media.probe import looks_like_jpeg, probe_header
@@ -49,6 +47,8 @@ def make_thumbnail(
 
     ``duration`` (if known from a previous probe) saves reading the header again. Returns ``dst_jpg``;
     MediaError if ffmpeg fails or what it wrote is not a JPEG."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     deadline = time.monotonic() + timeout
     src, dst = Path(src), Path(dst_jpg)
     if duration is None:
@@ -103,6 +103,8 @@ def make_preview(
     """A short looping animation: ``seconds`` from about 1 s in (from the start for short clips),
     ``width`` px wide, ``fps`` frames/s. WebP needs libwebp in the ffmpeg build; without it a GIF is
     written instead (``dst`` gets the ``.gif`` suffix) and :attr:`Preview.note` says so."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     deadline = time.monotonic() + timeout
     src, dst = Path(src), Path(dst)
     if duration is None:

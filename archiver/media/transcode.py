@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ffmpeg as ffmpeg_python
-
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
 from archiver.media.probe import MediaInfo, probe
@@ -157,6 +155,8 @@ def transcode_cmd(
     ffmpeg: str,
 ) -> list[str]:
     """The ffmpeg argv :func:`transcode` runs (also used by the benchmark)."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     prof = get_profile(profile)
     encoder = prof.pick_encoder(ffmpeg)
     stream = ffmpeg_python.input(ff.path_arg(src)).output(
@@ -187,6 +187,8 @@ def transcode(
 
     Nothing is left at ``dst`` on failure. MediaError on encoder absence, ffmpeg error, timeout, or an
     output that does not probe as the expected codec."""
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
     deadline = time.monotonic() + timeout
     prof = get_profile(profile)
     dst = Path(dst)

@@ -24,12 +24,12 @@ from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.config import LimitsSettings
 from archiver.db.models import Clip
 from archiver.errors import ArchiverError, AuthError, MediaError
-from archiver.util import as_utc, fsync_file
+from archiver.util import as_utc
 
 log = logging.getLogger("archiver.fetch")
 
-CHUNK = 1 << 20
 Kind = Literal["clip", "thumbnail"]
+CHUNK = 1 << 20
 
 _EXPECT: dict[str, tuple[tuple[str, ...], str]] = {
     "clip": (("video/mp4", "video/quicktime", "application/octet-stream", "binary/octet-stream"), "MP4"),
@@ -81,7 +81,8 @@ async def _download_once(
         started = asyncio.get_running_loop().time()
         async with asyncio.timeout_at(started + deadline_for(0, limits)) as budget:
             size, digest, ctype, tmp = await _receive(resp, dest, kind, min_bytes, what, limits, budget)
-    await asyncio.to_thread(fsync_file, tmp)
+    # No fsync: staging never outlives a crash (it is fetched again), and every destination makes its
+    # own copy durable (the disk destination fsyncs the very inode it links).
     os.replace(tmp, dest)
     return Fetched(path=dest, size=size, sha256=digest, content_type=ctype)
 

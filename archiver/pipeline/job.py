@@ -18,15 +18,17 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
 from archiver.blink.http import BlinkHTTP
+from archiver.blink.ratelimit import TransferGate
 from archiver.cloud_cleanup import cloud_cleanup
 from archiver.config import AccountSettings, Settings, parse_duration
 from archiver.db import repo
-from archiver.db.models import Clip, ObjectKind
+from archiver.db.models import Clip, ClipState, ObjectKind
 from archiver.destinations.base import Destination
 from archiver.errors import ArchiverError, AuthError, ConfigError
 from archiver.media.processor import MediaProcessor
@@ -78,6 +80,7 @@ class SyncJob:
         store = repo.AccountCredentialStore(
             engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
         )
+        self.http.limiter.restore(repo.learned_rate(engine, self.account_id))  # the last run's pace
         self.auth = Authenticator(
             self.http,
             settings.blink,
@@ -103,7 +106,9 @@ class SyncJob:
         self.sources: list[Source] = [s for build in registry.values() if (s := build(context)) is not None]
         # The transfer slots: a source holds one while a clip's bytes move (and while a Sync Module
         # uploads); probing, hashing and storing happen after it is released, so the network stays busy.
-        self._transfers = asyncio.Semaphore(settings.sync.concurrency)
+        # Their number follows the link, from sync.concurrency up to sync.max_concurrency.
+        sync = settings.sync
+        self._transfers = TransferGate(sync.concurrency, max(sync.concurrency, sync.max_concurrency))
         self._seen_sources: set[str] = set()  # sources with clips of this account (the duplicate rule)
 
     async def aclose(self) -> None:
@@ -117,7 +122,7 @@ class SyncJob:
 
     @asynccontextmanager
     async def transfer(self) -> AsyncIterator[None]:
-        async with self._transfers:
+        async with self._transfers.slot():
             yield
 
     # -- the run -----------------------------------------------------------------------------------
@@ -157,10 +162,27 @@ class SyncJob:
                 report.pages += part.pages
                 report.errors.extend(part.errors)
                 report.notes.extend(part.notes)
+            self._remember_rate()
+            gate, limiter = self._transfers, self.http.limiter
+            log.debug(
+                "transfers: peak %d of at most %d; request pace %.2f/s (ceiling %s, %d drops)",
+                gate.peak,
+                gate.maximum,
+                limiter.rate,
+                f"{limiter.ceiling:.2f}/s" if limiter.ceiling else "none",
+                limiter.drops,
+            )
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
             report.duration_s = round(time.monotonic() - started, 3)
         return report
+
+    def _remember_rate(self) -> None:
+        """Keep what this run learned about Blink's request limit for the next run (best effort)."""
+        try:
+            repo.save_learned_rate(self.engine, self.account_id, self.http.limiter.learned())
+        except SQLAlchemyError as exc:
+            log.warning("could not keep the learned request rate: %s", one_line(exc))
 
     async def _discover_and_fetch(self, report: SyncReport) -> None:
         general: asyncio.Queue[Item | None] = asyncio.Queue()
@@ -234,7 +256,8 @@ class SyncJob:
         try:  # an auth failure (or the breaker) cancels the other transfers at once
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(discover())
-                for _ in range(2 * self.settings.sync.concurrency):  # bounds the staged clips
+                # workers bound the staged clips: every transfer slot busy, and as many being stored
+                for _ in range(self._transfers.maximum + self.settings.sync.concurrency):
                     tg.create_task(worker())
         except* (AuthError, ConfigError) as group:
             raise group.exceptions[0] from None
@@ -295,10 +318,12 @@ class SyncJob:
         work.mkdir(parents=True, exist_ok=True)
         try:
             task = ClipTask(clip, work, self.key_for(clip))
+            fresh = clip.state == ClipState.discovered and clip.attempts == 0  # never tried before
             staged = await source.fetch(clip, work, self.transfer)
             media, thumb = staged.clip, staged.thumbnail
+            if source.lane(clip) is None:  # lanes go one clip at a time by design: not the link's pace
+                self._transfers.observe_last(media.size, self.http.limiter.bound)
             self.reporter.bytes_fetched(media.size)
-            await asyncio.to_thread(repo.mark_downloaded, self.engine, clip, media.size, media.sha256)
             task.files.append(StagedFile(ObjectKind.clip, media.path, task.key, media.size, media.sha256))
             if thumb is not None:
                 key = sibling(task.key, ".jpg")
@@ -319,10 +344,20 @@ class SyncJob:
             def finish(s: Session) -> None:
                 f, note = task.facts or MediaFacts(), task.note
                 repo.mark_stored(
-                    s, clip, duration=f.duration, width=f.width, height=f.height, codec=f.codec, note=note
+                    s,
+                    clip,
+                    duration=f.duration,
+                    width=f.width,
+                    height=f.height,
+                    codec=f.codec,
+                    note=note,
+                    size=media.size,
+                    sha256=media.sha256,
                 )
 
-            await store_all(self.engine, clip.id, task.files, self.destinations, metadata, finish)
+            await store_all(
+                self.engine, clip.id, task.files, self.destinations, metadata, finish, fresh=fresh
+            )
         except SourceUnavailable:
             raise
         except (AuthError, ConfigError):

@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -17,7 +18,9 @@ from archiver.destinations import build_destinations
 from archiver.media.processor import MediaProcessor
 from archiver.pipeline.job import SyncJob
 from archiver.pipeline.report import Reporter, SyncReport
-from archiver.retention import PruneReport
+
+if TYPE_CHECKING:
+    from archiver.retention import PruneReport  # retention loads only when it runs
 
 __all__ = ["make_account_sync", "open_engine", "prune_after_sync", "sync_all", "sync_and_prune"]
 

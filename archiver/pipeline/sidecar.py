@@ -10,7 +10,6 @@ from archiver.db.models import ObjectKind
 from archiver.pipeline.naming import local_time, sibling
 from archiver.pipeline.store import StagedFile
 from archiver.pipeline.task import ClipTask
-from archiver.util import fsync_file
 
 
 def write_sidecar(task: ClipTask, account: str) -> StagedFile:
@@ -39,8 +38,7 @@ def write_sidecar(task: ClipTask, account: str) -> StagedFile:
     }
     path = task.work / "sidecar.json"
     data = json.dumps(doc, indent=2, sort_keys=True).encode()
-    path.write_bytes(data)
-    fsync_file(path)
+    path.write_bytes(data)  # the destinations make it durable
     return StagedFile(
         ObjectKind.sidecar, path, sibling(task.key, ".json"), len(data), hashlib.sha256(data).hexdigest()
     )

@@ -1,0 +1,141 @@
+"""What ``archiver status`` shows, read with SQLAlchemy Core.
+
+The ORM (SQLModel classes, sessions) costs more start-up time than the queries themselves, so this
+module names the few columns it reads with lightweight ``table()`` constructs instead of importing
+``archiver.db.models``; ``tests/test_db.py`` keeps the names in step with the models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, Integer, String, column, func, select, table
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import UserDefinedType
+
+
+class _Label(UserDefinedType[str]):
+    """A text label stored as a PostgreSQL enum type (SQLite: text). Parameters go out untyped, so the
+    server reads 'failed' as its enum; a typed VARCHAR parameter would not compare. No values are
+    listed here, so a state or source added later needs no change."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: object) -> str:  # pragma: no cover - never used to create a table
+        return "TEXT"
+
+
+# The clip states and built-in sources in display order: ``archiver.db.models.ClipState`` / ``ClipSource``
+# (not imported: that loads the ORM; tests/test_summary.py keeps these in step with the enums).
+STATES = ("discovered", "downloaded", "stored", "failed", "pruned", "duplicate")
+SOURCES = ("cloud", "local")
+
+ACCOUNT = table(
+    "account",
+    column("id", Integer),
+    column("name", String),
+    column("access_token", String),
+    column("tier", String),
+    column("login_needed_reason", String),
+    column("pending_signin", String),
+)
+CLIP = table(
+    "clip",
+    column("id", Integer),
+    column("account_id", Integer),
+    column("source", _Label()),
+    column("state", _Label()),
+    column("identity", String),
+    column("attempts", Integer),
+    column("last_error", String),
+)
+STORED_OBJECT = table("storedobject", column("clip_id", Integer), column("size", Integer))
+CURSOR = table(
+    "cursor",
+    column("account_id", Integer),
+    column("source", String),
+    column("since", DateTime(timezone=True)),
+)
+
+
+@dataclass
+class FailedClip:
+    identity: str
+    attempts: int
+    last_error: str | None
+
+
+@dataclass
+class AccountSummary:
+    name: str
+    logged_in: bool
+    tier: str | None
+    counts: dict[tuple[str, str], int] = field(default_factory=dict)  # (source, state) -> clips
+    cursor: datetime | None = None  # where the next cloud listing starts
+    archive_bytes: int = 0
+    failed: list[FailedClip] = field(default_factory=list)  # the newest few
+    login_needed_reason: str | None = None  # an automatic sign-in stopped at a PIN
+    pending_signin: str | None = None  # a sign-in waiting for its PIN (JSON, parsed by repo.pending_of)
+
+
+def _aware(ts: datetime | None) -> datetime | None:
+    if ts is not None and ts.tzinfo is None:  # SQLite returns naive values
+        return ts.replace(tzinfo=UTC)
+    return ts
+
+
+def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSummary]:
+    """One summary per account, oldest account first."""
+    out: list[AccountSummary] = []
+    with engine.connect() as conn:
+        accounts = conn.execute(
+            select(
+                ACCOUNT.c.id,
+                ACCOUNT.c.name,
+                ACCOUNT.c.access_token,
+                ACCOUNT.c.tier,
+                ACCOUNT.c.login_needed_reason,
+                ACCOUNT.c.pending_signin,
+            ).order_by(ACCOUNT.c.id)
+        ).all()
+        for acct_id, name, token, tier, login_needed, pending in accounts:
+            summary = AccountSummary(
+                name=name,
+                logged_in=bool(token),
+                tier=tier,
+                login_needed_reason=login_needed,
+                pending_signin=pending,
+            )
+            rows = conn.execute(
+                select(CLIP.c.source, CLIP.c.state, func.count())
+                .where(CLIP.c.account_id == acct_id)
+                .group_by(CLIP.c.source, CLIP.c.state)
+            )
+            summary.counts = {(str(src), str(state)): int(n) for src, state, n in rows}
+            summary.cursor = _aware(
+                conn.execute(
+                    select(CURSOR.c.since).where(CURSOR.c.account_id == acct_id, CURSOR.c.source == "cloud")
+                ).scalar()
+            )
+            total = select(func.coalesce(func.sum(STORED_OBJECT.c.size), 0))
+            if len(accounts) > 1:  # one account (the usual case) owns every object: no join needed
+                total = total.where(
+                    STORED_OBJECT.c.clip_id.in_(select(CLIP.c.id).where(CLIP.c.account_id == acct_id))
+                )
+            summary.archive_bytes = int(conn.execute(total).scalar() or 0)
+            sources = [src for (src, state), n in summary.counts.items() if state == "failed" and n]
+            if sources:  # naming the sources lets the (account, source, state) index find them
+                failed = conn.execute(
+                    select(CLIP.c.identity, CLIP.c.attempts, CLIP.c.last_error)
+                    .where(
+                        CLIP.c.account_id == acct_id,
+                        CLIP.c.source.in_(sources),
+                        CLIP.c.state == "failed",
+                    )
+                    .order_by(CLIP.c.id.desc())
+                    .limit(last_errors)
+                )
+                summary.failed = [FailedClip(i, int(a or 0), e) for i, a, e in failed]
+            out.append(summary)
+    return out
