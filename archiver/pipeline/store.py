@@ -48,8 +48,7 @@ async def store_all(
     transaction as the last rows, and only when every destination holds every file. Raises the first
     destination error after trying all of them.
     """
-    with session_scope(engine) as s:
-        existing = {(o.destination, o.kind): o for o in repo.objects_of(s, clip_id)}
+    existing = await asyncio.to_thread(_existing, engine, clip_id)  # database work off the event loop
     have = {(o.destination, o.kind, o.sha256) for o in existing.values()}
     files = await asyncio.to_thread(claim_key, engine, clip_id, files, destinations, fresh=not existing)
     first_error: BaseException | None = None
@@ -66,23 +65,34 @@ async def store_all(
             first_error = first_error or exc
         complete = i == len(destinations) - 1 and first_error is None and finish is not None
         if done or complete:
-            with session_scope(engine) as s:
-                for f, key in done:
-                    old = existing.get((dest.name, f.kind))
-                    repo.record_object(
-                        s,
-                        clip_id,
-                        dest.name,
-                        f.kind,
-                        key,
-                        f.size,
-                        f.sha256,
-                        existing_id=old.id if old else None,
-                    )
-                if complete:
-                    finish(s)  # type: ignore[misc]
+            last = finish if complete else None
+            await asyncio.to_thread(_record, engine, clip_id, dest.name, done, existing, last)
     if first_error is not None:
         raise first_error
+
+
+def _existing(engine: Engine, clip_id: int) -> dict[tuple[str, ObjectKind], StoredObject]:
+    with session_scope(engine) as s:
+        return {(o.destination, o.kind): o for o in repo.objects_of(s, clip_id)}
+
+
+def _record(
+    engine: Engine,
+    clip_id: int,
+    destination: str,
+    done: Sequence[tuple[StagedFile, str]],
+    existing: Mapping[tuple[str, ObjectKind], StoredObject],
+    finish: Callable[[Session], None] | None,
+) -> None:
+    """One destination's rows in one transaction (and ``finish`` with the last destination's)."""
+    with session_scope(engine) as s:
+        for f, key in done:
+            old = existing.get((destination, f.kind))
+            repo.record_object(
+                s, clip_id, destination, f.kind, key, f.size, f.sha256, existing_id=old.id if old else None
+            )
+        if finish is not None:
+            finish(s)
 
 
 # -- keys ------------------------------------------------------------------------------------------------
