@@ -177,6 +177,14 @@ class SyncSettings(Section):
     partial_grace_minutes: float = Field(default=15, ge=0)
     # Blink's `Date` header is trusted for the cursor only up to this far ahead of the local clock
     clock_skew_tolerance_s: float = Field(default=120, ge=0)
+    # a failed clip waits before its next try: retry_backoff, doubling per failure, up to retry_backoff_max
+    retry_backoff: str = "5m"
+    retry_backoff_max: str = "1d"
+
+    @field_validator("retry_backoff", "retry_backoff_max")
+    @classmethod
+    def _backoff(cls, v: str) -> str:
+        return check_duration(v) or v
 
     @field_validator("filename_template")
     @classmethod

@@ -212,6 +212,7 @@ def repair(
                     session.delete(row)
             clip.state = ClipState.discovered
             clip.attempts = 0
+            clip.next_attempt_at = None  # fetched by the next sync, whatever its back-off was
             clip.last_error = "verify --repair: queued to be fetched again"
             session.add(clip)
             report.requeued += 1

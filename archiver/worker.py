@@ -142,10 +142,7 @@ class Worker:
         started_wall, started = time.time(), time.monotonic()
         log.info("sync start account=%s", name)
         try:
-            from archiver.maintenance import preflight
-
-            await asyncio.to_thread(preflight, self.settings)  # nothing is downloaded that cannot be kept
-            reports = await self._sync_all(name)
+            reports = await self._sync_all(name)  # sync_all runs the preflight first
         except asyncio.CancelledError:
             log.info("sync cancelled account=%s (stopping)", name)
             raise
@@ -208,6 +205,7 @@ class Worker:
                 stored=r.stored,
                 bytes_=r.bytes,
                 failed=r.failed,
+                notes=r.notes,
             )
 
     async def _sync_all(self, name: str) -> list[SyncReport]:

@@ -287,8 +287,11 @@ def test_a_pending_usb_clip_that_left_the_card_is_reported_not_left_pending(
     sm = usb_sim.add_sync_module(net, "SM2", local_storage=True)
     gone, kept = usb_sim.add_local_clip(sm, cam, size=20_000), usb_sim.add_local_clip(sm, cam, size=20_000)
     usb_sim.faults.upload_delay_s = 30  # the first sync gives up waiting: both clips stay pending
-    first = run_sync(usb_settings(tmp_path, usb_sim, local_storage={"upload_deadline_s": 0.3}))
-    settings = usb_settings(tmp_path, usb_sim)
+    no_backoff = {"retry_backoff": "0s"}  # failed clips are due again at once
+    first = run_sync(
+        usb_settings(tmp_path, usb_sim, sync=no_backoff, local_storage={"upload_deadline_s": 0.3})
+    )
+    settings = usb_settings(tmp_path, usb_sim, sync=no_backoff)
     assert first.exit_code == 1
     assert {c.state for c in rows(settings, ClipSource.local)} == {ClipState.failed}
     next(

@@ -81,9 +81,9 @@ def test_a_sync_through_cdn_redirects_403s_missing_thumbnails_partial_clips_and_
         assert doc["thumbnail"]["source"] == "generated" and doc["thumbnail"]["blink_error"]
         assert sidecar.with_suffix(".jpg").read_bytes()[:3] == b"\xff\xd8\xff"
 
-    # refused clips are retried by later runs, and stored once Blink lets them through
+    # refused clips are retried (at once with --retry-failed), and stored once Blink lets them through
     q.forbidden_ids = set()
-    result = run_cli(["--config", str(cfg), "sync"], cli_env(tmp_path / "data", sim))
+    result = run_cli(["--config", str(cfg), "sync", "--retry-failed"], cli_env(tmp_path / "data", sim))
     assert result.returncode == 0, result.stderr
     assert stored_hashes(settings) == expected | {sim.clip_sha256(i) for i in refused}
     assert cdn.refused == []

@@ -8,12 +8,16 @@ import hashlib
 from pathlib import Path
 
 import boto3
+import pytest
 from helpers import archive_files, make_settings, run_sync
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipState, StoredObject
+from archiver.errors import Unavailable
+from archiver.pipeline.report import SyncReport
+from archiver.pipeline.runner import make_account_sync, open_engine
 from archiver.simulator import Simulator
 
 
@@ -58,12 +62,26 @@ def test_s3_unreachable_marks_nothing_stored_and_the_next_sync_completes(
     dead = make_settings(
         tmp_path,
         sim,
+        sync={"retry_backoff": "0s"},  # the failed clips are due again at once
         destinations=[
             {"type": "disk"},
             {"type": "s3", "bucket": bucket, "endpoint_url": "http://127.0.0.1:9"},  # nothing listens
         ],
     )
-    report = run_sync(dead)
+    with pytest.raises(Unavailable, match="nothing was downloaded"):  # the runner's preflight
+        run_sync(dead)
+    assert sim.request_count("/media/clip/") == 0
+
+    async def past_the_preflight() -> SyncReport:  # S3 goes down while the sync runs
+        engine = open_engine(dead)
+        job = make_account_sync(dead, engine, dead.account_list()[0])
+        try:
+            return await job.run()
+        finally:
+            await job.aclose()
+            engine.dispose()
+
+    report = asyncio.run(past_the_preflight())
     assert report.stored == 0 and report.failed == 3 and report.exit_code == 1
     engine = open_database(dead.database_url)
     with session_scope(engine) as s:
@@ -72,6 +90,7 @@ def test_s3_unreachable_marks_nothing_stored_and_the_next_sync_completes(
     alive = make_settings(
         tmp_path,
         sim,
+        sync={"retry_backoff": "0s"},
         destinations=[
             {"type": "disk"},
             {"type": "s3", "bucket": bucket, "endpoint_url": endpoint},

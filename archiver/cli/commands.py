@@ -201,6 +201,13 @@ def sync(
             "after a filter change; what is already stored is not fetched again."
         ),
     ] = None,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Try failed clips now, even those still backing off (after you fixed the cause).",
+        ),
+    ] = False,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
     import asyncio
@@ -208,16 +215,19 @@ def sync(
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
-    from archiver.maintenance import preflight
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
-        engine = open_engine(s)
-        preflight(s)  # staging, ffmpeg, destinations: before the first download, never after
+        engine = open_engine(s)  # the runner's preflight checks staging, ffmpeg, destinations first
         reports = asyncio.run(
             sync_and_prune_with_mqtt(
-                s, engine, accounts=account, reporter_factory=make_reporter, rescan_from=rescan
+                s,
+                engine,
+                accounts=account,
+                reporter_factory=make_reporter,
+                rescan_from=rescan,
+                retry_failed=retry_failed,
             )
         )
     except ArchiverError as exc:
@@ -262,7 +272,8 @@ def status() -> None:
         _print_login_state(console, a)
         for c in a.failed:
             # names come from the server: no markup, no terminal escapes
+            retry = f", next try {c.next_attempt_at:%Y-%m-%d %H:%M:%S}" if c.next_attempt_at else ""
             console.print(
-                f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}): "
+                f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}{retry}): "
                 f"{safe_markup(c.last_error or '')}"
             )

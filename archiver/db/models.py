@@ -140,6 +140,8 @@ class Clip(SQLModel, table=True):
     state: ClipState = Field(default=ClipState.discovered)
     attempts: int = 0
     last_error: str | None = None
+    # a failed clip is not fetched before this (back-off); None: at the next run
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     size: int | None = None
     sha256: str | None = None
     duration: float | None = None

@@ -4,7 +4,8 @@ their own read-only aggregate queries."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+import random
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -282,15 +283,40 @@ def last_errors(s: Session, account_id: int | None = None, limit: int = 5) -> Se
 
 
 # -- clip state transitions -------------------------------------------------------------------------
-def record_failure(engine: Engine, clip_id: int, message: str) -> None:
-    """The clip failed this run: counted, the reason kept, retried next run."""
+def retry_delay(
+    attempts: int, first: timedelta, cap: timedelta, jitter: Callable[[], float] = random.random
+) -> timedelta:
+    """The back-off after the ``attempts``-th failure: ``first``, doubling per failure, at most ``cap``;
+    between 80 % and 100 % of that, so clips that failed together do not all come back together."""
+    exponent = min(max(attempts - 1, 0), 40)  # 2**40 times anything is past every sane cap
+    delay = min(first.total_seconds() * 2**exponent, cap.total_seconds())
+    return timedelta(seconds=delay * (0.8 + 0.2 * jitter()))
+
+
+def backing_off(clip: Clip, now: datetime | None = None) -> bool:
+    """A failed clip whose next try has not come yet: a sync leaves it for later."""
+    due = as_utc(clip.next_attempt_at) if clip.next_attempt_at is not None else None
+    return clip.state == ClipState.failed and due is not None and due > (now or utcnow())
+
+
+def record_failure(
+    engine: Engine,
+    clip_id: int,
+    message: str,
+    backoff: tuple[timedelta, timedelta] | None = None,
+) -> datetime | None:
+    """The clip failed this run: counted, the reason kept; with ``backoff`` (first delay, cap) it is not
+    tried again before the returned time (see ``retry_delay``), else at the next run."""
     with session_scope(engine) as s:
         row = s.get(Clip, clip_id)
-        if row is not None:
-            row.state = ClipState.failed
-            row.attempts += 1
-            row.last_error = message
-            s.add(row)
+        if row is None:
+            return None
+        row.state = ClipState.failed
+        row.attempts += 1
+        row.last_error = message
+        row.next_attempt_at = utcnow() + retry_delay(row.attempts, *backoff) if backoff else None
+        s.add(row)
+        return row.next_attempt_at
 
 
 def mark_stored(
@@ -308,6 +334,7 @@ def mark_stored(
     """Every destination holds every file: ``note`` (a processing or size warning) or nothing is kept.
     One UPDATE (the row is not loaded); ``clip`` is updated to match."""
     values: dict[str, Any] = {"state": ClipState.stored, "stored_at": utcnow(), "last_error": note}
+    values["next_attempt_at"] = None
     if duration is not None or width is not None or codec is not None:
         values.update(duration=duration, width=width, height=height, codec=codec)
     if size is not None and sha256 is not None:

@@ -49,6 +49,7 @@ CLIP = table(
     column("identity", String),
     column("attempts", Integer),
     column("last_error", String),
+    column("next_attempt_at", DateTime(timezone=True)),
 )
 STORED_OBJECT = table("storedobject", column("clip_id", Integer), column("size", Integer))
 CURSOR = table(
@@ -64,6 +65,7 @@ class FailedClip:
     identity: str
     attempts: int
     last_error: str | None
+    next_attempt_at: datetime | None = None  # a failed clip backing off: not tried before this
 
 
 @dataclass
@@ -127,7 +129,7 @@ def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSumma
             sources = [src for (src, state), n in summary.counts.items() if state == "failed" and n]
             if sources:  # naming the sources lets the (account, source, state) index find them
                 failed = conn.execute(
-                    select(CLIP.c.identity, CLIP.c.attempts, CLIP.c.last_error)
+                    select(CLIP.c.identity, CLIP.c.attempts, CLIP.c.last_error, CLIP.c.next_attempt_at)
                     .where(
                         CLIP.c.account_id == acct_id,
                         CLIP.c.source.in_(sources),
@@ -136,6 +138,6 @@ def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSumma
                     .order_by(CLIP.c.id.desc())
                     .limit(last_errors)
                 )
-                summary.failed = [FailedClip(i, int(a or 0), e) for i, a, e in failed]
+                summary.failed = [FailedClip(i, int(a or 0), e, _aware(t)) for i, a, e, t in failed]
             out.append(summary)
     return out

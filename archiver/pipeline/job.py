@@ -43,7 +43,7 @@ from archiver.pipeline.store import StagedFile, store_all
 from archiver.pipeline.task import ClipTask, MediaFacts
 from archiver.sources import SOURCES
 from archiver.sources.base import Source, SourceContext, SourceFactory, SourceUnavailable
-from archiver.util import one_line
+from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.sync")
 
@@ -65,6 +65,7 @@ class SyncJob:
         processor: MediaProcessor | None = None,
         rescan_from: datetime | None = None,
         sources: Mapping[str, SourceFactory] | None = None,
+        retry_failed: bool = False,
     ) -> None:
         validate_template(settings.sync.filename_template)
         self.settings = settings
@@ -73,6 +74,13 @@ class SyncJob:
         self.destinations = list(destinations)
         self.reporter = reporter or Reporter()
         self.processor = processor
+        # failed clips wait (sync.retry_backoff…retry_backoff_max) unless a person asked to retry them now
+        self.retry_failed = retry_failed
+        self.backoff = (
+            parse_duration(settings.sync.retry_backoff),
+            parse_duration(settings.sync.retry_backoff_max),
+        )
+        self._backing_off: list[datetime] = []  # next try times of the failed clips this run left alone
         row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
         assert row.id is not None
         self.account_id: int = row.id
@@ -189,6 +197,7 @@ class SyncJob:
         lanes: dict[Hashable, asyncio.Queue[Item | None]] = {}
         queued: set[int] = set()
         grace = timedelta(minutes=self.settings.sync.partial_grace_minutes)
+        now = datetime.now(UTC)
         present = await asyncio.to_thread(repo.sources_with_clips, self.engine, self.account_id)
         self._seen_sources = set(present)
 
@@ -216,6 +225,11 @@ class SyncJob:
                 if c.id is None or c.id in queued or c.deleted_upstream or not partial_ready(c, grace):
                     continue
                 if c.state not in repo.PENDING_STATES:
+                    continue
+                if not self.retry_failed and repo.backing_off(c, now):
+                    assert c.next_attempt_at is not None
+                    self._backing_off.append(as_utc(c.next_attempt_at))
+                    queued.add(c.id)  # counted once, even when listed again
                     continue
                 if not self.selection.admits(c):
                     source.settled(c, "filtered")
@@ -263,6 +277,13 @@ class SyncJob:
             raise group.exceptions[0] from None
         except* (ArchiverError, httpx.HTTPError, OSError) as group:  # one line, never "unexpected"
             report.errors.append(one_line(group.exceptions[0]))
+        finally:
+            if self._backing_off:
+                report.notes.append(
+                    f"{len(self._backing_off)} failed clip(s) back off (next try from "
+                    f"{min(self._backing_off).isoformat(timespec='seconds')}); "
+                    "`archiver sync --retry-failed` tries them now"
+                )
 
     @staticmethod
     async def _guarded(step: Awaitable[None], report: SyncReport) -> None:
@@ -371,7 +392,7 @@ class SyncJob:
             message = one_line(exc)
             if isinstance(exc, NotFoundUpstream):
                 message = f"{message}; will retry"
-            await asyncio.to_thread(repo.record_failure, self.engine, clip.id, message)
+            await asyncio.to_thread(repo.record_failure, self.engine, clip.id, message, self.backoff)
             report.failed += 1
             report.clip_errors.append(f"{clip.identity}: {message}")
             source.settled(clip, "failed")

@@ -35,6 +35,7 @@ def make_account_sync(
     transport: httpx.AsyncBaseTransport | None = None,
     reporter: Reporter | None = None,
     rescan_from: datetime | None = None,
+    retry_failed: bool = False,
 ) -> SyncJob:
     """The sync job of one account with the configured destinations and every enabled source. The media
     processor is always present: even with every option off, USB clips (no Blink thumbnail) get a generated
@@ -48,6 +49,7 @@ def make_account_sync(
         reporter=reporter,
         processor=MediaProcessor(settings.processing),
         rescan_from=rescan_from,
+        retry_failed=retry_failed,
     )
 
 
@@ -59,9 +61,15 @@ async def sync_all(
     transport: httpx.AsyncBaseTransport | None = None,
     reporter_factory: Callable[[str], Reporter] | None = None,
     rescan_from: datetime | None = None,
+    retry_failed: bool = False,
 ) -> list[SyncReport]:
+    """Every (selected) account in turn, each under its lease. Every entry point (CLI, worker, demo,
+    Home Assistant) comes through here, so the preflight runs here, once, before the first download:
+    nothing is fetched that cannot be kept (ConfigError exit 2, Unavailable exit 1)."""
     from archiver.db.lease import account_lease
+    from archiver.maintenance import preflight
 
+    await asyncio.to_thread(preflight, settings)
     reports: list[SyncReport] = []
     for account in settings.account_list():
         if accounts and account.name not in accounts:
@@ -77,6 +85,7 @@ async def sync_all(
                 transport=transport,
                 reporter=reporter_factory(account.name) if reporter_factory else None,
                 rescan_from=rescan_from,
+                retry_failed=retry_failed,
             )
             try:
                 reports.append(await job.run())
@@ -101,10 +110,16 @@ async def sync_and_prune(
     accounts: list[str] | None = None,
     reporter_factory: Callable[[str], Reporter] | None = None,
     rescan_from: datetime | None = None,
+    retry_failed: bool = False,
 ) -> list[SyncReport]:
     """`archiver sync`: every account, then one prune (its outcome on the first report)."""
     reports = await sync_all(
-        settings, engine, accounts=accounts, reporter_factory=reporter_factory, rescan_from=rescan_from
+        settings,
+        engine,
+        accounts=accounts,
+        reporter_factory=reporter_factory,
+        rescan_from=rescan_from,
+        retry_failed=retry_failed,
     )
     if reports and (pruned := await prune_after_sync(settings, engine)) is not None:
         reports[0].pruned = pruned.pruned

@@ -56,9 +56,8 @@ async def store_all(
     updated instead (the puts were idempotent anyway).
     """
     existing: dict[tuple[str, ObjectKind], StoredObject] = {}
-    if not fresh:
-        with session_scope(engine) as s:
-            existing = {(o.destination, o.kind): o for o in repo.objects_of(s, clip_id)}
+    if not fresh:  # database work off the event loop
+        existing = await asyncio.to_thread(_existing, engine, clip_id)
     have = {(o.destination, o.kind, o.sha256) for o in existing.values()}
     files = await asyncio.to_thread(claim_key, engine, clip_id, files, destinations, fresh=not existing)
     first_error: BaseException | None = None
@@ -71,9 +70,15 @@ async def store_all(
             first_error = first_error or exc.error
         complete = i == len(destinations) - 1 and first_error is None and finish is not None
         if done or complete:
-            _record(engine, clip_id, dest.name, done, finish if complete else None, fresh)
+            last = finish if complete else None
+            await asyncio.to_thread(_record, engine, clip_id, dest.name, done, last, fresh)
     if first_error is not None:
         raise first_error
+
+
+def _existing(engine: Engine, clip_id: int) -> dict[tuple[str, ObjectKind], StoredObject]:
+    with session_scope(engine) as s:
+        return {(o.destination, o.kind): o for o in repo.objects_of(s, clip_id)}
 
 
 # -- keys ------------------------------------------------------------------------------------------------
