@@ -28,6 +28,11 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
 9.  Start-up, whole processes: ``--help``, ``status`` and a no-op ``sync`` at 100,000 clips (inside 6).
 
 All figures are from one run on a shared machine: compare the ratios, not the absolute seconds.
+
+The whole-process scenarios run the first ``archiver`` on PATH. In a ``.[test]`` venv, httpcore imports
+trio (selenium's dependency) whenever it is installed: ~0.1-0.25 s a process that a user's install does
+not pay. To measure what a user runs, put a venv with only ``pip install -e .`` first on PATH:
+``PATH=/tmp/uvenv/bin:$PATH python bench/run.py --only 8,9``.
 """
 
 from __future__ import annotations

@@ -140,14 +140,18 @@ class BlinkHTTP:
         self.settings = settings
         self.limits = limits or LimitsSettings()
         self._origins, self._regional = blink_origins(settings)
+        # one TLS context for both clients (building one loads the CA bundle: ~20 ms each); same checks
+        verify = httpx.create_ssl_context() if transport is None else True
         # hops off Blink's hosts (a CDN, a pre-signed URL): no cookie jar shared, no auth, no user agent
         self.foreign = httpx.AsyncClient(
             transport=transport,
+            verify=verify,
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
             follow_redirects=False,
         )
         self.client = httpx.AsyncClient(
             transport=transport,
+            verify=verify,
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
             headers={"User-Agent": USER_AGENT},
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),

@@ -138,8 +138,10 @@ async def _receive(
                     raise TooLarge(f"{what}: body is over the {cap:,}-byte limit")
                 digest.update(chunk)
                 fh.write(chunk)
-                # the deadline follows what has arrived (a body of unknown length gets longer)
-                budget.reschedule(started + deadline_for(max(size, expected or 0), limits))
+                # the deadline follows what has arrived (a body of unknown length gets longer); while
+                # no more than the declared length has come, it is the one set above
+                if size > (expected or 0):
+                    budget.reschedule(started + deadline_for(size, limits))
     except httpx.HTTPError as exc:
         tmp.unlink(missing_ok=True)
         raise RetryableError(f"{what}: connection lost after {size} bytes ({type(exc).__name__})") from exc
