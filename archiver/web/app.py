@@ -3,7 +3,7 @@ worker's /healthz, /readyz and /metrics. Read-only: every route is a GET (or HEA
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -136,6 +136,20 @@ def _source(value: str | None) -> ClipSource | None:
     )
 
 
+def _filter(
+    q: Mapping[str, str], account_id: int | None, camera_id: int | None, tz_name: str | None = None
+) -> ClipFilter:
+    """The clip filter a page's query string asks for (unknown values are ignored, never an error)."""
+    return ClipFilter(
+        account_id=account_id,
+        camera_id=camera_id,
+        source=_source(q.get("source")),
+        start=_date(q.get("from")),
+        end=_date(q.get("to")),
+        tz_name=tz_name,
+    )
+
+
 class WebApp:
     """Holds what the routes need; ``app`` is the Starlette application."""
 
@@ -235,14 +249,7 @@ class WebApp:
             raise HTTPException(404)
         name, network, tz_name = title
         q = request.query_params
-        flt = ClipFilter(
-            account_id=account_id,
-            camera_id=camera_id,
-            source=_source(q.get("source")),
-            start=_date(q.get("from")),
-            end=_date(q.get("to")),
-            tz_name=tz_name,
-        )
+        flt = _filter(q, account_id, camera_id, tz_name)
         page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
         return self.render(
             request,
@@ -263,13 +270,7 @@ class WebApp:
         acc, _, cam = (q.get("camera") or "").partition(":")
         if _int(acc) is not None and _int(cam) is not None:
             account_id, camera_id = _int(acc), _int(cam)
-        flt = ClipFilter(
-            account_id=account_id,
-            camera_id=camera_id,
-            source=_source(q.get("source")),
-            start=_date(q.get("from")),
-            end=_date(q.get("to")),
-        )
+        flt = _filter(q, account_id, camera_id)
         found = await self.db(queries.find_page, flt, q.get("before"), self.page_size)
         page, choices, tz_name = found.page, found.choices, found.tz_name
         return self.render(
