@@ -191,6 +191,15 @@ class Child:
     stderr: str
 
 
+def run_blinkpy_process(sim: Any, dest: Path, stop: int, tokens: Any = None) -> Child:
+    """blinkpy (``peers.py``) as a whole process against ``sim``, downloading into ``dest``."""
+    argv = [sys.executable, str(HERE / "peers.py"), "--sim", json.dumps(sim.info | {"url": sim.url})]
+    argv += ["--dest", str(dest), "--stop", str(stop)]
+    if tokens is not None:
+        argv += ["--tokens", json.dumps(tokens)]
+    return run_child(argv)
+
+
 def run_child(argv: list[str], env: dict[str, str] | None = None, stdin: str | None = None) -> Child:
     """Run a whole process; wall time, CPU (wait4: the child and every descendant it waited for)."""
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"bench-child-{os.getpid()}-{time.monotonic_ns()}"

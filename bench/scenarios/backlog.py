@@ -3,13 +3,10 @@ the ideal time of 1 from its request count, latency and bandwidth (3)."""
 
 from __future__ import annotations
 
-import json
 import shutil
-import sys
 from typing import Any
 
 from harness import (
-    HERE,
     KIB,
     MIB,
     Bench,
@@ -20,6 +17,7 @@ from harness import (
     archiver_sync,
     dir_stats,
     oauth_tokens,
+    run_blinkpy_process,
     run_child,
     settings_for,
     sim_opts,
@@ -102,18 +100,7 @@ def whole_process(b: Bench) -> None:
     with SimProc(**sim_opts(b)) as sim:
         dest = b.tmp / "blinkpy-1w"
         dest.mkdir()
-        bp = run_child(
-            [
-                sys.executable,
-                str(HERE / "peers.py"),
-                "--sim",
-                json.dumps(sim.info | {"url": sim.url}),
-                "--dest",
-                str(dest),
-                "--stop",
-                str(_stop(b)),
-            ]
-        )
+        bp = run_blinkpy_process(sim, dest, _stop(b))
         bp_files, _ = dir_stats(dest, ".mp4")
         bp_req = sim.count()["requests"]
     print(

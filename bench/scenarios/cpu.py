@@ -5,11 +5,7 @@ against blinkpy 0.25 ``download_videos(delay=0)`` as a process of its own. Both 
 
 from __future__ import annotations
 
-import json
-import sys
-
 from harness import (
-    HERE,
     Bench,
     SimProc,
     archiver_cmd,
@@ -17,6 +13,7 @@ from harness import (
     archiver_login,
     dir_stats,
     oauth_tokens,
+    run_blinkpy_process,
     run_child,
     settings_for,
     sim_opts,
@@ -33,20 +30,7 @@ def cpu_per_clip(b: Bench) -> None:
         dest = b.tmp / "blinkpy-cpu"
         dest.mkdir()
         sim.cmd("reset")
-        bp = run_child(
-            [
-                sys.executable,
-                str(HERE / "peers.py"),
-                "--sim",
-                json.dumps(sim.info | {"url": sim.url}),
-                "--dest",
-                str(dest),
-                "--stop",
-                str(n // 25 + 2),
-                "--tokens",
-                json.dumps(tokens),
-            ]
-        )
+        bp = run_blinkpy_process(sim, dest, n // 25 + 2, tokens)
         bp_files, _ = dir_stats(dest, ".mp4")
     with SimProc(**opts) as sim:
         data = b.tmp / "archiver-cpu"
