@@ -29,7 +29,7 @@ from archiver.errors import ArchiverError, describe
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, Metrics, database_ready
 from archiver.notify import AlertTracker, Notifier, needs_login
-from archiver.util import one_line
+from archiver.util import aio, one_line
 
 if TYPE_CHECKING:
     from archiver.db.models import Account
@@ -426,4 +426,4 @@ class Worker:
 
 
 def run_worker(settings: Settings, engine: Engine) -> int:
-    return asyncio.run(Worker(settings, engine).run())
+    return aio.run(Worker(settings, engine).run())

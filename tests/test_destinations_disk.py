@@ -169,6 +169,19 @@ def test_escapes_are_refused(tmp_path: Path, dest: DiskDestination, key: str) ->
     assert not (tmp_path / "escape.mp4").exists()
 
 
+def test_a_file_symlink_leading_out_of_the_root_is_refused(tmp_path: Path, dest: DiskDestination) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_bytes(b"not yours")
+    (tmp_path / "archive" / "cam").mkdir(parents=True)
+    dest.stat("cam/other.mp4")  # the folder is now resolved and remembered
+    (tmp_path / "archive" / "cam" / "a.mp4").symlink_to(secret)
+    with pytest.raises(DestinationError, match="leaves the root"):
+        dest.stat("cam/a.mp4")
+    with pytest.raises(DestinationError, match="leaves the root"):
+        dest.hash("cam/a.mp4")
+    assert secret.read_bytes() == b"not yours"
+
+
 def test_symlink_inside_root_is_allowed(tmp_path: Path, dest: DiskDestination) -> None:
     real = tmp_path / "archive" / "real"
     real.mkdir(parents=True)

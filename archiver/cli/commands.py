@@ -55,6 +55,7 @@ def login(
     import asyncio
 
     from archiver.errors import PinNeeded
+    from archiver.util import aio
 
     try:
         s = settings()
@@ -102,7 +103,7 @@ def login(
                 finally:
                     await sync.aclose()
 
-            asyncio.run(go())
+            aio.run(go())
     except PinNeeded as exc:  # not a failure: the next step, said in one line
         typer.echo(REDACTOR.scrub(str(exc)), err=True)
         raise typer.Exit(exc.exit_code) from None
@@ -113,12 +114,11 @@ def login(
 
 def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     """`archiver login --pin`: finish the pending sign-in (no password, no new PIN)."""
-    import asyncio
-
     from archiver.db import repo
     from archiver.db.engine import open_engine
     from archiver.errors import AuthError
     from archiver.pipeline.runner import make_account_sync
+    from archiver.util import aio
 
     engine = open_engine(s)
     hint = "archiver login" if acct.name == "default" else f"archiver login --account {acct.name}"
@@ -134,7 +134,7 @@ def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
         finally:
             await sync.aclose()
 
-    asyncio.run(go())
+    aio.run(go())
     assert pending is not None
     return pending.username
 
@@ -210,17 +210,16 @@ def sync(
     ] = False,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
-    import asyncio
-
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
+    from archiver.util import aio
 
     try:
         s = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)  # the runner's preflight checks staging, ffmpeg, destinations first
-        reports = asyncio.run(
+        reports = aio.run(
             sync_and_prune_with_mqtt(
                 s,
                 engine,

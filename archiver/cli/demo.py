@@ -32,13 +32,12 @@ def demo(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port for --serve.")] = 8080,
 ) -> None:
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
-    import asyncio
-
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.pipeline.runner import make_account_sync, sync_all
     from archiver.simulator import SimConfig, Simulator
     from archiver.simulator.settings import settings_for
+    from archiver.util import aio
 
     with Simulator(
         SimConfig(username=DEMO_USER, password=DEMO_PASSWORD, pin=DEMO_PIN, two_factor=True)
@@ -83,7 +82,7 @@ def demo(
                     await sync.aclose()
                 return await sync_all(s, engine, reporter_factory=make_reporter)
 
-            reports = asyncio.run(go())
+            reports = aio.run(go())
         except ArchiverError as exc:
             raise fail(exc) from None
         code = print_reports(reports)

@@ -61,6 +61,9 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_FOLDER_CACHE = 4096  # folders remembered by _folder (a day's folder per camera: plenty)
+
+
 def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
@@ -94,6 +97,7 @@ class DiskDestination(DestinationBase):
         self.dir_mode = 0o755 if shared else 0o700
         self.min_free_bytes = min_free_bytes
         self._real_root_cache: Path | None = None
+        self._folders: dict[str, Path] = {}  # folder key -> its real path (see _folder)
 
     def __repr__(self) -> str:
         return f"DiskDestination(name={self.name!r}, root={str(self.root)!r})"
@@ -112,15 +116,36 @@ class DiskDestination(DestinationBase):
                 self._real_root_cache = cached
         return cached
 
+    def _folder(self, folder: str, key: str) -> Path:
+        """The real path of a key's folder ("" is the root), resolved once and remembered: a sync puts
+        several files per folder and a prune deletes thousands, and a full ``realpath`` is a syscall
+        per path component."""
+        real = self._folders.get(folder)
+        if real is None:
+            root = self._real_root
+            real = root.joinpath(*folder.split("/")).resolve() if folder else root
+            if not real.is_relative_to(root):
+                raise self._leaves_root(key)
+            if len(self._folders) >= _FOLDER_CACHE:
+                self._folders.clear()
+            self._folders[folder] = real
+        return real
+
     def _resolve(self, key: str) -> Path:
+        """The path of ``key`` under the root's real path. A key whose folder, or which itself, is a
+        symlink leading out of the root is refused."""
         check_key(key, self.name)
-        root = self._real_root
-        target = root.joinpath(*key.split("/"))
-        resolved = target.resolve()
-        if not resolved.is_relative_to(root) or resolved == root:
-            raise DestinationError(f"disk destination {self.name!r}: refused key {key!r}: it leaves the root")
-        # The parent may itself be reached through a symlink inside the root; use its real path.
-        return target.parent.resolve() / target.name
+        folder, _, name = key.rpartition("/")
+        target = self._folder(folder, key) / name
+        if os.path.islink(target):  # one lstat; the full walk only for a link
+            root = self._real_root
+            resolved = target.resolve()
+            if not resolved.is_relative_to(root) or resolved == root:
+                raise self._leaves_root(key)
+        return target
+
+    def _leaves_root(self, key: str) -> DestinationError:
+        return DestinationError(f"disk destination {self.name!r}: refused key {key!r}: it leaves the root")
 
     def _makedirs(self, folder: Path) -> None:
         """mkdir -p, fsyncing each parent that gained an entry so the new folder survives a crash."""
@@ -294,20 +319,12 @@ class DiskDestination(DestinationBase):
         folders retention emptied (stopping at the first one still in use)."""
         failures: dict[str, Exception] = {}
         touched: set[Path] = set()
-        parents: dict[str, Path] = {}  # folder key -> its real path, resolved once per folder
         root = self._real_root
         for key in keys:
             try:
                 check_key(key, self.name)
                 folder, _, name = key.rpartition("/")
-                real = parents.get(folder)
-                if real is None:
-                    real = root.joinpath(*folder.split("/")).resolve() if folder else root
-                    if not real.is_relative_to(root):
-                        raise DestinationError(
-                            f"disk destination {self.name!r}: refused key {key!r}: it leaves the root"
-                        )
-                    parents[folder] = real
+                real = self._folder(folder, key)
                 path = real / name  # unlink removes a link itself, never what it points to
                 os.unlink(path)
             except FileNotFoundError:

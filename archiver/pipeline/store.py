@@ -50,28 +50,39 @@ async def store_all(
     transaction as the last rows, and only when every destination holds every file. Raises the first
     destination error after trying all of them.
 
-    Cost per clip, for one destination: one trip to a worker thread for its puts and one transaction.
-    ``fresh`` (a clip never tried before) skips reading the rows first and inserts them in one statement;
-    should an interrupted earlier attempt have left rows after all, that insert fails and the rows are
-    updated instead (the puts were idempotent anyway).
+    Cost per clip, for one destination: one trip to a worker thread (claim, puts and rows together) and
+    two transactions (the key's claim, then the rows). ``fresh`` (a clip never tried before) skips reading
+    the rows first and inserts them in one statement; should an interrupted earlier attempt have left
+    rows after all, that insert fails and the rows are updated instead (the puts were idempotent anyway).
     """
-    existing: dict[tuple[str, ObjectKind], StoredObject] = {}
-    if not fresh:  # database work off the event loop
-        existing = await asyncio.to_thread(_existing, engine, clip_id)
+    await asyncio.to_thread(store_now, engine, clip_id, files, destinations, metadata, finish, fresh=fresh)
+
+
+def store_now(
+    engine: Engine,
+    clip_id: int,
+    files: Sequence[StagedFile],
+    destinations: Sequence[Destination],
+    metadata: Mapping[str, str],
+    finish: Callable[[Session], None] | None = None,
+    *,
+    fresh: bool = False,
+) -> None:
+    """:func:`store_all` in the calling thread (database and destinations block)."""
+    existing = {} if fresh else _existing(engine, clip_id)
     have = {(o.destination, o.kind, o.sha256) for o in existing.values()}
-    files = await asyncio.to_thread(claim_key, engine, clip_id, files, destinations, fresh=not existing)
+    files = claim_key(engine, clip_id, files, destinations, fresh=not existing)
     first_error: BaseException | None = None
     for i, dest in enumerate(destinations):
         todo = [f for f in files if (dest.name, f.kind, f.sha256) not in have]
         try:
-            done = await asyncio.to_thread(_put_all, dest, todo, metadata)
+            done = _put_all(dest, todo, metadata)
         except _PartlyPut as exc:  # one failing destination must not stop the others
             done = exc.done
             first_error = first_error or exc.error
         complete = i == len(destinations) - 1 and first_error is None and finish is not None
         if done or complete:
-            last = finish if complete else None
-            await asyncio.to_thread(_record, engine, clip_id, dest.name, done, last, fresh)
+            _record(engine, clip_id, dest.name, done, finish if complete else None, fresh)
     if first_error is not None:
         raise first_error
 
@@ -151,36 +162,46 @@ def claim_key(
     """
     base = template_key(files)
     primary = next((f for f in files if f.key == base), files[0])
-    for start in range(1, MAX_SUFFIX, 20):
+
+    def foreign(candidate: str) -> bool:
+        """A destination holds an object with other content under this name (never replaced)."""
+        if not fresh:
+            return False
+        probe_key = _rekey([primary], base, candidate)[0].key
+        try:
+            return any(_same_content(d, probe_key, primary) is False for d in destinations)
+        except DestinationError:
+            return False  # the put reports the destination; the claim does not depend on it
+
+    lost: set[str] = set()  # names another clip claimed between our read and our write
+    start = 1
+    while start < MAX_SUFFIX:
         batch = [base if n == 1 else with_suffix_number(base, n) for n in range(start, start + 20)]
-        with session_scope(engine) as s:  # one read for what this clip owns and which names are taken
-            owned = s.exec(select(Clip.archive_key).where(Clip.id == clip_id)).first()
-            if owned:
-                return _rekey(files, base, owned)
-            taken = set(
-                s.exec(
-                    select(StoredObject.key).where(
-                        col(StoredObject.key).in_(batch), StoredObject.clip_id != clip_id
+        try:
+            with session_scope(engine) as s:  # one transaction: what it owns, what is taken, the claim
+                owned = s.exec(select(Clip.archive_key).where(Clip.id == clip_id)).first()
+                if owned:
+                    return _rekey(files, base, owned)
+                taken = lost | set(
+                    s.exec(
+                        select(StoredObject.key).where(
+                            col(StoredObject.key).in_(batch), StoredObject.clip_id != clip_id
+                        )
                     )
                 )
-            )
-            taken |= set(s.exec(select(Clip.archive_key).where(col(Clip.archive_key).in_(batch))))
-        for candidate in batch:
-            if candidate in taken:
-                continue
-            if fresh:
-                probe_key = _rekey([primary], base, candidate)[0].key
-                try:
-                    if any(_same_content(d, probe_key, primary) is False for d in destinations):
-                        continue  # someone else's object: never replaced
-                except DestinationError:
-                    pass  # the put reports the destination; the claim does not depend on it
-            try:
-                with session_scope(engine) as s:
-                    s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
-            except IntegrityError:
-                continue  # another clip claimed it a moment ago
-            return _rekey(files, base, candidate)
+                taken |= set(s.exec(select(Clip.archive_key).where(col(Clip.archive_key).in_(batch))))
+                for candidate in batch:
+                    if candidate in taken or foreign(candidate):
+                        continue
+                    try:
+                        s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
+                    except IntegrityError:
+                        lost.add(candidate)
+                        raise
+                    return _rekey(files, base, candidate)
+        except IntegrityError:
+            continue  # read the batch again, without the name just lost
+        start += 20
     raise DestinationError(f"no free key near {base!r} after {MAX_SUFFIX} tries")
 
 
