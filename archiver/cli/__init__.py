@@ -9,10 +9,12 @@ light commands start in a fraction of a second. A new command module follows the
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -20,6 +22,8 @@ from archiver.errors import ArchiverError, ConfigError, describe
 from archiver.logs import REDACTOR, escape_controls, setup_logging
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
     from archiver.config import Settings
 
 app = typer.Typer(
@@ -42,6 +46,7 @@ class State:
     config: Path | None = None
     verbose: bool = False
     settings: Settings | None = None  # once loaded: names the keys in errors raised later
+    released: bool = False  # the command let go of everything it held: main() may leave at once
 
 
 STATE = State()
@@ -72,6 +77,22 @@ def use_settings(s: Settings) -> Settings:
     return s
 
 
+def release(engine: Engine) -> None:
+    """The command is done with the database (its connections are closed, SQLite's WAL folded back into
+    the file) and holds nothing else: ``main`` may then end the process without tearing the interpreter
+    down, which costs more CPU than a no-op sync's own work (~0.15 s of SQLAlchemy and pydantic objects)."""
+    engine.dispose()
+    STATE.released = True
+
+
+def _leave(code: int) -> NoReturn:
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
+
+
 def fail(exc: ArchiverError) -> typer.Exit:
     typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(exc)))}", err=True)
     return typer.Exit(exc.exit_code)
@@ -91,6 +112,10 @@ def main() -> None:
 
     try:
         app()
+    except SystemExit as exc:
+        if STATE.released and (exc.code is None or isinstance(exc.code, int)):
+            _leave(exc.code or 0)
+        raise
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)

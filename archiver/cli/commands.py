@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from archiver.cli import app, fail, settings
+from archiver.cli import app, fail, release, settings
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import REDACTOR, escape_controls, safe_markup
 
@@ -231,7 +231,9 @@ def sync(
         )
     except ArchiverError as exc:
         raise fail(exc) from None
-    raise typer.Exit(print_reports(reports))
+    code = print_reports(reports)
+    release(engine)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -276,3 +278,4 @@ def status() -> None:
                 f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}{retry}): "
                 f"{safe_markup(c.last_error or '')}"
             )
+    release(engine)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -80,10 +79,10 @@ async def _download_once(
         # from the first byte of the answer on, the body runs under a deadline that grows with it
         started = asyncio.get_running_loop().time()
         async with asyncio.timeout_at(started + deadline_for(0, limits)) as budget:
-            size, digest, ctype, tmp = await _receive(resp, dest, kind, min_bytes, what, limits, budget)
-    # No fsync: staging never outlives a crash (it is fetched again), and every destination makes its
-    # own copy durable (the disk destination fsyncs the very inode it links).
-    os.replace(tmp, dest)
+            size, digest, ctype = await _receive(resp, dest, kind, min_bytes, what, limits, budget)
+    # Written in place, no fsync: a failed attempt removes its file, staging never outlives a crash (it
+    # is fetched again), and every destination makes its own copy durable (the disk destination fsyncs
+    # the very inode it links).
     return Fetched(path=dest, size=size, sha256=digest, content_type=ctype)
 
 
@@ -95,8 +94,9 @@ async def _receive(
     what: str,
     limits: LimitsSettings,
     budget: asyncio.Timeout,
-) -> tuple[int, str, str, Path]:
-    """Check the answer and stream its body to ``dest``.part: (size, sha256, content type, part)."""
+) -> tuple[int, str, str]:
+    """Check the answer and stream its body to ``dest`` (removed again on failure): (size, sha256,
+    content type)."""
     allowed, label = _EXPECT[kind]
     cap = cap_for(kind, limits)
     started = asyncio.get_running_loop().time()
@@ -127,9 +127,8 @@ async def _receive(
     digest = hashlib.sha256()
     size = 0
     head = b""
-    tmp = dest.with_name(dest.name + ".part")
     try:
-        with tmp.open("wb") as fh:
+        with open(dest, "wb") as fh:
             async for chunk in resp.aiter_bytes(CHUNK):
                 if len(head) < 16:
                     head += chunk[: 16 - len(head)]
@@ -143,21 +142,21 @@ async def _receive(
                 if size > (expected or 0):
                     budget.reschedule(started + deadline_for(size, limits))
     except httpx.HTTPError as exc:
-        tmp.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
         raise RetryableError(f"{what}: connection lost after {size} bytes ({type(exc).__name__})") from exc
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
         raise
     if expected is not None and expected != size:
-        tmp.unlink(missing_ok=True)
+        dest.unlink(missing_ok=True)
         raise RetryableError(f"{what}: body truncated ({size} of {expected} bytes)")
     if size < min_bytes or not _signature_ok(kind, head):
-        small = tmp.read_bytes() if size <= 65536 else b""
-        tmp.unlink(missing_ok=True)
+        small = dest.read_bytes() if size <= 65536 else b""
+        dest.unlink(missing_ok=True)
         if small and media_not_found(200, small):  # code 700 in a 200 with no JSON type
             raise NotFoundUpstream(f"{what}: Blink says the media is not there (HTTP 200)")
         raise RetryableError(f"{what}: {size}-byte body is not a valid {label}")
-    return size, digest.hexdigest(), ctype, tmp
+    return size, digest.hexdigest(), ctype
 
 
 async def download(
@@ -179,7 +178,7 @@ async def download(
             try:
                 return await _download_once(http, url, dest, kind, min_bytes, limits)
             except TimeoutError:
-                dest.with_name(dest.name + ".part").unlink(missing_ok=True)
+                dest.unlink(missing_ok=True)
                 raise TooSlow(
                     f"download {kind}: too slow, stopped after {time.monotonic() - started:.0f} s "
                     f"(limits.min_download_bytes_per_s = {limits.min_download_bytes_per_s:g})"

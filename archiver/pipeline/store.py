@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -172,6 +172,21 @@ def claim_key(
             return any(_same_content(d, probe_key, primary) is False for d in destinations)
         except DestinationError:
             return False  # the put reports the destination; the claim does not depend on it
+
+    # The common case in one statement: the clip owns no key yet and nothing else uses the template's.
+    if not foreign(base):
+        in_use = exists().where(StoredObject.key == base, StoredObject.clip_id != clip_id)
+        claim = (
+            update(Clip)
+            .where(col(Clip.id) == clip_id, col(Clip.archive_key).is_(None), ~in_use)
+            .values(archive_key=base)
+        )
+        try:
+            with session_scope(engine) as s:
+                if s.exec(claim).rowcount == 1:  # type: ignore[call-overload]
+                    return list(files)
+        except IntegrityError:
+            pass  # another clip owns it: find the next free name below
 
     lost: set[str] = set()  # names another clip claimed between our read and our write
     start = 1
