@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-from archiver.db.models import Clip
 from archiver.logs import route_through, safe_markup
 from archiver.pipeline.report import Reporter
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from archiver.db.models import Clip
 
 
 class RichReporter(Reporter):
     """The total counts every source's clips; each settled clip (stored, failed, skipped) advances it."""
 
     def __init__(self, account: str, console: Console | None = None) -> None:
+        # rich is loaded here, on a terminal only: a scheduled run (no TTY) logs plain lines without it
+        from rich.console import Console
+        from rich.logging import RichHandler
+        from rich.markup import escape
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
         self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn(f"[bold]{escape(account)}[/]"),
