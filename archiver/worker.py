@@ -205,7 +205,7 @@ class Worker:
                 stored=r.stored,
                 bytes_=r.bytes,
                 failed=r.failed,
-                notes=r.notes,
+                cursor_repair=r.cursor_repair,
             )
 
     async def _sync_all(self, name: str) -> list[SyncReport]:

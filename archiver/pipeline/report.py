@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field, SerializeAsAny
 
 from archiver.db.models import Clip
 from archiver.errors import ArchiverError
-from archiver.sources.base import SourceReport
+from archiver.sources.base import CursorRepair, SourceReport
 from archiver.util import one_line
 
 log = logging.getLogger("archiver.sync")
@@ -33,6 +33,11 @@ class SyncReport(BaseModel):
     clip_errors: list[str] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # worth saying, not a failure (a repaired cursor…)
     sources: dict[str, SerializeAsAny[SourceReport]] = Field(default_factory=dict)
+
+    @property
+    def cursor_repair(self) -> CursorRepair | None:
+        """A listing cursor this run found in the future and moved back (the typed fact behind that note)."""
+        return next((p.cursor_repair for p in self.sources.values() if p.cursor_repair is not None), None)
 
     @property
     def ok(self) -> bool:
