@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ha_schema import parse_topic, validate
@@ -276,6 +277,80 @@ def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(
         assert list(thumb.values()) == [sim.thumbnail_bytes(ids[-1])]
     finally:
         listener.close()
+
+
+def _account_state(broker: Broker) -> dict[str, Any]:
+    topic = "blink-archiver/default/state"
+    return json.loads(retained(broker, topic)[topic])  # type: ignore[no-any-return]
+
+
+def _archive_size(archive: Path) -> int:
+    return sum(p.stat().st_size for p in archive.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_archiver_prune_republishes_the_archive_size(tmp_path: Path, broker: Broker, sim: Simulator) -> None:
+    cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+    sim.add_clips(cam, 3)
+    data = tmp_path / "data"
+    env = cli_env(
+        data,
+        sim,
+        ARCHIVER_BLINK__USERNAME=USER,
+        ARCHIVER_BLINK__PASSWORD=PASSWORD,
+        ARCHIVER_MQTT__URL=broker.url,
+        ARCHIVER_RETENTION__KEEP_LAST="1",
+        ARCHIVER_RETENTION__PRUNE_AFTER_SYNC="false",
+    )
+    assert run_cli(["sync"], env).returncode == 0
+    before = _account_state(broker)
+    assert before["archive_bytes"] == _archive_size(data / "archive")
+    result = run_cli(["prune"], env)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 2 clips" in result.stdout
+    after = _account_state(broker)
+    assert 0 < after["archive_bytes"] == _archive_size(data / "archive") < before["archive_bytes"]
+    assert after["failed_clips"] == 0
+    assert run_cli(["prune", "--dry-run"], env).returncode == 0  # nothing deleted: nothing to say
+
+
+def test_the_workers_prune_job_republishes_the_archive_size(
+    tmp_path: Path, broker: Broker, sim: Simulator
+) -> None:
+    from archiver.homeassistant.bridge import HomeAssistant
+    from archiver.worker import Worker
+
+    cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+    sim.add_clips(cam, 3)
+    settings = make_settings(
+        tmp_path, sim, mqtt={"url": broker.url}, retention={"keep_last": 1, "prune_after_sync": False}
+    )
+    engine = open_engine(settings)
+    worker = Worker(settings, engine)
+
+    def size_published(expected: int, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while _account_state(broker)["archive_bytes"] != expected:
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+
+    async def go() -> None:
+        worker.ha = HomeAssistant(settings, engine, sync_now=worker.sync_now)
+        await worker.ha.start()
+        try:
+            await worker.sync_account("default")
+            full = _archive_size(settings.archive_dir)
+            await asyncio.to_thread(size_published, full, "the sync's state")
+            await worker.prune_job()
+            await worker.ha.drain(10)
+            pruned = _archive_size(settings.archive_dir)
+            assert 0 < pruned < full
+            await asyncio.to_thread(size_published, pruned, "the size after the prune")
+        finally:
+            await worker.ha.close(offline=True)
+
+    try:
+        asyncio.run(go())
+    finally:
+        engine.dispose()
 
 
 def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
