@@ -24,6 +24,7 @@ from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Account, Clip, ClipState
 from archiver.errors import AuthError
 from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt
+from archiver.pipeline.report import AccountsFailed
 from archiver.pipeline.runner import open_engine
 from archiver.simulator import SimConfig, Simulator
 
@@ -365,6 +366,25 @@ def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
     assert state["login_needed"] is True and state["sync_problem"] is True
     assert "archiver login" in state["details"]["login_reason"]
     assert sim.config.password not in json.dumps(state)
+
+
+def test_several_accounts_one_needing_a_login_each_gets_its_own_state(
+    tmp_path: Path, broker: Broker, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 2)
+    accounts = [
+        {"name": "alpha", "username": USER, "password": "wrong-password"},
+        {"name": "beta", "username": USER, "password": PASSWORD},
+    ]
+    settings = make_settings(tmp_path, sim, mqtt={"url": broker.url}, accounts=accounts)
+    with pytest.raises(AccountsFailed) as err:
+        asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
+    assert err.value.exit_code == 2 and [r.account for r in err.value.reports] == ["beta"]
+    states = retained(broker, "blink-archiver/+/state")
+    alpha = json.loads(states["blink-archiver/alpha/state"])
+    beta = json.loads(states["blink-archiver/beta/state"])
+    assert alpha["login_needed"] is True and alpha["sync_problem"] is True
+    assert beta["login_needed"] is False and beta["sync_problem"] is False and beta["archive_bytes"] > 0
 
 
 def test_usb_clips_get_events_too_and_a_recording_in_both_places_gets_one(

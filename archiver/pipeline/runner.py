@@ -98,7 +98,7 @@ async def sync_all(
             except ArchiverError as exc:
                 if len(selected) == 1:
                     raise
-                log.error("sync failed account=%s: %s", account.name, one_line(exc))
+                log.warning("sync failed account=%s: %s (the others go on)", account.name, one_line(exc))
                 failures.append((account.name, exc))
             finally:
                 await job.aclose()
