@@ -125,6 +125,7 @@ def test_odd_homescreen_items_are_skipped_with_a_warning_and_the_others_are_read
             {"id": 2**63, "network_id": net, "name": "Huge Cam"},
             {"id": -5, "network_id": net, "name": "Negative Cam"},
             {"network_id": net, "name": "Nameless Id Cam"},
+            {"id": cam, "network_id": net, "name": "Twin Of Back Door"},  # an id listed twice
         ],
         "owls": [{"id": "owl-7", "network_id": net, "name": "String Owl"}],
         "networks": [{"id": 2**64, "name": "Huge Net"}],
@@ -136,10 +137,12 @@ def test_odd_homescreen_items_are_skipped_with_a_warning_and_the_others_are_read
     with caplog.at_level("WARNING", logger="archiver"):
         report = run_sync(settings)
     assert report.exit_code == 0, report
-    assert "6 homescreen items were unusable and skipped (see the log)" in report.notes
+    assert "7 homescreen items were unusable and skipped (see the log)" in report.notes
     skipped = [r.getMessage() for r in caplog.records if "homescreen: skipped" in r.getMessage()]
-    assert len(skipped) == 6
-    for name in ("Huge Cam", "Negative Cam", "Nameless Id Cam", "String Owl", "Huge Net", "Huge SM"):
+    assert len(skipped) == 7
+    for name in ("Huge Cam", "Negative Cam", "Nameless Id Cam", "Twin Of Back Door", "String Owl"):
+        assert sum(name in line for line in skipped) == 1, (name, skipped)
+    for name in ("Huge Net", "Huge SM"):
         assert sum(name in line for line in skipped) == 1, (name, skipped)
     assert modules(report)[sm].stored == 2
     local = rows(settings, ClipSource.local)

@@ -220,8 +220,8 @@ _HOMESCREEN_LISTS: dict[str, tuple[type[Payload], str]] = {
 
 class Homescreen(Payload):
     """The account's networks, Sync Modules and cameras. Items are validated one at a time: an odd one
-    (an id that is missing, negative, a string or past 2**63) is skipped and described in ``rejected``;
-    the others are read."""
+    (an id that is missing, not a number, not positive or past 2**63; an id already listed) is skipped
+    and described in ``rejected``; the others are read."""
 
     account: HomescreenAccount = Field(default_factory=HomescreenAccount)
     networks: list[NetworkInfo] = Field(default_factory=list)
@@ -238,9 +238,17 @@ class Homescreen(Payload):
             return data
         data = dict(data)
         rejected: list[str] = []
+        cameras: set[int] = set()  # cameras, owls and doorbells share one table: one id each
         for key, (model, what) in _HOMESCREEN_LISTS.items():
             good, bad = _split_valid(model, data.get(key), what)
-            data[key] = good
+            seen: set[int] = cameras if model is CameraInfo else set()
+            data[key] = []
+            for item in good:
+                if item.id in seen:
+                    bad.append(f"{what} {item.id} ({item.name!r:.60}): the same id twice (the first is kept)")
+                    continue
+                seen.add(item.id)
+                data[key].append(item)
             rejected.extend(bad)
         data["rejected"] = rejected
         if not isinstance(data.get("account"), dict):
