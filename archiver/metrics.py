@@ -94,6 +94,9 @@ class Metrics:
         self.clips_failed = Counter("archiver_clips_failed", "Clip attempts that failed", acc, registry=r)
         self.bytes_stored = Counter("archiver_bytes_stored", "Bytes stored", acc, registry=r)
         self.throttled = Counter("archiver_blink_throttled", "HTTP 429 answers from Blink", acc, registry=r)
+        self.cursor_repairs = Counter(
+            "archiver_cursor_repairs", "Listing cursors found in the future and moved back", acc, registry=r
+        )
         self.syncs = Counter(
             "archiver_syncs",
             "Sync runs by result (ok, failed, error, skipped)",
@@ -132,6 +135,8 @@ class Metrics:
         self.clips_failed.labels(account).inc(report.failed)
         self.bytes_stored.labels(account).inc(report.bytes)
         self.throttled.labels(account).inc(report.throttled)
+        if report.cursor_repair is not None:
+            self.cursor_repairs.labels(account).inc()
         self.last_duration.labels(account).set(report.duration_s)
         if result == "ok":
             self.last_success.labels(account).set_to_current_time()

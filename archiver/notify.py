@@ -10,19 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from archiver.config import NotifySettings, parse_duration
 from archiver.errors import AuthError, LoginNeeded, RefreshRefused, RefreshUnavailable, TwoFactorRequired
 from archiver.logs import REDACTOR
 
-log = logging.getLogger("archiver.notify")
+if TYPE_CHECKING:
+    from archiver.sources.base import CursorRepair
 
-# The cloud source's note when it found the listing cursor in the future and repaired it
-# (archiver.sources.cloud): clips of that window would have been skipped silently, so a person hears of it.
-CURSOR_REPAIRED = "cursor was in the future"
+log = logging.getLogger("archiver.notify")
 
 
 def needs_login(exc: BaseException | None) -> bool:
@@ -125,21 +124,21 @@ class AlertTracker:
         stored: int = 0,
         bytes_: int = 0,
         failed: int = 0,
-        notes: Sequence[str] = (),
+        cursor_repair: CursorRepair | None = None,
         now: float | None = None,
     ) -> list[tuple[str, str]]:
         """Update the account's streak with one run's outcome; send (and return) the notifications due.
-        A run's ``notes`` that a person should hear of (a repaired cursor) are sent once, with that run."""
+        A listing cursor the run found in the future (``cursor_repair``) is said once, with that run."""
         now = time.time() if now is None else now
-        out: list[tuple[str, str]] = [
-            (
-                f"blink-archiver: account {account}: the listing cursor was in the future",
-                f"{note}. Blink's clock (or a proxy's) was wrong; clips of that time are listed again now. "
-                "Check `archiver status` after the next sync.",
+        out: list[tuple[str, str]] = []
+        if cursor_repair is not None:
+            out.append(
+                (
+                    f"blink-archiver: account {account}: the listing cursor was in the future",
+                    f"{cursor_repair.note()}. Blink's clock (or a proxy's) was wrong; clips of that time "
+                    "are listed again now. Check `archiver status` after the next sync.",
+                )
             )
-            for note in notes
-            if CURSOR_REPAIRED in note
-        ]
         with self._lock:
             tot = self._totals.setdefault(account, _Totals())
             tot.runs += 1

@@ -223,6 +223,11 @@ class PruneReport(BaseModel):
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def deleted_anything(self) -> bool:
+        """Objects or rows are gone (never on a dry run): the archive's size and counts changed."""
+        return not self.dry_run and (self.pruned > 0 or any(d.objects for d in self.destinations.values()))
+
 
 class _Obj(NamedTuple):
     id: int

@@ -122,7 +122,7 @@ class Worker:
             retention = self.settings.retention
             if not self.stopping and retention.configured and retention.prune_after_sync:
                 try:  # once per tick, under the job:prune lease
-                    await asyncio.to_thread(self.prune_once)
+                    await self._after_prune(await asyncio.to_thread(self.prune_once))
                 except Exception as exc:  # prune trouble never stops the worker
                     log.warning("prune after sync failed: %s", _one_line(str(exc)))
         except asyncio.CancelledError:
@@ -205,7 +205,7 @@ class Worker:
                 stored=r.stored,
                 bytes_=r.bytes,
                 failed=r.failed,
-                notes=r.notes,
+                cursor_repair=r.cursor_repair,
             )
 
     async def _sync_all(self, name: str) -> list[SyncReport]:
@@ -281,31 +281,43 @@ class Worker:
             )
         return report
 
-    async def _in_thread(self, name: str, fn: Any) -> None:
-        """Blocking jobs run in a daemon thread, so a stop never waits for them."""
+    async def _in_thread(self, name: str, fn: Any) -> Any:
+        """Blocking jobs run in a daemon thread, so a stop never waits for them. Returns what ``fn``
+        returned (None when it failed or the worker is stopping)."""
         if self.stopping:
-            return
+            return None
         self._track()
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
+        fut: asyncio.Future[Any] = loop.create_future()
 
         def target() -> None:
+            result = None
             try:
-                fn()
+                result = fn()
             except Exception:
                 log.exception("%s job failed", name)
-            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(None))
+            loop.call_soon_threadsafe(lambda: fut.done() or fut.set_result(result))
 
         threading.Thread(target=target, name=f"job-{name}", daemon=True).start()
         try:
-            await fut
+            return await fut
         except asyncio.CancelledError:
             if not self.stopping:
                 raise
             log.info("%s job abandoned (stopping)", name)
+            return None
 
     async def prune_job(self) -> None:
-        await self._in_thread("prune", self.prune_once)
+        await self._after_prune(await self._in_thread("prune", self.prune_once))
+
+    async def _after_prune(self, report: PruneReport | None) -> None:
+        """Home Assistant's "Archive size" and "Failed clips" follow a prune that deleted something."""
+        if self.ha is None or report is None or not report.deleted_anything or self.stopping:
+            return
+        try:
+            await self.ha.publish_states()
+        except Exception:  # never let the HA side fail a job
+            log.exception("mqtt: publishing states after the prune failed")
 
     async def verify_job(self) -> None:
         await self._in_thread("verify", self.verify_once)

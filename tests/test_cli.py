@@ -151,3 +151,34 @@ def test_sync_since_with_a_bad_date_is_a_one_line_error(tmp_path: Path, sim2fa: 
     assert res.returncode == 2 and res.stderr.strip().splitlines() == [
         "error: --since 'last tuesday' is not a date like 2024-05-01 or 2024-05-01T08:00:00+00:00"
     ]
+
+
+@pytest.mark.parametrize("alpha_password", ["wrong-secret-pw", PASSWORD], ids=["wrong-password", "pin-asked"])
+def test_sync_of_several_accounts_syncs_the_others_when_one_needs_a_login(
+    tmp_path: Path, sim2fa: Simulator, alpha_password: str
+) -> None:
+    """Account alpha (listed first) cannot sign in: Blink refuses its password, or asks for a PIN (the
+    sign-in then waits for it). Account beta is logged in: it is still synced, and the run exits 2 with
+    one line naming alpha; the next run does the same without signing alpha in again."""
+    cfg = tmp_path / "archiver.toml"
+    cfg.write_text(
+        f'data_dir = "{tmp_path}"\n'
+        f'[[accounts]]\nname = "alpha"\nusername = "{USER}"\npassword = "{alpha_password}"\n'
+        f'[[accounts]]\nname = "beta"\nusername = "{USER}"\npassword = "{PASSWORD}"\n'
+    )
+    env = cli_env(tmp_path, sim2fa, ARCHIVER_CONFIG=str(cfg))
+    res = run_cli(["login", "--account", "beta", "--password-stdin"], env, input=PASSWORD + "\n")
+    assert res.returncode == 2 and "archiver login --account beta --pin" in res.stderr, res.stderr
+    assert run_cli(["login", "--account", "beta", "--pin", PIN], env).returncode == 0
+    for run in range(2):
+        res = run_cli(["sync"], env)
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "account beta: listed" in res.stdout and "failed 0" in res.stdout
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error:")]
+        assert len(errors) == 1 and errors[0].startswith("error: account alpha: login needed"), res.stderr
+        assert "archiver login --account alpha" in errors[0] and "beta" not in errors[0]
+        assert alpha_password not in res.stdout + res.stderr
+        if run == 0:
+            assert "stored 3" in res.stdout
+    assert len(archive_files(tmp_path / "archive", ".mp4")) == 3
+    assert sim2fa.request_count("/oauth/v2/signin", "POST") == 2  # beta's, and alpha's one automatic try

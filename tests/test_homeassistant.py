@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ha_schema import parse_topic, validate
@@ -23,6 +24,7 @@ from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Account, Clip, ClipState
 from archiver.errors import AuthError
 from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt
+from archiver.pipeline.report import AccountsFailed
 from archiver.pipeline.runner import open_engine
 from archiver.simulator import SimConfig, Simulator
 
@@ -278,6 +280,80 @@ def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(
         listener.close()
 
 
+def _account_state(broker: Broker) -> dict[str, Any]:
+    topic = "blink-archiver/default/state"
+    return json.loads(retained(broker, topic)[topic])  # type: ignore[no-any-return]
+
+
+def _archive_size(archive: Path) -> int:
+    return sum(p.stat().st_size for p in archive.rglob("*") if p.is_file() and not p.name.startswith("."))
+
+
+def test_archiver_prune_republishes_the_archive_size(tmp_path: Path, broker: Broker, sim: Simulator) -> None:
+    cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+    sim.add_clips(cam, 3)
+    data = tmp_path / "data"
+    env = cli_env(
+        data,
+        sim,
+        ARCHIVER_BLINK__USERNAME=USER,
+        ARCHIVER_BLINK__PASSWORD=PASSWORD,
+        ARCHIVER_MQTT__URL=broker.url,
+        ARCHIVER_RETENTION__KEEP_LAST="1",
+        ARCHIVER_RETENTION__PRUNE_AFTER_SYNC="false",
+    )
+    assert run_cli(["sync"], env).returncode == 0
+    before = _account_state(broker)
+    assert before["archive_bytes"] == _archive_size(data / "archive")
+    result = run_cli(["prune"], env)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 2 clips" in result.stdout
+    after = _account_state(broker)
+    assert 0 < after["archive_bytes"] == _archive_size(data / "archive") < before["archive_bytes"]
+    assert after["failed_clips"] == 0
+    assert run_cli(["prune", "--dry-run"], env).returncode == 0  # nothing deleted: nothing to say
+
+
+def test_the_workers_prune_job_republishes_the_archive_size(
+    tmp_path: Path, broker: Broker, sim: Simulator
+) -> None:
+    from archiver.homeassistant.bridge import HomeAssistant
+    from archiver.worker import Worker
+
+    cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+    sim.add_clips(cam, 3)
+    settings = make_settings(
+        tmp_path, sim, mqtt={"url": broker.url}, retention={"keep_last": 1, "prune_after_sync": False}
+    )
+    engine = open_engine(settings)
+    worker = Worker(settings, engine)
+
+    def size_published(expected: int, what: str) -> None:
+        deadline = time.monotonic() + 10
+        while _account_state(broker)["archive_bytes"] != expected:
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+
+    async def go() -> None:
+        worker.ha = HomeAssistant(settings, engine, sync_now=worker.sync_now)
+        await worker.ha.start()
+        try:
+            await worker.sync_account("default")
+            full = _archive_size(settings.archive_dir)
+            await asyncio.to_thread(size_published, full, "the sync's state")
+            await worker.prune_job()
+            await worker.ha.drain(10)
+            pruned = _archive_size(settings.archive_dir)
+            assert 0 < pruned < full
+            await asyncio.to_thread(size_published, pruned, "the size after the prune")
+        finally:
+            await worker.ha.close(offline=True)
+
+    try:
+        asyncio.run(go())
+    finally:
+        engine.dispose()
+
+
 def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
     tmp_path: Path, broker: Broker
 ) -> None:
@@ -290,6 +366,25 @@ def test_a_sync_that_needs_a_pin_turns_login_needed_and_sync_problem_on(
     assert state["login_needed"] is True and state["sync_problem"] is True
     assert "archiver login" in state["details"]["login_reason"]
     assert sim.config.password not in json.dumps(state)
+
+
+def test_several_accounts_one_needing_a_login_each_gets_its_own_state(
+    tmp_path: Path, broker: Broker, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 2)
+    accounts = [
+        {"name": "alpha", "username": USER, "password": "wrong-password"},
+        {"name": "beta", "username": USER, "password": PASSWORD},
+    ]
+    settings = make_settings(tmp_path, sim, mqtt={"url": broker.url}, accounts=accounts)
+    with pytest.raises(AccountsFailed) as err:
+        asyncio.run(sync_and_prune_with_mqtt(settings, open_engine(settings)))
+    assert err.value.exit_code == 2 and [r.account for r in err.value.reports] == ["beta"]
+    states = retained(broker, "blink-archiver/+/state")
+    alpha = json.loads(states["blink-archiver/alpha/state"])
+    beta = json.loads(states["blink-archiver/beta/state"])
+    assert alpha["login_needed"] is True and alpha["sync_problem"] is True
+    assert beta["login_needed"] is False and beta["sync_problem"] is False and beta["archive_bytes"] > 0
 
 
 def test_usb_clips_get_events_too_and_a_recording_in_both_places_gets_one(

@@ -149,6 +149,27 @@ def test_duplicate_and_malformed_items_are_skipped_counted_and_never_block_the_r
     assert run_sync(settings).exit_code == 0  # and the next run too
 
 
+def test_a_listing_item_with_an_id_past_2_63_is_skipped_with_a_warning_and_its_page_is_kept(
+    tmp_path: Path, sim: Simulator, camera: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every id is kept in a BIGINT column: one past 2**63 (as a number or as a string), negative or zero
+    is that item's problem, never the page's."""
+    ids = sim.add_clips(camera, 3, size=10_000)
+    good = {"device_name": "Front Door", "created_at": "2024-05-01T00:00:00+00:00"}
+    odd = [2**63, str(2**64), -3, 0]
+    sim.quirks.malformed_items = [{**good, "id": i} for i in odd]
+    settings = make_settings(tmp_path, sim)
+    with caplog.at_level("WARNING", logger="archiver"):
+        report = run_sync(settings)
+    assert (report.stored, report.failed, report.exit_code) == (3, 0, 0), report
+    assert any(n.startswith("4 listing items were unusable") for n in report.notes)
+    skipped = [r.getMessage() for r in caplog.records if "skipped a listing item" in r.getMessage()]
+    assert len(skipped) == 4
+    for i in odd:
+        assert sum(f"id {i!r})" in line for line in skipped) == 1, (i, skipped)
+    assert stored_hashes(settings) == {sim.clip_sha256(i) for i in ids}
+
+
 def test_an_endless_listing_stops_when_pages_bring_nothing_new(
     tmp_path: Path, sim: Simulator, camera: int
 ) -> None:

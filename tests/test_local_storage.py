@@ -18,7 +18,7 @@ from archiver.blink.local_storage import alnum, size_matches
 from archiver.config import Settings
 from archiver.db import repo
 from archiver.db.engine import session_scope
-from archiver.db.models import Clip, ClipSource, ClipState, Lease, StoredObject
+from archiver.db.models import Camera, Clip, ClipSource, ClipState, Lease, StoredObject, SyncModule
 from archiver.pipeline.report import SyncReport
 from archiver.pipeline.runner import open_engine
 from archiver.simulator import Simulator
@@ -107,6 +107,54 @@ def test_cloud_only_account_costs_nothing_once_cached(usb_sim: Simulator, tmp_pa
     report = run_sync(settings)
     assert report.exit_code == 0 and modules(report) == {}
     assert usb_sim.request_count("/homescreen") == 0 and usb_sim.request_count("/local_storage") == 0
+
+
+def test_odd_homescreen_items_are_skipped_with_a_warning_and_the_others_are_read(
+    usb_sim: Simulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One odd camera, network or Sync Module (an id past 2**63, negative, a string, missing) used to
+    fail the whole homescreen, so no USB clip was archived: now each is skipped with one warning."""
+    net = usb_sim.add_network("Home")
+    cam = usb_sim.add_camera(net, "Back Door")
+    sm = usb_sim.add_sync_module(net, "SM2")
+    ids = [usb_sim.add_local_clip(sm, cam) for _ in range(2)]
+    front = usb_sim.add_camera(net, "Front")
+    cloud = usb_sim.add_clips(front, 2)
+    usb_sim.quirks.homescreen_items = {
+        "cameras": [
+            {"id": 2**63, "network_id": net, "name": "Huge Cam"},
+            {"id": -5, "network_id": net, "name": "Negative Cam"},
+            {"network_id": net, "name": "Nameless Id Cam"},
+            {"id": cam, "network_id": net, "name": "Twin Of Back Door"},  # an id listed twice
+        ],
+        "owls": [{"id": "owl-7", "network_id": net, "name": "String Owl"}],
+        "networks": [{"id": 2**64, "name": "Huge Net"}],
+        "sync_modules": [
+            {"id": 2**63 + 1, "network_id": net, "name": "Huge SM", "local_storage_status": "active"}
+        ],
+    }
+    settings = usb_settings(tmp_path, usb_sim)
+    with caplog.at_level("WARNING", logger="archiver"):
+        report = run_sync(settings)
+    assert report.exit_code == 0, report
+    assert "7 homescreen items were unusable and skipped (see the log)" in report.notes
+    skipped = [r.getMessage() for r in caplog.records if "homescreen: skipped" in r.getMessage()]
+    assert len(skipped) == 7
+    for name in ("Huge Cam", "Negative Cam", "Nameless Id Cam", "Twin Of Back Door", "String Owl"):
+        assert sum(name in line for line in skipped) == 1, (name, skipped)
+    for name in ("Huge Net", "Huge SM"):
+        assert sum(name in line for line in skipped) == 1, (name, skipped)
+    assert modules(report)[sm].stored == 2
+    local = rows(settings, ClipSource.local)
+    assert [c.camera_blink_id for c in local] == [cam, cam]  # the real camera was read and mapped
+    assert archived_hashes(settings) == sorted(
+        [usb_sim.local_clip_sha256(i) for i in ids] + [usb_sim.clip_sha256(i) for i in cloud]
+    )
+    engine = open_engine(settings)
+    with session_scope(engine) as s:
+        assert sorted(s.exec(select(Camera.blink_id))) == sorted([cam, front])
+        assert list(s.exec(select(SyncModule.blink_id))) == [sm]
+    engine.dispose()
 
 
 def test_renumbered_manifest_downloads_nothing_twice(usb_sim: Simulator, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import cli_env, make_settings, run_cli, run_sync, sim_config
+from helpers import cli_env, make_settings, run_cli, run_sync, sim_config, usb_settings
 from sqlalchemy import event
 from sqlmodel import select
 from test_hostile_server import set_cursor
@@ -181,6 +181,55 @@ def test_a_repaired_cursor_is_notified_once(
     about_cursor = [p for p in webhook_server.payloads if "cursor" in p.get("title", "")]
     assert len(about_cursor) == 1, webhook_server.payloads
     assert "9999-12-31" in about_cursor[0]["message"] and name in about_cursor[0]["title"]
+
+
+def test_a_repaired_cursor_is_a_fact_of_the_report_and_counted_once_in_the_metrics(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 2, size=10_000)
+    settings = make_settings(tmp_path, sim)
+    assert run_sync(settings).cursor_repair is None
+    future = datetime(9999, 12, 31, tzinfo=UTC)
+    set_cursor(settings, future)
+    report = run_sync(settings)
+    assert report.cursor_repair is not None and as_utc(report.cursor_repair.found) == future
+    assert report.cursor_repair.listing_from < datetime.now(UTC)
+    assert report.cursor_repair.note() in report.notes  # the CLI still prints it
+
+    set_cursor(settings, future)
+    engine = open_engine(settings)
+    worker = Worker(settings, engine)
+    name = settings.account_list()[0].name
+
+    async def two_syncs() -> None:
+        await worker.sync_account(name)
+        await worker.sync_account(name)
+
+    try:
+        asyncio.run(two_syncs())
+    finally:
+        engine.dispose()
+    assert f'archiver_cursor_repairs_total{{account="{name}"}} 1.0' in worker.metrics.render().decode()
+
+
+def test_a_note_that_only_mentions_the_cursor_sends_no_cursor_notification(
+    tmp_path: Path, sim: Simulator, webhook_server: Webhook
+) -> None:
+    """Notes carry server text (a Sync Module's name): the notification follows the repair itself."""
+    net = sim.add_network("Home")
+    cam = sim.add_camera(net, "Back Door")
+    sm = sim.add_sync_module(net, "the cursor was in the future")
+    sim.add_local_clip(sm, cam)
+    sim.quirks.malformed_manifest_entries = ["not an entry"]  # a note naming the module
+    settings = usb_settings(tmp_path, sim, notify={"urls": [webhook_server.url]})
+    engine = open_engine(settings)
+    worker = Worker(settings, engine)
+    try:
+        asyncio.run(worker.sync_account(settings.account_list()[0].name))
+    finally:
+        engine.dispose()
+    assert webhook_server.payloads == []
+    assert 'archiver_cursor_repairs_total{account="default"}' not in worker.metrics.render().decode()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from helpers import cli_env, free_port, run_cli
+from sqlalchemy import event
 from sqlmodel import Session, select
 from web_fixtures import SECRET_OUTSIDE, WebArchive, web_archive  # noqa: F401
 
@@ -236,6 +237,43 @@ def test_status_page_shows_sync_failures_login_and_sizes(web_archive: WebArchive
             row.state, row.last_error, row.attempts = ClipState.stored, None, 1
             s.add(row)
         engine.dispose()
+
+
+SCANS_A_TABLE = re.compile(r"^SCAN (TABLE )?(clip|storedobject)\b")
+
+
+def test_cameras_and_status_pages_read_no_clip_or_object_table_in_full(web_archive: WebArchive) -> None:
+    """Clips per camera, the newest failed clips and the size per destination come from indexes (at
+    100,000 clips a table scan costs 50-100 ms: bench/bench_web.py). Every SELECT the two pages send is
+    explained by SQLite: none reads the clip or storedobject table from end to end."""
+    engine = open_engine(web_archive.settings)
+    sent: list[tuple[str, Any]] = []
+
+    def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            sent.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        app = create_app(web_archive.settings, engine)
+        for path in ("/", "/status"):
+            assert get(app, path).status_code == 200
+        assert len(sent) > 5
+        scans: list[tuple[list[str], str]] = []
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            for statement, parameters in sent:
+                plan = [row[-1] for row in raw.execute(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+                table_scan = any(SCANS_A_TABLE.match(d) and "COVERING INDEX" not in d for d in plan)
+                # a scan in key order that a LIMIT stops early (the newest rows) reads only those rows
+                stops_early = "LIMIT" in statement and not any(d.startswith("USE TEMP B-TREE") for d in plan)
+                if table_scan and not stops_early:
+                    scans.append((plan, " ".join(statement.split())[:200]))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+        engine.dispose()
+    assert scans == []
 
 
 def test_default_login_check_reads_the_stored_session() -> None:

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 
 class Payload(BaseModel):
@@ -112,19 +121,74 @@ class OAuthError(Payload):
         return v if isinstance(v, str) else None
 
 
+# -- ids: every id we keep goes into a BIGINT column -------------------------------------------------
+MAX_ID = 2**63 - 1  # what a BIGINT column holds
+
+
+def _not_bool(v: object) -> object:
+    if isinstance(v, bool):
+        raise ValueError("an id is a number, not a boolean")
+    return v
+
+
+def _in_range(v: int) -> int:
+    if not 0 < v <= MAX_ID:
+        raise ValueError("id out of range (1 to 2**63-1)")
+    return v
+
+
+# A Blink id we store: a positive integer that fits a signed 64-bit column (also when sent as a string).
+BlinkId = Annotated[int, BeforeValidator(_not_bool), AfterValidator(_in_range)]
+
+
+def _label(n: int, entry: object) -> str:
+    """``#n``, with the entry's name and id when it has them (as sent, quoted, shortened)."""
+    if not isinstance(entry, dict):
+        return f"#{n}"
+    named = ", ".join(f"{k} {repr(entry[k])[:60]}" for k in ("name", "id") if k in entry)
+    return f"#{n} ({named})" if named else f"#{n}"
+
+
+def _split_valid(model: type[BaseModel], raw: object, what: str) -> tuple[list[Any], list[str]]:
+    """Validate the entries of a JSON list one at a time: (the valid ones, one reason per bad one, naming
+    the entry by its place, name and id)."""
+    if raw is None:
+        return [], []
+    if not isinstance(raw, list):
+        return [], [f"{what}: not a list"]
+    good: list[Any] = []
+    bad: list[str] = []
+    for n, entry in enumerate(raw):
+        try:
+            good.append(model.model_validate(entry))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"]) or "item"
+            bad.append(f"{what} {_label(n, entry)}: {where}: {err['msg']}"[:200])
+    return good, bad
+
+
 class HomescreenAccount(Payload):
     id: int | None = None
 
+    @field_validator("id", mode="wrap")
+    @classmethod
+    def _id(cls, v: object, handler: Any) -> int | None:
+        try:
+            return handler(v)  # type: ignore[no-any-return]
+        except ValidationError:
+            return None  # not used for anything we keep: never a reason to drop the homescreen
+
 
 class NetworkInfo(Payload):
-    id: int
+    id: BlinkId
     name: str
     time_zone: str | None = None
 
 
 class SyncModuleInfo(Payload):
-    id: int
-    network_id: int
+    id: BlinkId
+    network_id: BlinkId
     name: str = ""
     status: str | None = None
     type: str | None = None
@@ -138,36 +202,66 @@ class SyncModuleInfo(Payload):
 
 
 class CameraInfo(Payload):
-    id: int
-    network_id: int
+    id: BlinkId
+    network_id: BlinkId
     name: str
     type: str | None = None
 
 
+# the homescreen's lists, the model of their items and how a skipped one is called
+_HOMESCREEN_LISTS: dict[str, tuple[type[Payload], str]] = {
+    "networks": (NetworkInfo, "network"),
+    "sync_modules": (SyncModuleInfo, "sync module"),
+    "cameras": (CameraInfo, "camera"),
+    "owls": (CameraInfo, "camera (owl)"),
+    "doorbells": (CameraInfo, "doorbell"),
+}
+
+
 class Homescreen(Payload):
+    """The account's networks, Sync Modules and cameras. Items are validated one at a time: an odd one
+    (an id that is missing, not a number, not positive or past 2**63; an id already listed) is skipped
+    and described in ``rejected``; the others are read."""
+
     account: HomescreenAccount = Field(default_factory=HomescreenAccount)
     networks: list[NetworkInfo] = Field(default_factory=list)
     sync_modules: list[SyncModuleInfo] = Field(default_factory=list)
     cameras: list[CameraInfo] = Field(default_factory=list)
     owls: list[CameraInfo] = Field(default_factory=list)
     doorbells: list[CameraInfo] = Field(default_factory=list)
+    rejected: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _items_one_by_one(cls, data: object) -> object:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        rejected: list[str] = []
+        cameras: set[int] = set()  # cameras, owls and doorbells share one table: one id each
+        for key, (model, what) in _HOMESCREEN_LISTS.items():
+            good, bad = _split_valid(model, data.get(key), what)
+            seen: set[int] = cameras if model is CameraInfo else set()
+            data[key] = []
+            for item in good:
+                if item.id in seen:
+                    bad.append(f"{what} {item.id} ({item.name!r:.60}): the same id twice (the first is kept)")
+                    continue
+                seen.add(item.id)
+                data[key].append(item)
+            rejected.extend(bad)
+        data["rejected"] = rejected
+        if not isinstance(data.get("account"), dict):
+            data.pop("account", None)
+        return data
 
     def all_cameras(self) -> list[CameraInfo]:
         return [*self.cameras, *self.owls, *self.doorbells]
 
 
 # -- listing and media (issue 11/16: every server value checked, one bad item never blocks the rest) ---
-MAX_ID = 2**63 - 1  # what a BIGINT column holds
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # Blink did not exist before; older dates are garbage
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # far enough for any clock, far from datetime.max
-
-
-def _in_range_id(v: object) -> object:
-    if isinstance(v, bool):
-        raise ValueError("an id is a number, not a boolean")
-    if isinstance(v, int) and not 0 < v <= MAX_ID:
-        raise ValueError("id out of range")
-    return v
 
 
 def _sane_time(v: datetime) -> datetime:
@@ -177,26 +271,8 @@ def _sane_time(v: datetime) -> datetime:
     return v
 
 
-def _split_valid(model: type[BaseModel], raw: object, what: str) -> tuple[list[Any], list[str]]:
-    """Validate the entries of a JSON list one at a time: (the valid ones, one reason per bad one)."""
-    if raw is None:
-        return [], []
-    if not isinstance(raw, list):
-        return [], [f"{what}: not a list"]
-    good: list[Any] = []
-    bad: list[str] = []
-    for n, entry in enumerate(raw):
-        try:
-            good.append(model.model_validate(entry))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "item"
-            bad.append(f"{what} #{n}: {where}: {err['msg']}"[:200])
-    return good, bad
-
-
 class MediaItem(Payload):
-    id: int
+    id: BlinkId
     created_at: datetime
     updated_at: datetime | None = None
     deleted: bool = False
@@ -218,17 +294,13 @@ class MediaItem(Payload):
     def _null_is_false(cls, v: object) -> object:
         return False if v is None else v
 
-    @field_validator("id", mode="before")
+    @field_validator("device_id", "network_id", mode="wrap")
     @classmethod
-    def _id(cls, v: object) -> object:
-        return _in_range_id(v)
-
-    @field_validator("device_id", "network_id", mode="before")
-    @classmethod
-    def _optional_id(cls, v: object) -> object:
+    def _optional_id(cls, v: object, handler: Any) -> int | None:
         try:
-            return _in_range_id(v)
-        except ValueError:
+            parsed = handler(_not_bool(v))
+            return None if parsed is None else _in_range(parsed)
+        except (ValueError, ValidationError):
             return None  # an unusable reference is dropped, the clip is kept
 
     @field_validator("created_at")

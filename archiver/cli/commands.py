@@ -213,6 +213,7 @@ def sync(
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
+    from archiver.pipeline.report import AccountsFailed
     from archiver.util import aio
 
     try:
@@ -229,6 +230,10 @@ def sync(
                 retry_failed=retry_failed,
             )
         )
+    except AccountsFailed as exc:  # the other accounts were synced: their reports, then the one line
+        code = print_reports(exc.reports)
+        fail(exc)
+        raise typer.Exit(max(code, exc.exit_code)) from None
     except ArchiverError as exc:
         raise fail(exc) from None
     code = print_reports(reports)

@@ -15,6 +15,8 @@ def prune_cmd(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would go; change nothing.")] = False,
 ) -> None:
     """Apply the [retention] policy: delete objects first, rows only after the delete succeeded."""
+    import asyncio
+
     from archiver.db.engine import open_engine
     from archiver.maintenance import run_prune
 
@@ -23,9 +25,19 @@ def prune_cmd(
         if not s.retention.configured:
             typer.echo("no [retention] rule is configured: nothing is ever deleted")
             raise typer.Exit(0)
-        report = run_prune(s, open_engine(s), dry_run=dry_run)
+        engine = open_engine(s)
+        report = run_prune(s, engine, dry_run=dry_run)
     except ArchiverError as exc:
         raise fail(exc) from None
+    if report.deleted_anything and s.mqtt.enabled:  # Home Assistant's archive size follows
+        from archiver.homeassistant.oneshot import publish_states_with_mqtt
+        from archiver.logs import REDACTOR
+        from archiver.util import one_line
+
+        try:
+            asyncio.run(publish_states_with_mqtt(s, engine))
+        except Exception as exc:  # the prune is done; HA catches up at the next sync
+            typer.echo(f"  mqtt: the states were not published: {REDACTOR.scrub(one_line(exc))}", err=True)
     if dry_run:
         summary = f"would delete {report.clips} clips, {report.bytes / 1e6:.1f} MB"
     else:  # only what is really gone: a destination that refused keeps its objects and says so below

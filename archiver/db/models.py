@@ -118,6 +118,9 @@ class Clip(SQLModel, table=True):
         UniqueConstraint("account_id", "identity"),
         Index("ix_clip_account_source_state", "account_id", "source", "state"),
         Index("ix_clip_camera_time", "account_id", "camera_blink_id", "created_at"),
+        # the web UI's overviews without reading the table: clips per camera (stored, newest) and the
+        # newest failed clips are answered from this index alone
+        Index("ix_clip_state_camera", "state", "account_id", "camera_blink_id", "created_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")
@@ -162,7 +165,11 @@ class Clip(SQLModel, table=True):
 class StoredObject(SQLModel, table=True):
     """A file a destination holds for a clip. A row exists only once the object is durable."""
 
-    __table_args__ = (UniqueConstraint("clip_id", "destination", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("clip_id", "destination", "kind"),
+        # objects and bytes per destination (status page, archive size) from this index alone
+        Index("ix_storedobject_destination_size", "destination", "size"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     clip_id: int = Field(foreign_key="clip.id", index=True)
     destination: str

@@ -43,7 +43,7 @@ from archiver.homeassistant.state import (
     read_thumbnail,
 )
 from archiver.logs import REDACTOR
-from archiver.pipeline.report import Reporter, SyncReport
+from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
 from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.mqtt")
@@ -176,6 +176,14 @@ class HomeAssistant:
         try:
             reports = await run(self.reporter_factory(inner))
         except asyncio.CancelledError:
+            raise
+        except AccountsFailed as exc:  # several accounts: some synced, some not
+            for name, error in exc.failures:
+                self.record_failure(name, error)
+            for r in exc.reports:
+                if not r.skipped_lease:
+                    self.record_report(r)
+            await self._after(accounts)
             raise
         except Exception as exc:
             failed = accounts[0] if len(accounts) == 1 else self._current_account

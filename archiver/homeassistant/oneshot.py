@@ -42,3 +42,19 @@ async def sync_and_prune_with_mqtt(
         )
     finally:
         await ha.close(offline=False, timeout=10.0, connect_grace=3.0)
+
+
+async def publish_states_with_mqtt(settings: Settings, engine: Engine) -> None:
+    """After a change made outside a sync (``archiver prune`` deleted clips): every account's states once,
+    so Home Assistant shows the new archive size. Nothing when ``[mqtt]`` is not set; a broker that is
+    down costs at most the connect grace, never an error."""
+    if not settings.mqtt.enabled:
+        return
+    from archiver.homeassistant.bridge import HomeAssistant
+
+    ha = HomeAssistant(settings, engine)
+    await ha.start()
+    try:
+        await ha.publish_states()
+    finally:
+        await ha.close(offline=False, timeout=10.0, connect_grace=3.0)

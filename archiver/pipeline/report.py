@@ -7,7 +7,9 @@ import logging
 from pydantic import BaseModel, Field, SerializeAsAny
 
 from archiver.db.models import Clip
-from archiver.sources.base import SourceReport
+from archiver.errors import ArchiverError
+from archiver.sources.base import CursorRepair, SourceReport
+from archiver.util import one_line
 
 log = logging.getLogger("archiver.sync")
 
@@ -33,12 +35,29 @@ class SyncReport(BaseModel):
     sources: dict[str, SerializeAsAny[SourceReport]] = Field(default_factory=dict)
 
     @property
+    def cursor_repair(self) -> CursorRepair | None:
+        """A listing cursor this run found in the future and moved back (the typed fact behind that note)."""
+        return next((p.cursor_repair for p in self.sources.values() if p.cursor_repair is not None), None)
+
+    @property
     def ok(self) -> bool:
         return not self.errors and self.failed == 0
 
     @property
     def exit_code(self) -> int:
         return 0 if self.ok else 1
+
+
+class AccountsFailed(ArchiverError):
+    """A sync of several accounts where some could not be synced (a login needed, a wrong password…):
+    the others were, and their reports are here. One line naming each failed account; the exit code is
+    the worst of theirs (2 for a login), whatever the others did."""
+
+    def __init__(self, failures: list[tuple[str, ArchiverError]], reports: list[SyncReport]) -> None:
+        super().__init__("; ".join(f"account {name}: {one_line(exc)}" for name, exc in failures))
+        self.failures = failures
+        self.reports = reports
+        self.exit_code = max(exc.exit_code for _, exc in failures)
 
 
 class Reporter:

@@ -15,9 +15,11 @@ from sqlalchemy.engine import Engine
 from archiver.config import AccountSettings, Settings
 from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
+from archiver.errors import ArchiverError
 from archiver.media.processor import MediaProcessor
 from archiver.pipeline.job import SyncJob
-from archiver.pipeline.report import Reporter, SyncReport
+from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
+from archiver.util import one_line
 
 if TYPE_CHECKING:
     from archiver.retention import PruneReport  # retention loads only when it runs
@@ -65,15 +67,19 @@ async def sync_all(
 ) -> list[SyncReport]:
     """Every (selected) account in turn, each under its lease. Every entry point (CLI, worker, demo,
     Home Assistant) comes through here, so the preflight runs here, once, before the first download:
-    nothing is fetched that cannot be kept (ConfigError exit 2, Unavailable exit 1)."""
+    nothing is fetched that cannot be kept (ConfigError exit 2, Unavailable exit 1).
+
+    An account that cannot be synced (a login needed, a wrong password, Blink unreachable) does not stop
+    the others: with one account its error is raised as it is; with several, the others are synced first,
+    then ``AccountsFailed`` names the failed ones and carries the reports of the rest."""
     from archiver.db.lease import account_lease
     from archiver.maintenance import preflight
 
     await asyncio.to_thread(preflight, settings)
     reports: list[SyncReport] = []
-    for account in settings.account_list():
-        if accounts and account.name not in accounts:
-            continue
+    failures: list[tuple[str, ArchiverError]] = []
+    selected = [a for a in settings.account_list() if not accounts or a.name in accounts]
+    for account in selected:
         with account_lease(engine, account.name) as held:
             if not held:
                 reports.append(SyncReport(account=account.name, skipped_lease=True))
@@ -89,8 +95,15 @@ async def sync_all(
             )
             try:
                 reports.append(await job.run())
+            except ArchiverError as exc:
+                if len(selected) == 1:
+                    raise
+                log.warning("sync failed account=%s: %s (the others go on)", account.name, one_line(exc))
+                failures.append((account.name, exc))
             finally:
                 await job.aclose()
+    if failures:
+        raise AccountsFailed(failures, reports)
     return reports
 
 
@@ -112,16 +125,25 @@ async def sync_and_prune(
     rescan_from: datetime | None = None,
     retry_failed: bool = False,
 ) -> list[SyncReport]:
-    """`archiver sync`: every account, then one prune (its outcome on the first report)."""
-    reports = await sync_all(
-        settings,
-        engine,
-        accounts=accounts,
-        reporter_factory=reporter_factory,
-        rescan_from=rescan_from,
-        retry_failed=retry_failed,
-    )
+    """`archiver sync`: every account, then one prune (its outcome on the first report). When some
+    accounts failed (``AccountsFailed``), the prune still runs after the others, then the error is raised."""
+    try:
+        reports = await sync_all(
+            settings,
+            engine,
+            accounts=accounts,
+            reporter_factory=reporter_factory,
+            rescan_from=rescan_from,
+            retry_failed=retry_failed,
+        )
+    except AccountsFailed as exc:
+        await _prune_into(settings, engine, exc.reports)
+        raise
+    await _prune_into(settings, engine, reports)
+    return reports
+
+
+async def _prune_into(settings: Settings, engine: Engine, reports: list[SyncReport]) -> None:
     if reports and (pruned := await prune_after_sync(settings, engine)) is not None:
         reports[0].pruned = pruned.pruned
         reports[0].errors.extend(f"prune: {e}" for e in pruned.errors)
-    return reports

@@ -41,6 +41,10 @@ class MediaQuirks:
     trickle_ids: set[int] = field(default_factory=set)  # these clip bodies trickle at trickle_bps
     trickle_bps: float = 200.0
     endless_ids: set[int] = field(default_factory=set)  # these clip bodies never end (no length)
+    # -- the homescreen ----------------------------------------------------------------------------
+    # raw items added as they are to a homescreen list ("networks", "sync_modules", "cameras", "owls",
+    # "doorbells"): an id past 2**63, negative, a string or missing, as a hostile or changed server sends
+    homescreen_items: dict[str, list[Any]] = field(default_factory=dict)
     # -- USB ---------------------------------------------------------------------------------------
     usb_not_found_status: int = 404  # HTTP status of "Media not found" (code 700): 404, 400, 409, 200
     hostile_manifest_ids: list[str] = field(default_factory=list)  # extra manifest entries' ids

@@ -762,6 +762,7 @@ class SimState:
                     "snooze": False,
                 }
                 {"owl": owls, "lotus": doorbells}.get(cam.type, cameras).append(item)
+            odd = self.quirks.homescreen_items
             return {
                 "account": {"id": aid, "email_verified": True, "email_verification_required": False},
                 "networks": [
@@ -774,7 +775,8 @@ class SimState:
                         "lv_save": False,
                     }
                     for n in self.networks.values()
-                ],
+                ]
+                + odd.get("networks", []),
                 "sync_modules": [
                     {
                         "id": s.id,
@@ -792,10 +794,11 @@ class SimState:
                         "local_storage_status": "active" if s.local_storage and s.online else "unavailable",
                     }
                     for s in self.sync_modules.values()
-                ],
-                "cameras": cameras,
-                "owls": owls,
-                "doorbells": doorbells,
+                ]
+                + odd.get("sync_modules", []),
+                "cameras": cameras + odd.get("cameras", []),
+                "owls": owls + odd.get("owls", []),
+                "doorbells": doorbells + odd.get("doorbells", []),
                 "sirens": [],
                 "chimes": [],
                 "doorbell_buttons": [],

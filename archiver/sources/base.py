@@ -70,6 +70,21 @@ class Tally(BaseModel):
             self.pending += 1
 
 
+class CursorRepair(BaseModel):
+    """The listing cursor was found in the future (Blink's or a proxy's clock was wrong, or an older
+    version left it there) and moved back: clips of that window would otherwise be skipped silently, so
+    a person hears of it (notification, metric)."""
+
+    found: datetime  # the cursor as it was found
+    listing_from: datetime  # where the listing starts again
+
+    def note(self) -> str:
+        return (
+            f"the listing cursor was in the future ({self.found.isoformat()}); "
+            f"repaired: listing again from {self.listing_from.isoformat()}"
+        )
+
+
 class SourceReport(Tally):
     """What one source did in one run (a source may extend it, e.g. per Sync Module)."""
 
@@ -79,6 +94,7 @@ class SourceReport(Tally):
     pages: int = 0
     errors: list[str] = Field(default_factory=list)  # source-level problems (make the sync exit 1)
     notes: list[str] = Field(default_factory=list)  # worth saying, not a failure (a repaired cursor…)
+    cursor_repair: CursorRepair | None = None  # this run moved the source's cursor back from the future
 
 
 class Source(Protocol):

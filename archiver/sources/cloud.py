@@ -26,7 +26,7 @@ from archiver.db.models import Clip, ClipSource, ClipState, Cursor, utcnow
 from archiver.errors import ArchiverError
 from archiver.pipeline.fetch import Thumbnail, download, fetch_thumbnail
 from archiver.pipeline.task import Staged
-from archiver.sources.base import Emit, SourceBase, SourceContext, SourceReport, Transfer
+from archiver.sources.base import CursorRepair, Emit, SourceBase, SourceContext, SourceReport, Transfer
 from archiver.util import one_line
 
 log = logging.getLogger("archiver.sources.cloud")
@@ -89,7 +89,7 @@ def cursor_ahead(since: datetime, tolerance: timedelta, now: datetime | None = N
 
 def _start(
     engine: Engine, account_id: int, first_since: datetime, overlap: timedelta, tolerance: timedelta
-) -> tuple[datetime, str | None]:
+) -> tuple[datetime, CursorRepair | None]:
     """Where this listing starts; a cursor in the future is repaired here (and said so)."""
     now = datetime.now(UTC)
     with session_scope(engine) as s:
@@ -100,13 +100,10 @@ def _start(
             return cur.since, None
         newest = _newest_listed(s, account_id, now + tolerance)
         since = max(minus(newest, overlap), EARLIEST) if newest is not None else first_since
-        note = (
-            f"the listing cursor was in the future ({cur.since.isoformat()}); "
-            f"repaired: listing again from {since.isoformat()}"
-        )
+        repair = CursorRepair(found=cur.since, listing_from=since)
         _force_cursor(s, account_id, since)
-    log.warning("account=%s %s", account_id, note)
-    return since, note
+    log.warning("account=%s %s", account_id, repair.note())
+    return since, repair
 
 
 def _trusted_clock(server: datetime | None, tolerance: timedelta) -> tuple[datetime, str | None]:
@@ -153,8 +150,9 @@ async def discover(ctx: SourceContext, result: CloudReport, on_page: Emit | None
         first_since = first_since.replace(tzinfo=UTC)
     rescan_from = ctx.rescan_from
     since, repaired = _start(engine, account_id, first_since, overlap, tolerance)
-    if repaired:
-        result.notes.append(repaired)
+    if repaired is not None:
+        result.cursor_repair = repaired
+        result.notes.append(repaired.note())
     if rescan_from is not None:  # `archiver sync --since`: list an older window again, reset the cursor
         since = min(since, rescan_from)
     seen: set[int] = set()

@@ -177,6 +177,10 @@ class UsbSource(SourceBase):
 
     async def discover(self, emit: Emit) -> None:
         topo = await discover_topology(self.ctx)
+        if topo.rejected:
+            self._report.notes.append(
+                f"{len(topo.rejected)} homescreen items were unusable and skipped (see the log)"
+            )
         by_network: dict[int, list[ModuleRef]] = defaultdict(list)
         for m in topo.usb_modules():
             by_network[m.network_id].append(m)

@@ -41,6 +41,7 @@ class Topology:
     cameras: dict[int, dict[str, CameraRef]] = field(default_factory=dict)  # network -> alnum name -> camera
     modules: list[ModuleRef] = field(default_factory=list)
     from_cache: bool = False
+    rejected: list[str] = field(default_factory=list)  # homescreen items skipped (each logged once)
 
     def add_camera(self, network_id: int, camera_id: int, name: str) -> None:
         self.cameras.setdefault(network_id, {})[alnum(name).casefold()] = CameraRef(camera_id, name)
@@ -141,8 +142,11 @@ async def discover_topology(ctx: SourceContext, force: bool = False) -> Topology
             if cur is not None and now - as_utc(cur.since) < interval:
                 return _load_cached(s, ctx.account_id)
     hs = await ctx.api.homescreen()
+    for reason in hs.rejected:  # an odd item never stops the others from being read
+        log.warning("account=%s homescreen: skipped %s", ctx.account_id, reason)
     with session_scope(ctx.engine) as s:
         topo = _store_homescreen(s, ctx.account_id, hs, now)
+    topo.rejected = list(hs.rejected)
     log.info(
         "homescreen: %d networks, %d sync modules (%d with USB storage)",
         len(topo.networks),

@@ -449,10 +449,16 @@ def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
     accounts: list[AccountStatus] = []
     names = account_names(s)
     newest_stored: dict[int, datetime] = {}  # from the newest object rows (ids grow): no table scan
+    # "the last 500 rows" as ORDER BY id DESC LIMIT: PostgreSQL cannot see how few rows "id > (max - 500)"
+    # selects and hash-joins the whole clip table
+    newest = (
+        select(StoredObject.clip_id, StoredObject.stored_at)
+        .order_by(col(StoredObject.id).desc())
+        .limit(500)
+        .subquery()
+    )
     for stored_at, account_id in s.exec(
-        select(StoredObject.stored_at, Clip.account_id)
-        .join(Clip, col(Clip.id) == col(StoredObject.clip_id))
-        .where(col(StoredObject.id) > select(func.max(StoredObject.id) - 500).scalar_subquery())
+        select(newest.c.stored_at, Clip.account_id).join(Clip, col(Clip.id) == newest.c.clip_id)
     ).all():
         if stored_at is not None and (
             account_id not in newest_stored or stored_at > newest_stored[account_id]
