@@ -173,17 +173,19 @@ def claim_key(
         except DestinationError:
             return False  # the put reports the destination; the claim does not depend on it
 
-    # The common case in one statement: the clip owns no key yet and nothing else uses the template's.
+    # The common case in one statement (Core, no ORM session): the clip owns no key yet and nothing else
+    # uses the template's.
     if not foreign(base):
-        in_use = exists().where(StoredObject.key == base, StoredObject.clip_id != clip_id)
+        clips, objects = Clip.__table__, StoredObject.__table__
+        in_use = exists().where(objects.c.key == base, objects.c.clip_id != clip_id)
         claim = (
-            update(Clip)
-            .where(col(Clip.id) == clip_id, col(Clip.archive_key).is_(None), ~in_use)
+            update(clips)
+            .where(clips.c.id == clip_id, clips.c.archive_key.is_(None), ~in_use)
             .values(archive_key=base)
         )
         try:
-            with session_scope(engine) as s:
-                if s.exec(claim).rowcount == 1:  # type: ignore[call-overload]
+            with engine.begin() as conn:
+                if conn.execute(claim).rowcount == 1:
                     return list(files)
         except IntegrityError:
             pass  # another clip owns it: find the next free name below
