@@ -46,11 +46,17 @@ def check_destinations(destinations: Sequence[Destination]) -> list[str]:
 def check_ffmpeg(settings: Settings) -> None:
     """ffmpeg is there (processing.ffmpeg, PATH or imageio-ffmpeg) and has the transcode's encoder.
 
-    Always looked for, even with every option off: a USB clip has no Blink thumbnail, so one is made.
+    Looked for whenever something may run it: a transcode or a preview, a configured ``processing.ffmpeg``,
+    or no PyAV (then probes and the thumbnails every USB clip gets run ffmpeg). With PyAV and neither,
+    nothing does, and finding imageio-ffmpeg's binary (it runs ``ffmpeg -version``) is skipped.
     """
+    from importlib.util import find_spec
+
     from archiver.media.ffmpeg import find_ffmpeg
 
     p = settings.processing
+    if p.ffmpeg is None and p.transcode == "off" and p.preview == "off" and find_spec("av") is not None:
+        return
     try:
         exe = find_ffmpeg(p.ffmpeg)
     except MediaError as exc:

@@ -28,7 +28,7 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
             *sim.add_clips(sim.add_camera(net, "Garage"), 15, size=150_000),
         ]
         sim.faults.latency_s = 0.01
-        sim.faults.bandwidth_bps = 1_000_000
+        sim.faults.bandwidth_bps = 400_000  # a sync of the 30 clips takes seconds: there is time to kill it
         env = cli_env(tmp_path, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD)
         cameras = [sim.add_camera(net, "Side Gate")]
         kills = 0
@@ -46,7 +46,7 @@ def test_kill_9_at_random_moments_then_sync_loses_and_duplicates_nothing(tmp_pat
                 proc.send_signal(signal.SIGKILL)
                 kills += 1
             else:  # that sync finished everything: give the next one work to be interrupted in
-                ids += sim.add_clips(cameras[0], 6, size=150_000)
+                ids += sim.add_clips(cameras[0], 24, size=150_000)
             proc.wait()
         assert kills >= 5, "the loop must really interrupt syncs"
         sim.faults.latency_s = 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import stat
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -293,14 +294,47 @@ def test_thumbnail_time() -> None:
     assert thumbnail_time(5.0, at_s=-3) == 0.0
 
 
-def test_thumbnail_is_jpeg(good_clip: Path, short_clip: Path, tmp_path: Path, ffmpeg_path: str) -> None:
-    jpg = make_thumbnail(good_clip, tmp_path / "t.jpg", ffmpeg_path, timeout=30)
+@pytest.mark.parametrize("in_process", [True, False], ids=["pyav", "ffmpeg"])
+def test_thumbnail_is_jpeg(
+    in_process: bool, good_clip: Path, short_clip: Path, tmp_path: Path, ffmpeg_path: str
+) -> None:
+    jpg = make_thumbnail(good_clip, tmp_path / "t.jpg", ffmpeg_path, timeout=30, in_process=in_process)
     assert jpg.read_bytes()[:2] == b"\xff\xd8"
     info = probe(jpg, ffmpeg_path)
     assert (info.codec, info.width, info.height) == ("mjpeg", 320, 240)  # never upscaled
-    small = make_thumbnail(short_clip, tmp_path / "s.jpg", ffmpeg_path, width=160, at_s=99, timeout=30)
+    small = make_thumbnail(
+        short_clip, tmp_path / "s.jpg", ffmpeg_path, width=160, at_s=99, timeout=30, in_process=in_process
+    )
     info = probe(small, ffmpeg_path)
     assert (info.width, info.height) == (160, 120)
+    assert not list(tmp_path.glob(".*part*"))
+
+
+def test_an_in_process_thumbnail_shows_the_frame_at_its_moment(
+    tmp_path: Path, ffmpeg_path: str
+) -> None:
+    """The still is the frame at 1 s (the key frame before it is decoded first), not the first frame:
+    a clip black for 1 s, then white, gives a white thumbnail."""
+    av = pytest.importorskip("av")
+    clip = tmp_path / "black-then-white.mp4"
+    subprocess.run(
+        [ffmpeg_path, "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=black:s=320x240:r=10:d=1",
+         "-f", "lavfi", "-i", "color=c=white:s=320x240:r=10:d=1", "-filter_complex", "[0][1]concat=n=2",
+         "-c:v", "mpeg4", "-g", "100", str(clip)],
+        check=True, timeout=60,
+    )  # fmt: skip
+    jpg = make_thumbnail(clip, tmp_path / "t.jpg", None, in_process=True)
+    with av.open(str(jpg)) as c:
+        luma = bytes(next(c.decode(video=0)).reformat(format="gray").planes[0])
+    assert sum(luma) / len(luma) > 200  # white: from 1 s in, though the only key frame is black (at 0)
+
+
+def test_a_thumbnail_without_pyav_or_ffmpeg_is_one_line(
+    good_clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(probe_mod, "pyav", lambda: None)
+    with pytest.raises(MediaError, match=r"^no ffmpeg to make a thumbnail with"):
+        make_thumbnail(good_clip, tmp_path / "t.jpg", None)
 
 
 @pytest.mark.parametrize("kind", ["webp", "gif"])
@@ -375,7 +409,7 @@ def test_processor_probe_only(clip_copy: Path, tmp_path: Path, monkeypatch: pyte
 def test_processor_probe_without_pyav_runs_ffmpeg(
     clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(probe_mod, "_pyav", lambda: None)
+    monkeypatch.setattr(probe_mod, "pyav", lambda: None)
     spy = RunSpy(monkeypatch)
     res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
     assert len(spy.calls) == 1 and "-xerror" in spy.calls[0][2]
@@ -449,7 +483,7 @@ def test_processor_pool_bounds_concurrency(
 
     results = asyncio.run(main())
     assert all(len(r.derived) == 2 and not r.warnings for r in results)
-    assert len(spy.calls) == 3 * 2  # per clip: thumbnail, remux (the probes run in this process)
+    assert len(spy.calls) == 3  # per clip: the remux (probes and thumbnails run in this process)
     assert spy.max_concurrency() == workers
 
 

@@ -142,13 +142,8 @@ class BlinkHTTP:
         self._origins, self._regional = blink_origins(settings)
         # one TLS context for both clients (building one loads the CA bundle: ~20 ms each); same checks
         verify = httpx.create_ssl_context() if transport is None else True
-        # hops off Blink's hosts (a CDN, a pre-signed URL): no cookie jar shared, no auth, no user agent
-        self.foreign = httpx.AsyncClient(
-            transport=transport,
-            verify=verify,
-            timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
-            follow_redirects=False,
-        )
+        self._transport, self._verify = transport, verify
+        self._foreign: httpx.AsyncClient | None = None
         self.client = httpx.AsyncClient(
             transport=transport,
             verify=verify,
@@ -168,9 +163,23 @@ class BlinkHTTP:
         self._auth_headers = headers
         self._refresh = refresh
 
+    @property
+    def foreign(self) -> httpx.AsyncClient:
+        """The client for hops off Blink's hosts (a CDN, a pre-signed URL): no cookie jar shared, no auth,
+        no user agent. Made on first use: most runs never leave Blink's hosts."""
+        if self._foreign is None:
+            self._foreign = httpx.AsyncClient(
+                transport=self._transport,
+                verify=self._verify,
+                timeout=httpx.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
+                follow_redirects=False,
+            )
+        return self._foreign
+
     async def aclose(self) -> None:
         await self.client.aclose()
-        await self.foreign.aclose()
+        if self._foreign is not None:
+            await self._foreign.aclose()
 
     def is_blink(self, url: httpx.URL) -> bool:
         """True for the configured Blink hosts only: nothing else ever gets the token or cookies."""

@@ -235,7 +235,7 @@ def _ffprobe(path: str, ffprobe: str, timeout: float) -> MediaInfo:
 
 
 @functools.cache
-def _pyav() -> ModuleType | None:
+def pyav() -> ModuleType | None:
     """PyAV, when installed (imported on the first probe: it costs about 0.1 s of start-up)."""
     try:
         import av
@@ -246,7 +246,7 @@ def _pyav() -> ModuleType | None:
 
 def in_process_available() -> bool:
     """True when probes run in this process (PyAV), so a probe needs no ffmpeg binary."""
-    return _pyav() is not None
+    return pyav() is not None
 
 
 def probe(
@@ -282,7 +282,7 @@ def probe(
         if problem:
             raise MediaError(f"{name}: {problem}")
 
-    av = _pyav() if in_process is not False else None
+    av = pyav() if in_process is not False else None
     if av is not None:
         return _validate(_probe_av(av, path, decode, deadline), path)
     if in_process:
@@ -332,7 +332,7 @@ def _decode_check(path: str, ffmpeg: str, decode: Decode, timeout: float, loglev
     return cp.stderr.decode("utf-8", "replace")
 
 
-def _av_reason(exc: BaseException) -> str:
+def av_reason(exc: BaseException) -> str:
     """One line from a PyAV error, without the file path it appends."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
     return str(text).strip().splitlines()[0]
@@ -344,7 +344,7 @@ def _probe_av(av: ModuleType, path: str, decode: Decode, deadline: float) -> Med
     try:
         container = av.open(path, metadata_errors="ignore")
     except av.FFmpegError as exc:
-        raise MediaError(f"{name}: not a media file: {_av_reason(exc)}") from None
+        raise MediaError(f"{name}: not a media file: {av_reason(exc)}") from None
     except OSError as exc:
         raise MediaError(f"{name}: cannot read: {exc.strerror or exc}") from None
     with container:
@@ -380,7 +380,7 @@ def _probe_av(av: ModuleType, path: str, decode: Decode, deadline: float) -> Med
                     if time.monotonic() > deadline:
                         raise MediaError(f"{name}: probe timed out")
             except av.FFmpegError as exc:
-                raise MediaError(f"{name}: decode failed: {_av_reason(exc)}") from None
+                raise MediaError(f"{name}: decode failed: {av_reason(exc)}") from None
         fmt = container.format.name if container.format else ""
         return MediaInfo(
             duration=duration or end, width=ctx.width, height=ctx.height, codec=codec, format=fmt

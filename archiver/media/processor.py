@@ -131,9 +131,9 @@ class MediaProcessor:
         workdir.mkdir(parents=True, exist_ok=True)
         stem = clip.name[: -len(".mp4")] if clip.name.lower().endswith(".mp4") else clip.stem
         duration = result.info.duration if result.info else None
-        exe = self.ffmpeg
+        exe = None if in_process_available() else self.ffmpeg  # for the thumbnail
 
-        async def thumb() -> DerivedFile:
+        async def thumb() -> DerivedFile:  # in this process with PyAV (no ffmpeg needed), else ffmpeg
             path = await self._job(
                 make_thumbnail, clip, workdir / f"{stem}.jpg", exe, timeout=timeout, duration=duration
             )
@@ -148,7 +148,7 @@ class MediaProcessor:
                 prof,
                 s.crf,
                 s.preset,
-                exe,
+                self.ffmpeg,
                 timeout,
                 self.ffprobe,
             )
@@ -160,7 +160,7 @@ class MediaProcessor:
                 make_preview,
                 clip,
                 workdir / f"{stem}.{kind}",
-                exe,
+                self.ffmpeg,
                 kind=kind,
                 timeout=timeout,
                 duration=duration,

@@ -6,11 +6,14 @@ import contextlib
 import os
 import time
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 from typing import Literal
 
 from archiver.errors import MediaError
 from archiver.media import ffmpeg as ff
+from archiver.media import probe as media_probe
 from archiver.media.probe import looks_like_jpeg, probe_header
 
 PreviewKind = Literal["webp", "gif"]
@@ -37,35 +40,35 @@ def _remaining(deadline: float) -> float:
 def make_thumbnail(
     src: str | os.PathLike[str],
     dst_jpg: str | os.PathLike[str],
-    ffmpeg: str,
+    ffmpeg: str | None,
     at_s: float | None = None,
     width: int = 640,
     timeout: float = 60,
     duration: float | None = None,
+    in_process: bool | None = None,
 ) -> Path:
     """Write one frame of ``src`` as a JPEG ``width`` px wide (never upscaled, aspect kept, even height).
 
+    In this process with PyAV when it is installed (``in_process`` None, the default; True requires it):
+    seek to the key frame before the moment, decode up to it, scale and encode; a few ms for a small
+    clip, about 40 % less CPU than an ffmpeg process for a 1080p one. Otherwise ``ffmpeg`` does it.
     ``duration`` (if known from a previous probe) saves reading the header again. Returns ``dst_jpg``;
-    MediaError if ffmpeg fails or what it wrote is not a JPEG."""
-    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
-
+    MediaError if no frame can be had or what was written is not a JPEG."""
     deadline = time.monotonic() + timeout
     src, dst = Path(src), Path(dst_jpg)
-    if duration is None:
-        duration = probe_header(src, ffmpeg, timeout=timeout).duration
-    t = thumbnail_time(duration, at_s)
+    av = media_probe.pyav() if in_process is not False else None
     tmp = _tmp_for(dst)
-    stream = (
-        ffmpeg_python.input(ff.path_arg(src), ss=f"{t:.3f}")
-        .filter("scale", f"min({int(width)},iw)", -2)
-        .output(
-            ff.path_arg(tmp), vframes=1, format="image2", vcodec="mjpeg", pix_fmt="yuvj420p", **{"q:v": 3}
-        )
-    )
     try:
-        ff.run(ff.compile_cmd(stream, ffmpeg), _remaining(deadline))
+        if av is not None:
+            tmp.write_bytes(_thumbnail_av(av, src, at_s, width, deadline, duration))
+        elif in_process:
+            raise MediaError("in-process thumbnail asked for, but PyAV is not installed (pip install av)")
+        elif ffmpeg is None:
+            raise MediaError("no ffmpeg to make a thumbnail with: set processing.ffmpeg or pip install av")
+        else:
+            _thumbnail_ffmpeg(src, tmp, ffmpeg, at_s, width, deadline, duration)
         if not tmp.exists() or tmp.stat().st_size == 0:
-            raise MediaError(f"{src.name}: no frame at {t:.2f}s for the thumbnail")
+            raise MediaError(f"{src.name}: no frame for the thumbnail")
         with open(tmp, "rb") as f:
             if not looks_like_jpeg(f.read(3)):
                 raise MediaError(f"{src.name}: thumbnail is not a JPEG")
@@ -74,6 +77,65 @@ def make_thumbnail(
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
     return dst
+
+
+def _scaled(width: int, height: int, most: int) -> tuple[int, int]:
+    """``most`` px wide at most (never upscaled), aspect kept, both sides even (what encoders want)."""
+    w = min(most, width) // 2 * 2 or 2
+    return w, max(2, round(height * w / width / 2) * 2)
+
+
+def _thumbnail_av(
+    av: ModuleType, src: Path, at_s: float | None, width: int, deadline: float, duration: float | None
+) -> bytes:
+    try:
+        with av.open(str(src), metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise MediaError(f"{src.name}: no video stream")
+            video = container.streams.video[0]
+            video.codec_context.thread_count = 1  # one frame or a few: a decoder thread pool costs more
+            if duration is None:
+                duration = container.duration / av.time_base if container.duration else 0.0
+            t = thumbnail_time(duration, at_s)
+            if t > 0 and video.time_base:
+                container.seek(int(t / video.time_base), stream=video)  # the key frame at or before t
+            frame = None
+            for frame in container.decode(video):
+                if frame.time is None or frame.time >= t - 0.001:
+                    break
+                if time.monotonic() > deadline:
+                    raise MediaError(f"{src.name}: thumbnail timed out")
+            if frame is None:
+                raise MediaError(f"{src.name}: no frame at {t:.2f}s for the thumbnail")
+            w, h = _scaled(frame.width, frame.height, width)
+            encoder = av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height, encoder.pix_fmt = w, h, "yuvj420p"
+            encoder.time_base = Fraction(1, 25)
+            encoder.qmin = encoder.qmax = 3  # about ffmpeg's -q:v 3
+            still = frame.reformat(width=w, height=h, format="yuvj420p")
+            return b"".join(bytes(p) for p in [*encoder.encode(still), *encoder.encode(None)])
+    except av.FFmpegError as exc:
+        raise MediaError(f"{src.name}: thumbnail failed: {media_probe.av_reason(exc)}") from None
+    except OSError as exc:
+        raise MediaError(f"{src.name}: cannot read: {exc.strerror or exc}") from None
+
+
+def _thumbnail_ffmpeg(
+    src: Path, tmp: Path, ffmpeg: str, at_s: float | None, width: int, deadline: float, duration: float | None
+) -> None:
+    import ffmpeg as ffmpeg_python  # ffmpeg-python loads with the first command line
+
+    if duration is None:
+        duration = probe_header(src, ffmpeg, timeout=_remaining(deadline)).duration
+    t = thumbnail_time(duration, at_s)
+    stream = (
+        ffmpeg_python.input(ff.path_arg(src), ss=f"{t:.3f}")
+        .filter("scale", f"min({int(width)},iw)", -2)
+        .output(
+            ff.path_arg(tmp), vframes=1, format="image2", vcodec="mjpeg", pix_fmt="yuvj420p", **{"q:v": 3}
+        )
+    )
+    ff.run(ff.compile_cmd(stream, ffmpeg), _remaining(deadline))
 
 
 @dataclass(frozen=True)

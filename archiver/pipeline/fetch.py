@@ -28,7 +28,6 @@ from archiver.util import as_utc
 log = logging.getLogger("archiver.fetch")
 
 Kind = Literal["clip", "thumbnail"]
-CHUNK = 1 << 20
 
 _EXPECT: dict[str, tuple[tuple[str, ...], str]] = {
     "clip": (("video/mp4", "video/quicktime", "application/octet-stream", "binary/octet-stream"), "MP4"),
@@ -129,7 +128,7 @@ async def _receive(
     head = b""
     try:
         with open(dest, "wb") as fh:
-            async for chunk in resp.aiter_bytes(CHUNK):
+            async for chunk in resp.aiter_bytes():  # as they arrive: no re-chunking copies, little memory
                 if len(head) < 16:
                     head += chunk[: 16 - len(head)]
                 size += len(chunk)
