@@ -335,8 +335,10 @@ class SyncJob:
         """Fetch, check, process and store one clip; record the outcome. Never raises for clip errors
         (auth errors, the breaker and an unavailable source do propagate)."""
         assert clip.id is not None
-        work = self.staging / str(clip.id)
+        clip_id = clip.id
+        work = self.staging / str(clip_id)
         work.mkdir(parents=True, exist_ok=True)
+        cleaned = False  # the staging folder is removed (by the worker-thread trip that stored the clip)
         try:
             task = ClipTask(clip, work, self.key_for(clip))
             fresh = clip.state == ClipState.discovered and clip.attempts == 0  # never tried before
@@ -354,8 +356,6 @@ class SyncJob:
             task.warnings.extend(staged.notes)
             if self.processor is not None:
                 await process_clip(self.processor, task)
-            if self.settings.sync.sidecar:
-                task.files.append(await asyncio.to_thread(write_sidecar, task, self.account_settings.name))
             metadata = {
                 "clip-id": clip.identity,
                 "camera": clip.camera_name or "",
@@ -376,9 +376,19 @@ class SyncJob:
                     sha256=media.sha256,
                 )
 
-            await store_all(
-                self.engine, clip.id, task.files, self.destinations, metadata, finish, fresh=fresh
-            )
+            def keep() -> None:
+                """The blocking tail of a clip in one worker-thread trip: sidecar, store, staging gone."""
+                nonlocal cleaned
+                try:
+                    if self.settings.sync.sidecar:
+                        task.files.append(write_sidecar(task, self.account_settings.name))
+                    dests = self.destinations
+                    store_all(self.engine, clip_id, task.files, dests, metadata, finish, fresh=fresh)
+                finally:
+                    shutil.rmtree(work, True)
+                    cleaned = True
+
+            await asyncio.to_thread(keep)
         except SourceUnavailable:
             raise
         except (AuthError, ConfigError):
@@ -399,7 +409,8 @@ class SyncJob:
             self.reporter.clip_done(clip, False, message)
             return False
         finally:
-            await asyncio.to_thread(shutil.rmtree, work, True)
+            if not cleaned:
+                await asyncio.to_thread(shutil.rmtree, work, True)
         report.stored += 1
         report.bytes += sum(f.size for f in task.files)
         source.settled(clip, "stored")

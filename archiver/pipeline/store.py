@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +32,7 @@ class StagedFile:
     sha256: str
 
 
-async def store_all(
+def store_all(
     engine: Engine,
     clip_id: int,
     files: Sequence[StagedFile],
@@ -43,32 +42,19 @@ async def store_all(
     *,
     fresh: bool = False,
 ) -> None:
-    """Put every file in every destination that does not already hold it (by the DB rows).
+    """Put every file in every destination that does not already hold it (by the DB rows). Blocking:
+    the pipeline runs it in a worker thread.
 
     A destination's rows are committed together right after its puts returned, so a crash or a failing
     destination resumes with only what is missing (puts are idempotent). ``finish`` runs in the same
     transaction as the last rows, and only when every destination holds every file. Raises the first
     destination error after trying all of them.
 
-    Cost per clip, for one destination: one trip to a worker thread (claim, puts and rows together) and
-    two transactions (the key's claim, then the rows). ``fresh`` (a clip never tried before) skips reading
-    the rows first and inserts them in one statement; should an interrupted earlier attempt have left
-    rows after all, that insert fails and the rows are updated instead (the puts were idempotent anyway).
+    Cost per clip, for one destination: two transactions (the key's claim, then the rows). ``fresh`` (a
+    clip never tried before) skips reading the rows first and inserts them in one statement; should an
+    interrupted earlier attempt have left rows after all, that insert fails and the rows are updated
+    instead (the puts were idempotent anyway).
     """
-    await asyncio.to_thread(store_now, engine, clip_id, files, destinations, metadata, finish, fresh=fresh)
-
-
-def store_now(
-    engine: Engine,
-    clip_id: int,
-    files: Sequence[StagedFile],
-    destinations: Sequence[Destination],
-    metadata: Mapping[str, str],
-    finish: Callable[[Session], None] | None = None,
-    *,
-    fresh: bool = False,
-) -> None:
-    """:func:`store_all` in the calling thread (database and destinations block)."""
     existing = {} if fresh else _existing(engine, clip_id)
     have = {(o.destination, o.kind, o.sha256) for o in existing.values()}
     files = claim_key(engine, clip_id, files, destinations, fresh=not existing)
