@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from archiver.blink.ratelimit import RateLimiter
+from archiver.blink.transport import asyncio_transport
 from archiver.config import BlinkSettings, LimitsSettings
 from archiver.errors import AccountBlocked, AuthError, BlinkError, MediaError
 
@@ -140,16 +141,17 @@ class BlinkHTTP:
         self.settings = settings
         self.limits = limits or LimitsSettings()
         self._origins, self._regional = blink_origins(settings)
+        limits_ = httpx.Limits(max_connections=32, max_keepalive_connections=16)
+        self._transport = transport  # a test's; else each client gets httpx's on asyncio streams
         # one TLS context for both clients (building one loads the CA bundle: ~20 ms each); same checks
-        verify = httpx.create_ssl_context() if transport is None else True
-        self._transport, self._verify = transport, verify
+        self._tls = httpx.create_ssl_context() if transport is None else None
         self._foreign: httpx.AsyncClient | None = None
         self.client = httpx.AsyncClient(
-            transport=transport,
-            verify=verify,
+            transport=self._transport_for(limits_),
+            verify=self._tls or True,
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
             headers={"User-Agent": USER_AGENT},
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            limits=limits_,
             follow_redirects=False,
         )
         self.limiter = RateLimiter(settings.max_requests_per_second)
@@ -163,14 +165,20 @@ class BlinkHTTP:
         self._auth_headers = headers
         self._refresh = refresh
 
+    def _transport_for(self, limits: httpx.Limits) -> httpx.AsyncBaseTransport:
+        if self._transport is not None:
+            return self._transport
+        assert self._tls is not None
+        return asyncio_transport(self._tls, limits)
+
     @property
     def foreign(self) -> httpx.AsyncClient:
         """The client for hops off Blink's hosts (a CDN, a pre-signed URL): no cookie jar shared, no auth,
         no user agent. Made on first use: most runs never leave Blink's hosts."""
         if self._foreign is None:
             self._foreign = httpx.AsyncClient(
-                transport=self._transport,
-                verify=self._verify,
+                transport=self._transport_for(httpx.Limits()),
+                verify=self._tls or True,
                 timeout=httpx.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
                 follow_redirects=False,
             )
