@@ -1,4 +1,4 @@
-"""CPU per archived clip (8): user + system CPU of the whole process (its ffmpeg children included) for a
+"""CPU per archived clip (8): user + system CPU of the whole process (any ffmpeg child included) for a
 backlog of clips (scenario 1's network) with the default processing (probe on) and no rate limit,
 against blinkpy 0.25 ``download_videos(delay=0)`` as a process of its own. Both start logged in
 (tokens stored / passed in); both pay their interpreter start-up and imports."""
