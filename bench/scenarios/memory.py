@@ -78,7 +78,7 @@ def rss_run(b: Bench, size: int) -> dict[str, Any]:
             f"  {size / MIB:.0f} MiB clip: exit {proc.returncode}, {secs:.1f} s, archive {files} file(s) "
             f"{nbytes / MIB:.1f} MiB, peak RSS sampled {peak['self'] / MIB:.1f} MiB (with children "
             f"{peak['tree'] / MIB:.1f}), VmHWM {out['hwm'] / MIB:.1f} MiB, wait4 ru_maxrss (max over the "
-            f"process and any ffmpeg child) {out['maxrss'] / MIB:.1f} MiB",
+            f"process, and the forked bench before exec) {out['maxrss'] / MIB:.1f} MiB",
             flush=True,
         )
         if not out["ok"]:
@@ -105,6 +105,6 @@ def memory(b: Bench) -> None:
         yes(peak_big < 100 * MIB and g["ok"] and peak_big / peak_small < 1.25),
     )
     b.note(
-        "5: VmHWM is the kernel's peak RSS of the archiver process itself; wait4's ru_maxrss is the max over "
-        "the process and its waited-for children (an ffmpeg run, when one is needed), so it can exceed VmHWM."
+        "5: VmHWM is the kernel's peak RSS of the archiver process itself; wait4's ru_maxrss also counts the "
+        "forked bench process before its exec (Linux keeps the mark across execve), so it can exceed VmHWM."
     )
