@@ -149,3 +149,39 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 
     with pytest.raises(httpx.ConnectError):
         asyncio.run(go())
+
+
+def test_an_address_that_never_answers_does_not_use_up_the_connect_timeout(
+    plain: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Happy Eyeballs: the host resolves first to an address whose SYNs are dropped (a listener with a
+    full accept queue stands in for a broken IPv6 route), then to the server. Tried one after the other,
+    the first would use up the 2 s connect timeout; raced after 0.25 s, the download goes through."""
+    blackhole = socket.socket()
+    blackhole.bind(("127.0.0.1", 0))
+    blackhole.listen(0)
+    fillers = [socket.create_connection(blackhole.getsockname(), timeout=5)]  # its one slot taken
+    port = int(plain.url.rsplit(":", 1)[1])
+    infos = [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", blackhole.getsockname()),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+    ]
+
+    async def getaddrinfo(*args: object, **kwargs: object) -> list[tuple]:
+        return infos
+
+    async def go() -> bytes:
+        monkeypatch.setattr(asyncio.get_running_loop(), "getaddrinfo", getaddrinfo)
+        async with client(timeout=httpx.Timeout(10, connect=2)) as c:
+            return await fetch(c, "http://blink.invalid/clip.mp4")
+
+    try:
+        probe = socket.socket()
+        probe.settimeout(1)
+        with pytest.raises(TimeoutError):  # the stand-in really swallows connections
+            probe.connect(blackhole.getsockname())
+        probe.close()
+        assert asyncio.run(go()) == BODY
+    finally:
+        for s in (*fillers, blackhole):
+            s.close()
