@@ -179,9 +179,14 @@ def test_legacy_login_setting_is_refused_with_one_line(tmp_path: Path, sim: Simu
 
 # ----------------------------------------------------------------------------------- on a terminal
 def login_in_process(
-    settings: Settings, sim: Simulator, transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    sim: Simulator,
+    transport: httpx.AsyncBaseTransport | None = None,
+    *,
+    pin_prompt: bool = True,
 ) -> Credentials:
-    """The terminal flow: the PIN is asked (here: read from the simulated SMS) in the same run."""
+    """The terminal flow: the PIN is asked (here: read from the simulated SMS) in the same run; without
+    ``pin_prompt``, a run that cannot ask for it (the sign-in is kept, PinNeeded raised)."""
     engine = open_engine(settings)
 
     async def go() -> Credentials:
@@ -192,7 +197,7 @@ def login_in_process(
             return sim.last_pin()
 
         try:
-            return await sync.auth.login(USER, PASSWORD, ask)
+            return await sync.auth.login(USER, PASSWORD, ask if pin_prompt else None)
         finally:
             await sync.aclose()
 
@@ -269,15 +274,8 @@ def test_terminal_login_in_one_run_without_pin_prompt_support_keeps_the_sign_in(
     settings = make_settings(tmp_path, sim)
     engine = open_engine(settings)
 
-    async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0])
-        try:
-            await sync.auth.login(USER, PASSWORD, None)
-        finally:
-            await sync.aclose()
-
     with pytest.raises(PinNeeded) as err:
-        asyncio.run(go())
+        login_in_process(settings, sim, pin_prompt=False)
     assert err.value.exit_code == 2 and "archiver login --pin" in str(err.value)
     assert repo.pending_signin(engine, 1) is not None
 
@@ -296,18 +294,10 @@ class HtmlChallenge(Refusing):
 
 def test_a_202_that_is_not_json_is_still_a_pin_challenge(tmp_path: Path, sim: Simulator) -> None:
     settings = make_settings(tmp_path, sim)
-    engine = open_engine(settings)
     transport = HtmlChallenge("/oauth/v2/signin", 202)
 
-    async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0], transport=transport)
-        try:
-            await sync.auth.login(USER, PASSWORD, None)
-        finally:
-            await sync.aclose()
-
     with pytest.raises(PinNeeded) as err:
-        asyncio.run(go())
+        login_in_process(settings, sim, transport, pin_prompt=False)
     assert "to the phone or e-mail of the account" in str(err.value)
     res = run_cli(["login", "--pin", sim.last_pin() or ""], cli_env(tmp_path, sim))
     assert res.returncode == 0, res.stderr

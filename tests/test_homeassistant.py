@@ -39,6 +39,14 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
         b.stop()
 
 
+def mqtt_cli_env(data: Path, sim: Simulator, broker: Broker, **extra: str) -> dict[str, str]:
+    """An ``archiver`` subprocess against ``sim`` (logging in itself) that publishes to ``broker``."""
+    return cli_env(
+        data, sim, ARCHIVER_BLINK__USERNAME=USER, ARCHIVER_BLINK__PASSWORD=PASSWORD,
+        ARCHIVER_MQTT__URL=broker.url, **extra,
+    )  # fmt: skip
+
+
 def _db_token(db: Path) -> str:
     engine = make_engine(f"sqlite:///{db}")
     try:
@@ -59,13 +67,7 @@ def test_oneshot_sync_publishes_discovery_states_and_one_event_per_archived_clip
     ids = sim.add_clips(front, 3) + sim.add_clips(back, 2)
     listener = Listener(broker, ["blink-archiver/#"])
     data = tmp_path / "data"
-    env = cli_env(
-        data,
-        sim,
-        ARCHIVER_BLINK__USERNAME=USER,
-        ARCHIVER_BLINK__PASSWORD=PASSWORD,
-        ARCHIVER_MQTT__URL=broker.url,
-    )
+    env = mqtt_cli_env(data, sim, broker)
     try:
         result = run_cli(["sync"], env)
         assert result.returncode == 0, result.stderr
@@ -293,12 +295,10 @@ def test_archiver_prune_republishes_the_archive_size(tmp_path: Path, broker: Bro
     cam = sim.add_camera(sim.add_network("Home"), "Front Door")
     sim.add_clips(cam, 3)
     data = tmp_path / "data"
-    env = cli_env(
+    env = mqtt_cli_env(
         data,
         sim,
-        ARCHIVER_BLINK__USERNAME=USER,
-        ARCHIVER_BLINK__PASSWORD=PASSWORD,
-        ARCHIVER_MQTT__URL=broker.url,
+        broker,
         ARCHIVER_RETENTION__KEEP_LAST="1",
         ARCHIVER_RETENTION__PRUNE_AFTER_SYNC="false",
     )

@@ -25,6 +25,13 @@ import httpcore
 import httpx
 
 _READ_BUFFER = 1 << 18  # the stream's buffer limit: reading pauses above it (flow control)
+# httpcore's names for what a stream can tell -> asyncio's transport names
+_EXTRA_INFO = {
+    "ssl_object": "ssl_object",
+    "client_addr": "sockname",
+    "server_addr": "peername",
+    "socket": "socket",
+}
 HAPPY_EYEBALLS_DELAY = 0.25  # RFC 8305's recommended wait before trying the next address
 
 
@@ -73,12 +80,8 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":  # asked of idle pooled connections: did the server hang up?
             return self._reader.at_eof() or self._writer.is_closing()
-        key = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername"}.get(info)
-        if key is not None:
-            return self._writer.get_extra_info(key)
-        if info == "socket":
-            return self._writer.get_extra_info("socket")
-        return None
+        key = _EXTRA_INFO.get(info)
+        return None if key is None else self._writer.get_extra_info(key)
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):

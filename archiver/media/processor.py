@@ -82,6 +82,10 @@ class MediaProcessor:
             self._ffprobe = ff.find_ffprobe(self._ffmpeg)
         return self._ffmpeg
 
+    def _in_process_or_ffmpeg(self) -> str | None:
+        """None when probes and thumbnails run in this process (PyAV), else the ffmpeg to run."""
+        return None if in_process_available() else self.ffmpeg
+
     @property
     def ffprobe(self) -> str | None:
         _ = self.ffmpeg
@@ -117,8 +121,8 @@ class MediaProcessor:
         result = ProcessResult()
         timeout = s.timeout_s
 
-        if s.probe:  # in this process with PyAV (no ffmpeg needed), else an ffmpeg run
-            exe = None if in_process_available() else self.ffmpeg
+        if s.probe:
+            exe = self._in_process_or_ffmpeg()
             result.info = await self._job(probe, clip, exe, self.ffprobe if exe else None, timeout)
 
         want_thumb = s.thumbnail in ("generated", "both") or not has_blink_thumbnail
@@ -131,9 +135,9 @@ class MediaProcessor:
         workdir.mkdir(parents=True, exist_ok=True)
         stem = clip.name[: -len(".mp4")] if clip.name.lower().endswith(".mp4") else clip.stem
         duration = result.info.duration if result.info else None
-        exe = None if in_process_available() else self.ffmpeg  # for the thumbnail
 
-        async def thumb() -> DerivedFile:  # in this process with PyAV (no ffmpeg needed), else ffmpeg
+        async def thumb() -> DerivedFile:
+            exe = self._in_process_or_ffmpeg()
             path = await self._job(
                 make_thumbnail, clip, workdir / f"{stem}.jpg", exe, timeout=timeout, duration=duration
             )

@@ -167,9 +167,9 @@ async def download(
     min_bytes: int,
     attempts: int | None = None,
 ) -> Fetched:
-    """Download with the client's retry policy; each attempt starts over (no partial file survives).
-    A body over its deadline or cap is not retried: the clip fails this run and is tried next run."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    """Download into ``dest`` (its folder exists: the clip's staging folder) with the client's retry
+    policy; each attempt starts over (no partial file survives). A body over its deadline or cap is not
+    retried: the clip fails this run and is tried next run."""
     limits = http.limits
     async for attempt in http.retrying(attempts):
         with attempt:

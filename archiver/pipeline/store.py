@@ -149,20 +149,25 @@ def claim_key(
     base = template_key(files)
     primary = next((f for f in files if f.key == base), files[0])
 
+    checked: dict[str, bool] = {}
+    clips, objects = Clip.__table__, StoredObject.__table__
+
     def foreign(candidate: str) -> bool:
-        """A destination holds an object with other content under this name (never replaced)."""
+        """A destination holds an object with other content under this name (never replaced); each
+        name's destinations are asked once."""
         if not fresh:
             return False
-        probe_key = _rekey([primary], base, candidate)[0].key
-        try:
-            return any(_same_content(d, probe_key, primary) is False for d in destinations)
-        except DestinationError:
-            return False  # the put reports the destination; the claim does not depend on it
+        if candidate not in checked:
+            probe_key = _rekey([primary], base, candidate)[0].key
+            try:
+                checked[candidate] = any(_same_content(d, probe_key, primary) is False for d in destinations)
+            except DestinationError:
+                checked[candidate] = False  # the put reports the destination; the claim does not depend on it
+        return checked[candidate]
 
     # The common case in one statement (Core, no ORM session): the clip owns no key yet and nothing else
     # uses the template's.
     if not foreign(base):
-        clips, objects = Clip.__table__, StoredObject.__table__
         in_use = exists().where(objects.c.key == base, objects.c.clip_id != clip_id)
         claim = (
             update(clips)
@@ -197,7 +202,7 @@ def claim_key(
                     if candidate in taken or foreign(candidate):
                         continue
                     try:
-                        s.exec(update(Clip).where(Clip.id == clip_id).values(archive_key=candidate))  # type: ignore[call-overload,arg-type]
+                        s.execute(update(clips).where(clips.c.id == clip_id).values(archive_key=candidate))
                     except IntegrityError:
                         lost.add(candidate)
                         raise
