@@ -8,15 +8,16 @@ does not work: a missing folder or bucket). Every test here holds for every back
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
 from archiver.destinations import BACKENDS, Capability, Destination, DestinationError
-from archiver.destinations.base import preflight_all, unreachable
+from archiver.destinations.base import preflight_all, read_all, stream, unreachable
 
 Tamper = Callable[[str, bytes], None]
 
@@ -26,6 +27,10 @@ def make_file(path: Path, data: bytes) -> tuple[Path, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path, hashlib.sha256(data).hexdigest()
+
+
+async def _collect(chunks: AsyncIterator[bytes]) -> bytes:
+    return b"".join([c async for c in chunks])
 
 
 class DestinationSuite:
@@ -101,12 +106,28 @@ class DestinationSuite:
             dest.stat(key)
         assert list(dest.list()) == []
 
+    def test_open_reads_the_whole_object_and_any_byte_range(self, dest: Destination, tmp_path: Path) -> None:
+        data = os.urandom(700_000)  # several read chunks
+        src, sha = make_file(tmp_path / "r.mp4", data)
+        dest.put(src, "cam/r.mp4", sha256=sha, metadata={})
+        assert read_all(dest, "cam/r.mp4") == data
+        for start, end in [(0, 1), (100, 200), (262_143, 262_145), (699_000, None), (0, 700_000)]:
+            assert b"".join(dest.open("cam/r.mp4", start, end)) == data[start:end]
+        assert b"".join(dest.open("cam/r.mp4", 700_000)) == b""  # at the end: nothing, no error
+        chunks = asyncio.run(_collect(stream(dest, "cam/r.mp4", 10, 500_000)))
+        assert chunks == data[10:500_000]
+        where = dest.location("cam/r.mp4")
+        if where is not None and where.startswith("/"):  # a local file the caller may serve as it is
+            assert Path(where).read_bytes() == data
+
     def test_missing_objects(self, dest: Destination, tmp_path: Path) -> None:
         assert dest.stat("no/such.mp4") is None
         with pytest.raises(DestinationError, match="does not exist"):
             dest.hash("no/such.mp4")
         with pytest.raises(DestinationError, match="does not exist"):
             dest.read_to("no/such.mp4", tmp_path / "out")
+        with pytest.raises(DestinationError, match="does not exist"):
+            b"".join(dest.open("no/such.mp4"))
 
     def test_delete_many_deletes_all_and_ignores_missing(self, dest: Destination, tmp_path: Path) -> None:
         src, sha = make_file(tmp_path / "f.mp4", b"y" * 20)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Index, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# 64-bit sizes on PostgreSQL (a derived file can pass 2 GiB); SQLite's INTEGER is 64-bit already
+_BIGINT = BigInteger().with_variant(Integer, "sqlite")
 
 
 def _ts(**kw: object) -> Column:  # timezone-aware timestamps on every backend
@@ -34,6 +38,8 @@ class ClipSource(enum.StrEnum):
 
 
 class ObjectKind(enum.StrEnum):
+    """The built-in kinds (``StoredObject.kind`` is a plain string: a processing step names its own)."""
+
     clip = "clip"
     thumbnail = "thumbnail"
     generated_thumbnail = "generated_thumbnail"  # ffmpeg-made, kept beside Blink's own ("both")
@@ -65,6 +71,11 @@ class Account(SQLModel, table=True):
     # until a person runs `archiver login`
     login_needed_reason: str | None = None
     login_needed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    # Blink's edge (Cloudflare) refused an automatic sign-in: none is tried before this instant
+    # (exponential back-off per account, see archiver.blink.auth); signin_blocks counts the refusals
+    signin_blocked_until: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    signin_blocks: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    signin_block_reason: str | None = None
 
 
 class Network(SQLModel, table=True):
@@ -145,7 +156,7 @@ class Clip(SQLModel, table=True):
     last_error: str | None = None
     # a failed clip is not fetched before this (back-off); None: at the next run
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    size: int | None = None
+    size: int | None = Field(default=None, sa_column=Column(_BIGINT, nullable=True))
     sha256: str | None = None
     duration: float | None = None
     width: int | None = None
@@ -173,9 +184,9 @@ class StoredObject(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     clip_id: int = Field(foreign_key="clip.id", index=True)
     destination: str
-    kind: ObjectKind
+    kind: str  # an ObjectKind value or the name a processing step gives its output
     key: str = Field(index=True)
-    size: int
+    size: int = Field(sa_column=Column(_BIGINT, nullable=False))
     sha256: str
     stored_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     verified_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

@@ -8,7 +8,7 @@ already sanitised by the naming step; a backend still refuses any key that would
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -66,6 +66,17 @@ class Destination(Protocol):
     def read_to(self, key: str, path: Path) -> None:
         """Copy the object's bytes to a local file (repair from another destination)."""
 
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The object's bytes ``[start, end)`` (``end`` None: to the end) as chunks, read lazily
+        (restic's ``Load``). Raises DestinationError when the key is missing (at the first ``next``
+        at the latest). Every reader (web UI, Home Assistant, verify, export, reindex) reads through
+        this or :meth:`location`; nothing reaches into a backend's attributes. Callers in async code
+        use :func:`stream`."""
+
+    def location(self, key: str) -> str | None:
+        """Where a caller may read the object directly, or None: a local file path (``/...``) that
+        may be served as it is, or a URL it may hand out. A hint only: :meth:`open` always works."""
+
     def delete(self, key: str) -> None:
         """Remove the object; a missing object is not an error."""
 
@@ -97,6 +108,9 @@ class DestinationBase:
     def delete(self, key: str) -> None:  # pragma: no cover - every backend implements it
         raise NotImplementedError
 
+    def location(self, key: str) -> str | None:
+        return None
+
     def check(self) -> None:
         return None
 
@@ -115,6 +129,28 @@ class DestinationBase:
 
     def abort_incomplete_uploads(self, older_than: timedelta) -> tuple[int, int]:
         return 0, 0
+
+
+READ_CHUNK = 256 * 1024  # what open() yields at a time
+
+
+def read_all(dest: Destination, key: str) -> bytes:
+    """A small object's whole content (a sidecar, a thumbnail)."""
+    return b"".join(dest.open(key))
+
+
+async def stream(dest: Destination, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    """:meth:`Destination.open` for async callers: each chunk is read in a worker thread."""
+    from starlette.concurrency import iterate_in_threadpool
+
+    chunks = dest.open(key, start, end)
+    try:
+        async for chunk in iterate_in_threadpool(chunks):
+            yield chunk
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def is_temporary_key(key: str) -> bool:

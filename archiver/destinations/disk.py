@@ -13,11 +13,12 @@ import errno
 import hashlib
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import BinaryIO, ClassVar
 
 from archiver.destinations.base import (
+    READ_CHUNK,
     Capability,
     DestinationBase,
     DestinationError,
@@ -43,6 +44,25 @@ def _reason(exc: OSError) -> str:
     if exc.errno in _REASONS:
         return _REASONS[exc.errno]
     return (exc.strerror or exc.__class__.__name__).lower()
+
+
+def _read_range(
+    fh: BinaryIO, start: int, end: int | None, error: Callable[[OSError], DestinationError]
+) -> Iterator[bytes]:
+    """An open file's bytes [start, end) in READ_CHUNK pieces; closes the file when done."""
+    with fh:
+        try:
+            fh.seek(start)
+            left = None if end is None else max(0, end - start)
+            while left is None or left > 0:
+                chunk = fh.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+                if not chunk:
+                    return
+                if left is not None:
+                    left -= len(chunk)
+                yield chunk
+        except OSError as exc:
+            raise error(exc) from None
 
 
 def sha256_file(path: Path) -> str:
@@ -212,6 +232,19 @@ class DiskDestination(DestinationBase):
             raise DestinationError(f"disk destination {self.name!r}: {key} does not exist") from None
         except OSError as exc:
             raise self._error("reading", key, exc) from None
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        path = self._resolve(key)
+        try:
+            fh = path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise DestinationError(f"disk destination {self.name!r}: {key} does not exist") from None
+        except OSError as exc:
+            raise self._error("reading", key, exc) from None
+        return _read_range(fh, start, end, lambda exc: self._error("reading", key, exc))
+
+    def location(self, key: str) -> str | None:
+        return str(self._resolve(key))
 
     # -- Destination --------------------------------------------------------------------------------
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:

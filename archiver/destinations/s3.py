@@ -32,7 +32,14 @@ from botocore.exceptions import (
     ConnectionError as BotoConnectionError,
 )
 
-from archiver.destinations.base import Capability, DestinationBase, DestinationError, ObjectInfo, check_key
+from archiver.destinations.base import (
+    READ_CHUNK,
+    Capability,
+    DestinationBase,
+    DestinationError,
+    ObjectInfo,
+    check_key,
+)
 from archiver.destinations.settings import S3DestinationSettings
 
 MIB = 1024 * 1024
@@ -239,6 +246,31 @@ class S3Destination(DestinationBase):
                 if str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES:
                     raise self._fail(f"{key} does not exist") from None
                 raise
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": self._key(key)}
+        if start or end is not None:
+            if end is not None and end <= start:
+                return iter(())
+            kwargs["Range"] = f"bytes={start}-{'' if end is None else end - 1}"
+        with self._errors("reading", key):
+            try:
+                resp = self.client.get_object(**kwargs)
+            except ClientError as exc:
+                code = str(exc.response.get("Error", {}).get("Code"))
+                if code in _MISSING_CODES:
+                    raise self._fail(f"{key} does not exist") from None
+                if code == "InvalidRange":  # start at or past the end: nothing to read
+                    return iter(())
+                raise
+        return self._body_chunks(resp["Body"], key)
+
+    def _body_chunks(self, body: Any, key: str) -> Iterator[bytes]:
+        try:
+            with self._errors("reading", key):
+                yield from body.iter_chunks(READ_CHUNK)
+        finally:
+            body.close()
 
     # -- Destination --------------------------------------------------------------------------------
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:

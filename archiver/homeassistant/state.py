@@ -258,13 +258,13 @@ def clip_event(
     files = [
         StoredFile(
             destination=o.destination,
-            kind=o.kind.value,
+            kind=str(o.kind),
             key=o.key,
             size=o.size,
             uri=_uri(by_name.get(o.destination), o.key),
             path=_path(by_name.get(o.destination), o.key),
         )
-        for o in sorted(objects, key=lambda o: (o.kind.value, o.destination))
+        for o in sorted(objects, key=lambda o: (str(o.kind), o.destination))
     ]
     main = next((o for o in objects if o.kind == ObjectKind.transcode), None) or next(
         (o for o in objects if o.kind == ObjectKind.clip), None
