@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from archiver.errors import ConfigError, os_reason
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from sqlmodel import Session
 
     from archiver.config import Settings
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0008"  # the newest file in migrations/versions (a test keeps the two in step)
@@ -65,31 +69,207 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, hide_parameters=True)
 
 
-def _alembic_config(engine: Engine):  # type: ignore[no-untyped-def]
+def _alembic_config(engine: Engine | None = None, connection: Connection | None = None):  # type: ignore[no-untyped-def]
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    cfg.attributes["engine"] = engine
+    if engine is not None:
+        cfg.attributes["engine"] = engine
+    if connection is not None:
+        cfg.attributes["connection"] = connection
     return cfg
 
 
-def current_revision(engine: Engine) -> str | None:
+# ----------------------------------------------------------------------------------------- corrupt files
+_CORRUPT = ("file is not a database", "database disk image is malformed", "malformed database schema")
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """A SQLite error that means the file itself is damaged (no retry, no migration can help)."""
+    orig = getattr(exc, "orig", None) or exc
+    low = " ".join(str(orig).split()).lower()
+    return any(marker in low for marker in _CORRUPT)
+
+
+def corrupt_error(url: str | URL, exc: BaseException) -> ConfigError:
+    """The one line for a damaged SQLite file: how to get back (the archive is the truth)."""
+    path = make_url(url).database or "the database file"
+    orig = getattr(exc, "orig", None) or exc
+    reason = " ".join(str(orig).split())[:80]
+    return ConfigError(
+        f"database: {path} is damaged ({reason}): move it aside (mv {path} {path}.broken) and run "
+        "`archiver reindex` to rebuild it from the archive"
+    )
+
+
+# --------------------------------------------------------------------------------------------- revision
+def current_revision(engine: Engine | Connection) -> str | None:
+    """The revision the database is stamped with; None when it has none (new or not ours)."""
     try:
+        if isinstance(engine, Connection):
+            return _read_revision(engine)
         with engine.connect() as conn:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except SQLAlchemyError:
+            return _read_revision(conn)
+    except SQLAlchemyError as exc:
+        if is_corrupt(exc):
+            raise corrupt_error(engine.engine.url, exc) from None
         return None
 
 
+def _read_revision(conn: Connection) -> str | None:
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    return rows[0] if len(rows) == 1 else None
+
+
+# --------------------------------------------------------------------------------- the migration lock
+_PG_LOCK_KEY = 0x626C696E6B  # "blink": pg_advisory_xact_lock's key for schema upgrades
+
+
+@contextmanager
+def migration_connection(url: str | URL) -> Iterator[Connection]:
+    """One connection holding one transaction that every schema change runs in, committed at the end or
+    rolled back on any error or kill, and held under a lock that serializes upgrades between processes.
+
+    SQLite: pysqlite must not commit around DDL, so this connection (only this one: the runtime engine is
+    unchanged) runs with the driver's own transaction handling off and says ``BEGIN IMMEDIATE`` itself
+    (SQLAlchemy's recipe for pysqlite's transactional DDL); the immediate write lock makes a second
+    process wait (busy timeout) until the first committed. Foreign keys are off for the transaction (they
+    can be switched only outside one), so a batch table recreation does not trip them; ``PRAGMA
+    foreign_key_check`` runs before the commit, as SQLite's documentation prescribes for schema changes.
+    PostgreSQL: DDL is transactional; ``pg_advisory_xact_lock`` serializes the upgrades."""
+    sqlite = str(url).startswith("sqlite")
+    if sqlite:
+        _prepare_sqlite_file(str(url))
+        engine = create_engine(url, poolclass=NullPool, connect_args={"timeout": 30}, hide_parameters=True)
+
+        @event.listens_for(engine, "connect")
+        def _no_driver_transactions(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+            dbapi_conn.isolation_level = None  # no implicit BEGIN/COMMIT by pysqlite
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=OFF")  # only outside a transaction
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        engine = create_engine(url, poolclass=NullPool, hide_parameters=True)
+    try:
+        with engine.connect() as conn, conn.begin():
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+            yield conn
+            if sqlite:
+                bad = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                if bad:
+                    table, rowid, parent, _ = bad[0]
+                    raise ConfigError(
+                        f"database: the upgrade would leave {len(bad)} broken reference(s) (first: "
+                        f"{table} row {rowid} -> {parent}); nothing was changed"
+                    )
+    finally:
+        engine.dispose()
+
+
+# ------------------------------------------------------------------------------------ half-made schemas
+def _repair_half_schema(conn: Connection, revision: str | None) -> None:
+    """What an older release's crash left (it ran SQLite DDL outside a transaction): a batch operation's
+    temporary copy beside its intact table is dropped; tables without a recorded revision are dropped when
+    they are all empty (a killed first start). Anything else is one line with the way out."""
+    from sqlalchemy import inspect
+    from sqlmodel import SQLModel
+
+    import archiver.db.models  # noqa: F401  (registers the tables)
+
+    tables = set(inspect(conn).get_table_names())
+    for tmp in sorted(t for t in tables if t.startswith("_alembic_tmp_")):
+        original = tmp.removeprefix("_alembic_tmp_")
+        if original not in tables:
+            raise ConfigError(
+                f"database: an interrupted upgrade left table {original!r} only in its temporary copy "
+                f"{tmp!r}: move the database aside and run `archiver reindex` to rebuild it from the archive"
+            )
+        log.warning("database: dropping %s, left by an interrupted upgrade (%s is intact)", tmp, original)
+        conn.exec_driver_sql(f'DROP TABLE "{tmp}"')
+    if revision is not None:
+        return
+    ours = [t for t in reversed(SQLModel.metadata.sorted_tables) if t.name in tables]
+    if not ours:
+        return
+    if any(conn.execute(select(func.count()).select_from(t)).scalar() for t in ours):
+        raise ConfigError(
+            "database: it holds tables but no schema revision (not made by blink-archiver, or by a "
+            "release older than 5c9e0d4): move it aside and run `archiver reindex`"
+        )
+    log.warning("database: dropping the empty tables of an interrupted first start; creating them again")
+    for table in ours:
+        conn.exec_driver_sql(f'DROP TABLE "{table.name}"')
+    conn.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    if conn.dialect.name == "postgresql":
+        for enum in ("clipsource", "clipstate", "objectkind"):
+            conn.exec_driver_sql(f"DROP TYPE IF EXISTS {enum}")
+
+
+def _check_known(script, revision: str | None) -> None:  # type: ignore[no-untyped-def]
+    from alembic.util.exc import CommandError
+
+    if revision is None:
+        return
+    try:
+        script.get_revision(revision)
+    except CommandError:
+        raise ConfigError(
+            f"database: its schema revision {revision} is newer than this release knows (newest "
+            f"{HEAD_REVISION}): run the release that upgraded it, or a newer one; nothing was changed"
+        ) from None
+
+
+def upgrade_to(url: str | URL, target: str = "head") -> None:
+    """Bring the schema to ``target`` in one locked transaction (see :func:`migration_connection`)."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
+    with migration_connection(url) as conn:
+        revision = _read_revision(conn) if _has_version_table(conn) else None
+        cfg = _alembic_config(connection=conn)
+        _check_known(ScriptDirectory.from_config(cfg), revision)
+        _repair_half_schema(conn, revision)
+        try:
+            command.upgrade(cfg, target)
+        except OperationalError as exc:
+            if revision is None or is_corrupt(exc):
+                raise
+            reason = " ".join(str(exc.orig).split())[:80]
+            if "already exists" in reason or "duplicate column" in reason:
+                raise ConfigError(
+                    f"database: upgrading from revision {revision} failed ({reason}): an older release's "
+                    "interrupted upgrade left its schema half-made; nothing was changed: move it aside and "
+                    "run `archiver reindex`"
+                ) from None
+            raise
+
+
+def _has_version_table(conn: Connection) -> bool:
+    from sqlalchemy import inspect
+
+    return bool(inspect(conn).has_table("alembic_version"))
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision, in place (idempotent, safe on every start). Alembic is
-    only loaded when the database is not at the head revision already (it costs start-up time)."""
+    """Bring the schema to the newest revision, in place (idempotent, safe on every start, whichever
+    processes start at once). Alembic is only loaded when the database is not at the head revision
+    already (it costs start-up time)."""
     if current_revision(engine) == HEAD_REVISION:
         return
-    from alembic import command
-
-    command.upgrade(_alembic_config(engine), "head")
+    try:
+        upgrade_to(engine.url)
+    except SQLAlchemyError as exc:
+        if is_corrupt(exc):
+            raise corrupt_error(engine.url, exc) from None
+        raise
 
 
 def open_database(url: str) -> Engine:

@@ -22,8 +22,16 @@ def upgrade() -> None:
     bind = op.get_bind()
     postgres = bind.dialect.name == "postgresql"
     if postgres:
-        with op.get_context().autocommit_block():  # a new enum value is usable only once committed
-            op.execute("ALTER TYPE clipstate ADD VALUE IF NOT EXISTS 'duplicate'")
+        # clipstate gains 'duplicate'. ALTER TYPE ... ADD VALUE would make it usable only once committed
+        # (the rows below need it in this transaction, and an upgrade is one transaction): the type is
+        # made again with the value appended, the same type ADD VALUE makes.
+        op.execute("ALTER TYPE clipstate RENAME TO clipstate_0002")
+        op.execute(
+            "CREATE TYPE clipstate AS ENUM "
+            "('discovered', 'downloaded', 'stored', 'failed', 'pruned', 'duplicate')"
+        )
+        op.execute("ALTER TABLE clip ALTER COLUMN state TYPE clipstate USING state::text::clipstate")
+        op.execute("DROP TYPE clipstate_0002")
     with op.batch_alter_table("clip", schema=None) as batch_op:
         batch_op.alter_column(
             "source",
