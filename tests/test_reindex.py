@@ -235,3 +235,60 @@ def test_a_sync_over_an_archive_its_database_does_not_know_downloads_only_what_i
     with session_scope(engine) as s:
         assert s.exec(select(func.count()).select_from(Clip).where(Clip.state == ClipState.stored)).one() == 7
     engine.dispose()
+
+
+def _identities_and_keys(settings) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
+    engine = open_database(settings.database_url)
+    with session_scope(engine) as s:
+        out = {c.identity: c.archive_key for c in s.exec(select(Clip))}
+    engine.dispose()
+    return out
+
+
+def test_clips_that_got_a_numbered_key_get_it_back(tmp_path: Path, sim: Simulator) -> None:
+    home1, home2 = sim.add_network("Home"), sim.add_network("Home")
+    cams = [sim.add_camera(home1, "Front Door"), sim.add_camera(home2, "Front Door")]
+    noon = datetime(2024, 5, 1, 17, 0, tzinfo=UTC)
+    for cam in (cams[0], cams[0], cams[1]):
+        sim.add_clip(cam, created_at=noon, size=20_000)
+    settings = make_settings(
+        tmp_path,
+        sim,
+        sync={"filename_template": "{network}/{camera}/{date}/{time}.mp4"},
+        processing={"probe": False},
+    )
+    assert run_sync(settings).stored == 3
+    before = _identities_and_keys(settings)
+    assert sorted(k or "" for k in before.values())[0].endswith("-2.mp4")
+    for path in (tmp_path / "archive").rglob("*.json"):  # the sidecar names its own (numbered) key
+        doc = Sidecar.loads(path.read_bytes())
+        assert doc.version == 1 and doc.state == "stored" and doc.stored_at is not None
+        assert doc.archive_key == path.relative_to(tmp_path / "archive").as_posix()[: -len(".json")] + ".mp4"
+        assert doc.files["clip"].key == doc.archive_key and doc.sha256 == doc.files["clip"].sha256
+    _forget_database(tmp_path)
+    engine = open_database(settings.database_url)
+    report = reindex(engine, DiskDestination(tmp_path / "archive"))
+    engine.dispose()
+    assert (report.added, report.ok) == (3, True)
+    assert _identities_and_keys(settings) == before
+
+
+def test_a_two_destination_archive_is_whole_again_after_the_guarded_sync(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 3, size=20_000)
+    destinations = [
+        {"type": "disk", "name": "a", "path": str(tmp_path / "a")},
+        {"type": "disk", "name": "b", "path": str(tmp_path / "b")},
+    ]
+    settings = make_settings(tmp_path, sim, destinations=destinations, processing={"probe": False})
+    assert run_sync(settings).stored == 3
+    _forget_database(tmp_path)
+    sim.reset_requests()
+    assert run_sync(settings).stored == 0
+    assert sim.request_count("/media/clip/") == 0
+    engine = open_database(settings.database_url)
+    with session_scope(engine) as s:
+        rows = s.exec(select(StoredObject.destination, func.count()).group_by(StoredObject.destination)).all()
+    engine.dispose()
+    assert dict(rows) == {"a": 9, "b": 9}
