@@ -92,6 +92,16 @@ class _Found:
     archived: bool = True  # its clip file (or transcode) is there
 
 
+@dataclass
+class _New:
+    """A clip this run adds (its row is inserted at the end of the batch, or never in a dry run)."""
+
+    identity: str
+    archive_key: str
+    state: ClipState = ClipState.stored
+    id: int | None = None
+
+
 class _Holdings:
     """What a destination holds: a listing taken once (many keys to check), else one stat per key."""
 
@@ -215,7 +225,7 @@ class _Merge:
         self.dry_run = dry_run
         self.account_ids: dict[str, int | None] = {}
         self.newest: dict[str, datetime] = {}  # account -> newest cloud clip found
-        self.pretend: dict[tuple[str, str], Clip] = {}  # dry run: the clips it would have added
+        self.pretend: dict[tuple[str, str], _New] = {}  # dry run: the clips it would have added
 
     def account_id(self, name: str) -> int | None:
         if name not in self.account_ids:
@@ -250,13 +260,16 @@ class _Merge:
         for item in items:
             by_account.setdefault(item.doc.account, []).append(item)
         akeys = [i.archive_key for i in items]
-        owners = {c.archive_key: c for c in s.exec(select(Clip).where(col(Clip.archive_key).in_(akeys)))}
-        new_rows: list[tuple[Clip, _Found]] = []
+        owners: dict[str | None, Clip | _New] = {
+            c.archive_key: c for c in s.exec(select(Clip).where(col(Clip.archive_key).in_(akeys)))
+        }
+        added: list[tuple[dict[str, object], _Found]] = []  # new clips' columns
+        rows: list[tuple[int, _Row]] = []  # object rows of clips the database knew
         for name, found in by_account.items():
             account_id = self.account_id(name)
-            known: dict[str, Clip] = {}
+            known: dict[str, Clip | _New] = {}
             if account_id is not None:
-                known = repo.clips_by_identity(s, account_id, (f.doc.identity for f in found))
+                known.update(repo.clips_by_identity(s, account_id, (f.doc.identity for f in found)))
             existing = self._objects(s, [c.id for c in known.values() if c.id is not None])
             for item in found:
                 doc = item.doc
@@ -272,22 +285,19 @@ class _Merge:
                             f"the sidecar to {doc.identity}; left as it is"
                         )
                         continue
-                    clip = self._new_clip(account_id, item)
+                    marker = _New(doc.identity, item.archive_key)
                     if self.dry_run:
-                        self.pretend[(name, doc.identity)] = clip
-                    else:
-                        s.add(clip)
-                    owners[item.archive_key] = clip
-                    known[doc.identity] = clip
-                    new_rows.append((clip, item))
+                        self.pretend[(name, doc.identity)] = marker
+                    owners[item.archive_key] = known[doc.identity] = marker
+                    added.append((self._columns(account_id, item), item))
                     counts.added += 1
+                    counts.count_rows(item.rows)
                     continue
                 mine = clip.archive_key in (None, item.archive_key) and (owner is None or owner is clip)
                 if clip.state == ClipState.stored and mine:
                     counts.known += 1
-                elif clip.state in repo.PENDING_STATES and mine:
+                elif clip.state in repo.PENDING_STATES and mine and isinstance(clip, Clip):
                     self._complete(s, clip, item)
-                    owners[item.archive_key] = clip
                     counts.completed += 1
                 else:
                     where = f" under {clip.archive_key}" if clip.archive_key else ""
@@ -296,32 +306,34 @@ class _Merge:
                         "database; left as it is"
                     )
                     continue
-                if clip.archive_key is None and not self.dry_run:
+                owners[item.archive_key] = clip
+                if isinstance(clip, Clip) and clip.archive_key is None and not self.dry_run:
                     clip.archive_key = item.archive_key
                     s.add(clip)
                 have = existing.get(clip.id or -1, {})
-                rows = []
                 for row in item.rows:
                     old = have.get((row.destination, row.kind))
                     if old is None:
-                        rows.append(row)
+                        counts.count_rows([row])
+                        if clip.id is not None:
+                            rows.append((clip.id, row))
                     elif old != row.key:
                         counts.conflicts.append(
                             f"{row.destination}:{row.key}: the database has the {row.kind} of "
                             f"{doc.identity} at {old}; left as it is"
                         )
-                counts.count_rows(rows)
-                if not self.dry_run and clip.id is not None:
-                    self._insert(s, clip.id, rows)
         if self.dry_run:
-            for _, item in new_rows:
-                counts.count_rows(item.rows)
             return
-        s.flush()  # the new clips' ids
-        for clip, item in new_rows:
-            assert clip.id is not None
-            counts.count_rows(item.rows)
-            self._insert(s, clip.id, item.rows)
+        s.flush()  # the changes to known clips (and their archive keys) before the new clips
+        if added:
+            table = Clip.__table__
+            ids = s.execute(
+                insert(table).returning(table.c.id, sort_by_parameter_order=True),  # type: ignore[arg-type]
+                [columns for columns, _ in added],
+            ).scalars()
+            for clip_id, (_, item) in zip(ids, added, strict=True):
+                rows.extend((clip_id, row) for row in item.rows)
+        self._insert(s, rows)
 
     @staticmethod
     def _objects(s: Session, clip_ids: Sequence[int]) -> dict[int, dict[tuple[str, str], str]]:
@@ -346,25 +358,27 @@ class _Merge:
             "last_error": doc.notes,
         }
 
-    def _new_clip(self, account_id: int | None, item: _Found) -> Clip:
+    def _columns(self, account_id: int | None, item: _Found) -> dict[str, object]:
+        """A new clip's row (Core: no ORM object per clip)."""
         doc = item.doc
-        return Clip(
-            account_id=account_id or 0,
-            source=doc.source,
-            identity=doc.identity,
-            blink_id=doc.id,
-            network_blink_id=doc.network.id,
-            network_name=doc.network.name,
-            camera_blink_id=doc.camera.id,
-            camera_name=doc.camera.name,
-            sync_module_blink_id=doc.sync_module_id,
-            time_zone=doc.time_zone,
-            created_at=as_utc(doc.created_at_utc),
-            size_hint=doc.manifest_size,
-            state=ClipState.stored,
-            archive_key=item.archive_key,
-            **self._facts(doc),  # type: ignore[arg-type]
-        )
+        return {
+            "account_id": account_id,
+            "source": doc.source,
+            "identity": doc.identity,
+            "blink_id": doc.id,
+            "network_blink_id": doc.network.id,
+            "network_name": doc.network.name,
+            "camera_blink_id": doc.camera.id,
+            "camera_name": doc.camera.name,
+            "sync_module_blink_id": doc.sync_module_id,
+            "time_zone": doc.time_zone,
+            "created_at": as_utc(doc.created_at_utc),
+            "size_hint": doc.manifest_size,
+            "state": ClipState.stored,
+            "archive_key": item.archive_key,
+            "discovered_at": utcnow(),
+            **self._facts(doc),
+        }
 
     def _complete(self, s: Session, clip: Clip, item: _Found) -> None:
         """A clip the database still had to fetch is in the archive: it is stored."""
@@ -376,7 +390,7 @@ class _Merge:
         s.add(clip)
 
     @staticmethod
-    def _insert(s: Session, clip_id: int, rows: Sequence[_Row]) -> None:
+    def _insert(s: Session, rows: Sequence[tuple[int, _Row]]) -> None:
         if rows:
             now = utcnow()
             s.execute(
@@ -391,7 +405,7 @@ class _Merge:
                         "sha256": r.sha256,
                         "stored_at": now,
                     }
-                    for r in rows
+                    for clip_id, r in rows
                 ],
             )
 

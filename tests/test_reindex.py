@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from helpers import make_settings, run_sync
 from sqlalchemy import func
 from sqlmodel import select
@@ -75,10 +77,10 @@ def _counts(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
     return clips, objects
 
 
-def test_reindex_records_every_clip_and_a_second_run_adds_nothing(tmp_path: Path) -> None:
+def test_reindex_records_every_clip_and_a_second_run_adds_nothing(tmp_path: Path, database_url: str) -> None:
     dest = DiskDestination(tmp_path / "archive")
     keys = [archive_clip(dest, tmp_path, n) for n in range(5)]
-    engine = _engine(tmp_path)
+    engine = open_database(database_url)
     first = reindex(engine, dest)
     assert (first.found, first.added, first.known, first.objects, first.ok) == (5, 5, 0, 15, True)
     assert first.accounts == ["default"]
@@ -107,11 +109,11 @@ def test_the_sidecars_of_the_release_before_the_schema_field_reindex(tmp_path: P
         assert clip.archive_key == key and clip.sha256 == hashlib.sha256(b"clip 1" * 100).hexdigest()
 
 
-def test_a_partial_database_is_completed_without_duplicates(tmp_path: Path) -> None:
+def test_a_partial_database_is_completed_without_duplicates(tmp_path: Path, database_url: str) -> None:
     dest = DiskDestination(tmp_path / "archive")
     for n in range(4):
         archive_clip(dest, tmp_path, n)
-    engine = _engine(tmp_path)
+    engine = open_database(database_url)
     account = repo.get_or_create_account(engine, "default", None, "oauth")
     with session_scope(engine) as s:  # one clip still to fetch (a crash), one the database never heard of
         s.add(Clip(account_id=account.id, identity="cloud:0", blink_id="0", created_at=T0, attempts=2,
@@ -217,7 +219,7 @@ def _forget_database(tmp_path: Path) -> None:
 
 
 def test_a_sync_over_an_archive_its_database_does_not_know_downloads_only_what_is_new(
-    tmp_path: Path, sim: Simulator, camera: int
+    tmp_path: Path, sim: Simulator, camera: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     sim.add_clips(camera, 5, size=20_000)
     settings = make_settings(tmp_path, sim, processing={"probe": False})
@@ -225,8 +227,11 @@ def test_a_sync_over_an_archive_its_database_does_not_know_downloads_only_what_i
     _forget_database(tmp_path)
     new = sim.add_clips(camera, 2, size=20_000)
     sim.reset_requests()
-    report = run_sync(settings)
+    with caplog.at_level(logging.WARNING, "archiver.reindex"):
+        report = run_sync(settings)
     assert (report.stored, report.failed) == (2, 0)
+    [said] = [r.getMessage() for r in caplog.records if r.name == "archiver.reindex"]
+    assert "holds 5 sidecar(s) it did not know: reindexed first (5 clips added" in said
     assert sim.request_count("/media/clip/") == 2
     archive = sorted(p.name for p in (tmp_path / "archive").rglob("*.mp4"))
     assert len(archive) == 7 and not [n for n in archive if n.endswith("-2.mp4")]
@@ -292,3 +297,23 @@ def test_a_two_destination_archive_is_whole_again_after_the_guarded_sync(
         rows = s.exec(select(StoredObject.destination, func.count()).group_by(StoredObject.destination)).all()
     engine.dispose()
     assert dict(rows) == {"a": 9, "b": 9}
+
+
+def test_the_sync_guard_asks_no_destination_once_every_account_has_clips(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archiver.config import load_settings
+    from archiver.reindex import reindex_before_sync
+
+    settings = load_settings(None, data_dir=tmp_path, database={"url": f"sqlite:///{tmp_path / 'a.db'}"})
+    dest = DiskDestination(settings.archive_dir)
+    archive_clip(dest, tmp_path, 0)
+    engine = open_database(settings.database_url)
+    first = reindex_before_sync(settings, engine)  # the database knows nothing: the archive is read
+    assert first is not None and first.added == 1
+
+    def no_destination(_: object) -> list[object]:
+        raise AssertionError("the guard listed a destination")
+
+    monkeypatch.setattr("archiver.destinations.build_destinations", no_destination)
+    assert reindex_before_sync(settings, engine) is None
