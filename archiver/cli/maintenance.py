@@ -1,4 +1,4 @@
-"""prune and verify."""
+"""prune, verify and reindex."""
 
 from __future__ import annotations
 
@@ -95,3 +95,84 @@ def verify_cmd(
     for e in report.errors:
         typer.echo(f"  error: {e}", err=True)
     raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command("reindex")
+def reindex_cmd(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be recorded; change nothing.")
+    ] = False,
+    destination: Annotated[
+        str | None,
+        typer.Option("--destination", help="The destination to read (default: the first configured one)."),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option("--verify", help="Also re-read every file and check its sha256.")
+    ] = False,
+) -> None:
+    """Rebuild the database from the archive: record every clip whose sidecar a destination holds."""
+    import sys
+
+    from archiver.db.engine import open_engine
+    from archiver.reindex import run_reindex
+
+    bar = _ReindexBar() if sys.stderr.isatty() else None
+    try:
+        s = settings()
+        engine = open_engine(s)
+        report = run_reindex(
+            s,
+            engine,
+            destination=destination,
+            verify=verify,
+            dry_run=dry_run,
+            progress=bar.update if bar else None,
+        )
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    would = "would be " if dry_run else ""
+    typer.echo(
+        f"{report.destination}: {report.found} clips found; {report.added + report.completed} {would}added"
+        f"{f' ({report.completed} the database had yet to fetch)' if report.completed else ''}, "
+        f"{report.known} already known, {len(report.problems) + len(report.conflicts)} problems"
+    )
+    elsewhere = "".join(f", {n} in {name!r}" for name, n in report.elsewhere.items())
+    typer.echo(f"  objects {would}recorded: {report.objects}{elsewhere}")
+    for name in report.accounts:
+        typer.echo(f"  account {name!r} {would}created")
+    for name, since in report.cursors.items():
+        starts = "would start" if dry_run else "starts"
+        typer.echo(f"  account {name!r}: the cloud listing {starts} at {since.isoformat(timespec='seconds')}")
+    for label, lines in (("conflict", report.conflicts), ("problem", report.problems)):
+        for line in lines[:20]:
+            typer.echo(f"  {label}: {line}", err=True)
+        if len(lines) > 20:
+            typer.echo(f"  ... and {len(lines) - 20} more {label}s", err=True)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+class _ReindexBar:
+    """A rich progress bar of the sidecars read (on a terminal only)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("[bold]reindex[/]"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} sidecars"),
+            TimeElapsedColumn(),
+            console=Console(stderr=True),
+        )
+        self.task = self.progress.add_task("reindex", total=0)
+        self.progress.start()
+
+    def update(self, done: int, total: int) -> None:
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        self.progress.stop()

@@ -74,8 +74,10 @@ async def sync_all(
     then ``AccountsFailed`` names the failed ones and carries the reports of the rest."""
     from archiver.db.lease import account_lease
     from archiver.maintenance import preflight
+    from archiver.reindex import reindex_before_sync
 
     await asyncio.to_thread(preflight, settings)
+    await asyncio.to_thread(reindex_before_sync, settings, engine, accounts)  # an archive the DB lacks
     reports: list[SyncReport] = []
     failures: list[tuple[str, ArchiverError]] = []
     selected = [a for a in settings.account_list() if not accounts or a.name in accounts]

@@ -101,16 +101,17 @@ def _rekey(files: Sequence[StagedFile], base: str, real: str) -> list[StagedFile
 
 
 def _rewrite_sidecar(f: StagedFile, old: str, new: str) -> StagedFile:
-    """The sidecar lists every file's key: make it name the real ones."""
+    """The sidecar lists every file's key and the clip's archive key: make them name the real ones."""
     try:
         doc = json.loads(f.path.read_bytes())
         entries = doc.get("files", {}).values() if isinstance(doc, dict) else []
     except (OSError, ValueError):
         return f  # not ours to judge: stored as staged
-    for entry in entries:
-        key = entry.get("key") if isinstance(entry, dict) else None
+    for entry in [*entries, doc]:  # every file's key, and the document's own archive_key
+        field = "archive_key" if entry is doc else "key"
+        key = entry.get(field) if isinstance(entry, dict) else None
         if isinstance(key, str) and key.startswith(old):
-            entry["key"] = new + key[len(old) :]
+            entry[field] = new + key[len(old) :]
     data = json.dumps(doc, indent=2, sort_keys=True).encode()
     f.path.write_bytes(data)
     fsync_file(f.path)

@@ -714,6 +714,9 @@ class Simulator:
     def delete_clip(self, media_id: int) -> None:
         self.state.delete_clip(media_id)
 
+    def forget_oldest_clips(self, n: int) -> list[int]:
+        return self.state.forget_oldest_clips(n)
+
     def set_sync_module_online(self, sync_module_id: int, online: bool) -> None:
         self.state.set_sync_module_online(sync_module_id, online)
 

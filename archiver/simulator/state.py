@@ -416,6 +416,15 @@ class SimState:
             self._bump(clip)
             return True
 
+    def forget_oldest_clips(self, n: int) -> list[int]:
+        """Blink's cloud retention: the ``n`` oldest clips leave the cloud without a trace (no tombstone in
+        the listing, unlike ``delete_clip``). Returns their ids."""
+        with self.lock:
+            oldest = sorted(self.clips.values(), key=lambda c: (c.created_at, c.id))[: max(n, 0)]
+            for clip in oldest:
+                del self.clips[clip.id]
+            return [c.id for c in oldest]
+
     def set_sync_module_online(self, sync_module_id: int, online: bool) -> None:
         with self.lock:
             self._sync_module(sync_module_id).online = online
