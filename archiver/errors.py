@@ -42,8 +42,10 @@ class LoginNeeded(AuthError):
 
 
 class RefreshRefused(AuthError):
-    """Blink refused a token refresh without saying the token is invalid (406, other 4xx): the token
-    is kept, the run stops, the next run tries again."""
+    """Blink refused a token refresh without saying the token is invalid (another 4xx): the token is
+    kept, the run stops, the next run tries again by itself (exit 1, like an outage)."""
+
+    exit_code = 1
 
 
 class RefreshUnavailable(AuthError):
@@ -51,6 +53,18 @@ class RefreshUnavailable(AuthError):
     token is kept; the run stops (exit 1) and the next run tries again."""
 
     exit_code = 1
+
+
+class EdgeBlocked(AuthError):
+    """Blink's edge (Cloudflare) refused a sign-in, PIN or token request (a 406, a challenge page) before
+    Blink itself read it: nothing is wrong with the credentials. The account's automatic sign-ins and
+    refreshes back off (15 minutes, doubling to a day); the next run after that tries again by itself."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, what: str = "", status: int = 0, ray: str | None = None) -> None:
+        super().__init__(message)
+        self.what, self.status, self.ray = what, status, ray
 
 
 class AccountBlocked(AuthError):

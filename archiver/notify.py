@@ -14,8 +14,16 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
+from archiver.blink.credentials import login_hint
 from archiver.config import NotifySettings, parse_duration
-from archiver.errors import AuthError, LoginNeeded, RefreshRefused, RefreshUnavailable, TwoFactorRequired
+from archiver.errors import (
+    AuthError,
+    EdgeBlocked,
+    LoginNeeded,
+    RefreshRefused,
+    RefreshUnavailable,
+    TwoFactorRequired,
+)
 from archiver.logs import REDACTOR
 
 if TYPE_CHECKING:
@@ -28,7 +36,7 @@ def needs_login(exc: BaseException | None) -> bool:
     """A PIN / fresh login is needed: only a person can fix this, so say so at once."""
     if isinstance(exc, TwoFactorRequired | LoginNeeded):
         return True
-    if isinstance(exc, RefreshRefused | RefreshUnavailable):
+    if isinstance(exc, RefreshRefused | RefreshUnavailable | EdgeBlocked):
         return False  # the token is kept and the next run tries again; a long streak is reported as failing
     return isinstance(exc, AuthError) and "archiver login" in str(exc)
 
@@ -82,6 +90,7 @@ class _Streak:
     failures: int = 0
     notified: bool = False
     login_notified: bool = False
+    edge_notified: bool = False
 
 
 @dataclass
@@ -167,7 +176,17 @@ class AlertTracker:
                             f"blink-archiver: account {account} needs `archiver login`",
                             f"Blink wants a new login for account {account} "
                             f"(2FA PIN or expired session); its syncs do not sign in again until you "
-                            f"run `archiver login --account {account}`. Last error: {message}",
+                            f"run `{login_hint(account)}`. Last error: {message}",
+                        )
+                    )
+                elif isinstance(error, EdgeBlocked) and not st.edge_notified:
+                    st.edge_notified = True  # said once per streak: the back-off's later ticks are quiet
+                    out.append(
+                        (
+                            f"blink-archiver: account {account}: Blink's edge refused the sign-in",
+                            f"{message} The archiver waits before it tries again (15 minutes, doubling up "
+                            f"to a day); nothing is needed from you unless it keeps happening. "
+                            f"`{login_hint(account)}` tries at once.",
                         )
                     )
                 elif not st.notified and now - st.failing_since >= self.failing_for.total_seconds():
@@ -180,7 +199,7 @@ class AlertTracker:
                             f"({st.failures} run(s)). Last error: {message}",
                         )
                     )
-                if st.login_notified:
+                if st.login_notified or st.edge_notified:
                     st.notified = True  # the login message already told the story for this streak
         for title, body in out:
             self.notifier.send(title, body)

@@ -23,8 +23,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
+from archiver.blink.credentials import login_hint
 from archiver.config import Settings, parse_duration
-from archiver.db.repo import login_needed
+from archiver.db.repo import login_needed, signin_blocked
 from archiver.errors import ArchiverError, describe
 from archiver.logs import REDACTOR
 from archiver.metrics import CURRENT_ACCOUNT, Metrics, database_ready
@@ -86,8 +87,10 @@ class Worker:
         if running is not None and now - running > limit:
             return False, f"a sync has been running for {(now - running) / 60:.0f} min"
         for acct in self.settings.account_list():
-            if login_needed(self.engine, acct.name):
-                return False, f"account {acct.name}: login needed (run `archiver login`)"
+            if (reason := login_needed(self.engine, acct.name)) is not None:
+                return False, f"account {acct.name}: login needed: {reason}"
+            if (blocked := signin_blocked(self.engine, acct.name)) is not None:
+                return False, f"account {acct.name}: {blocked}"
             since = self.alerts.failing_since(acct.name)
             if since is not None and now - since > limit:
                 return False, f"account {acct.name}: syncs failing for {(now - since) / 60:.0f} min"
@@ -150,7 +153,7 @@ class Worker:
             msg = _one_line(str(exc))
             log.error("sync failed account=%s: %s", name, msg)
             if needs_login(exc):
-                self._login_needed[name] = f"{msg} (run `archiver login --account {name}`)"
+                self._login_needed[name] = f"{msg} (run `{login_hint(name)}`)"
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
             await asyncio.to_thread(

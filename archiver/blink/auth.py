@@ -8,7 +8,13 @@ Account safety rules (every sign-in may make Blink text the user a PIN):
   another 4xx, a 5xx or a connection error keep it and stop the run;
 - when an automatic sign-in (configured password) ends at a PIN, or at a refused password, the account
   is marked "login needed": no machine contacts the sign-in host again until a person runs
-  ``archiver login``. So without a person asking, at most one PIN is ever sent.
+  ``archiver login``. So without a person asking, at most one PIN is ever sent;
+- when Blink's edge (Cloudflare) refuses a sign-in, PIN or token request (a 406, a challenge page), the
+  account's automatic renewals back off: none before 15 minutes, doubling per refusal up to a day, with
+  jitter (``Account.signin_blocked_until``). So the password is sent at most a few times a day until it
+  works or a person runs ``archiver login`` (which tries at once);
+- a token is renewed a tenth of its lifetime (at most a minute) before it expires, by one refresh that
+  every waiting request shares, and never again within the first half of its life.
 
 Whoever owns persistence (the database) implements :class:`CredentialStore`.
 """
@@ -21,10 +27,11 @@ import hashlib
 import html
 import json
 import logging
+import random
 import secrets
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
@@ -32,7 +39,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 from pydantic import ValidationError
 
-from archiver.blink.credentials import PENDING_TTL, Credentials, PendingCookie, PendingSignIn
+from archiver.blink.credentials import (
+    PENDING_TTL,
+    Credentials,
+    PendingCookie,
+    PendingSignIn,
+    SignInBlock,
+    login_hint,
+)
 from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.blink.models import OAuthError, TierInfo, TokenResponse, TwoFactorChallenge, TwoFactorVerify
 from archiver.config import BlinkSettings
@@ -40,6 +54,7 @@ from archiver.errors import (
     AuthError,
     BadCredentials,
     BlinkError,
+    EdgeBlocked,
     LoginNeeded,
     PinNeeded,
     RefreshRefused,
@@ -60,6 +75,22 @@ INVALID_TOKEN_ERRORS = frozenset({"invalid_grant", "invalid_token", "expired_tok
 REDIRECTS = (301, 302, 303, 307, 308)
 
 PinProvider = Callable[[TwoFactorChallenge], Awaitable[str | None]]
+Clock = Callable[[], datetime]
+EDGE_BACKOFF_FIRST = timedelta(minutes=15)
+EDGE_BACKOFF_MAX = timedelta(hours=24)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def edge_backoff(refusals: int, jitter: Callable[[], float] = random.random) -> timedelta:
+    """How long automatic sign-ins wait after the ``refusals``-th edge refusal in a row: 15 minutes,
+    doubling, at most a day; up to a quarter more (jitter: machines refused together do not return
+    together), never past the day."""
+    exponent = min(max(refusals - 1, 0), 20)
+    base = min(EDGE_BACKOFF_FIRST * 2**exponent, EDGE_BACKOFF_MAX)
+    return min(base * (1 + 0.25 * jitter()), EDGE_BACKOFF_MAX)
 
 
 class CredentialStore(Protocol):
@@ -159,8 +190,10 @@ class Authenticator:
         store: CredentialStore,
         username: str | None = None,
         password: str | None = None,
+        clock: Clock = _utcnow,
     ) -> None:
         self.http = http
+        self._clock = clock
         self.settings = settings
         self.creds = credentials
         self.store = store
@@ -190,11 +223,25 @@ class Authenticator:
         self.store.save(creds)
 
     def _login_hint(self) -> str:
-        return (
-            "archiver login"
-            if self.store.account == "default"
-            else f"archiver login --account {self.store.account}"
-        )
+        return login_hint(self.store.account)
+
+    # -- Blink's edge ------------------------------------------------------------------------------
+    def _edge_blocked(self, exc: EdgeBlocked) -> EdgeBlocked:
+        """Record an edge refusal (the back-off grows) and return the one line that says so."""
+        now = self._clock()
+        count = (self.creds.block.count if self.creds.block else 0) + 1
+        reason = f"{exc.what}: HTTP {exc.status}" + (f", cf-ray {exc.ray}" if exc.ray else "")
+        reason += f", at {now.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
+        block = SignInBlock(until=now + edge_backoff(count), count=count, reason=reason)
+        self._set(replace(self.creds, block=block))
+        line = block.line(self._login_hint())
+        log.debug("%s", line)  # the caller reports it once (the CLI's error line, the worker's log)
+        return EdgeBlocked(line, what=exc.what, status=exc.status, ray=exc.ray)
+
+    def clear_block(self) -> None:
+        """A person is signing in: the edge back-off does not hold them up (a new refusal starts it again)."""
+        if self.creds.block is not None:
+            self._set(replace(self.creds, block=None))
 
     # -- request headers ---------------------------------------------------------------------------
     async def headers(self) -> dict[str, str]:
@@ -202,19 +249,29 @@ class Authenticator:
         return {"Authorization": f"Bearer {self.creds.access_token or ''}"}
 
     async def ensure(self) -> None:
-        """A valid token, by reuse, refresh, or (with a configured password) a fresh login."""
-        if self.creds.valid():
+        """A valid token, by reuse, refresh, or (with a configured password) a fresh login. Requests that
+        find the token due together wait for one renewal and share it."""
+        if self.creds.valid(self._clock()):
             return
         async with self._lock:
-            if not self.creds.valid():
+            if not self.creds.valid(self._clock()):
                 await self._renew_locked()
 
     async def refresh(self) -> None:
-        """Called on a 401: refresh once (the startup path: ios client, UUID hardware_id in the body)."""
+        """Called on a 401: refresh once (the startup path: ios client, UUID hardware_id in the body).
+        A token in the first half of its life is not refreshed again: Blink refusing a token it has just
+        issued is not cured by another one (that is how refresh storms start)."""
         stale = self.creds.access_token
         async with self._lock:
-            if self.creds.access_token != stale and self.creds.valid():
+            now = self._clock()
+            if self.creds.access_token != stale and self.creds.valid(now):
                 return  # another task refreshed while we waited
+            if self.creds.young(now) and self.creds.issued_at is not None:
+                age = (now - self.creds.issued_at).total_seconds()
+                raise RefreshRefused(
+                    f"Blink rejected a token it issued {age:.0f} s ago (HTTP 401); it is not refreshed "
+                    "again within the first half of its life, and the next run tries again"
+                )
             await self._renew_locked()
 
     async def _renew_locked(self) -> None:
@@ -227,14 +284,21 @@ class Authenticator:
             raise
 
     async def _renew(self) -> None:
-        """The one renewal path: the refresh token, else the configured password, else stop."""
+        """The one renewal path: the refresh token, else the configured password, else stop. While
+        Blink's edge keeps refusing, neither is tried before the back-off ends."""
         if self.creds.login_needed:
             raise LoginNeeded(self._login_needed_line(self.creds.login_needed))
-        if self.creds.refresh_token and await self._refresh_locked():
-            return
-        if self._username and self._password:
-            await self._automatic_sign_in(self._username, self._password)
-            return
+        block = self.creds.block
+        if block is not None and block.active(self._clock()):
+            raise EdgeBlocked(block.line(self._login_hint()))
+        try:
+            if self.creds.refresh_token and await self._refresh_locked():
+                return
+            if self._username and self._password:
+                await self._automatic_sign_in(self._username, self._password)
+                return
+        except EdgeBlocked as exc:
+            raise self._edge_blocked(exc) from None
         raise AuthError(
             f"no valid Blink session: run `{self._login_hint()}` (or set blink.username/password)"
         )
@@ -256,9 +320,9 @@ class Authenticator:
                 f"a sign-in is waiting for its PIN (sent {pending.sent_to}): run "
                 f"`{self._login_hint()} --pin <PIN>` before {pending.until()}"
             )
-        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        when = self._clock().astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
         try:
-            await self.login(username, password, pin=None)
+            await self._sign_in(username, password, pin=None)
         except PinNeeded as exc:
             reason = f"Blink asked for a 2FA PIN at {when} (sent {exc.sent_to})"
         except BadCredentials:
@@ -289,7 +353,10 @@ class Authenticator:
                     "hardware_id": self.creds.hardware_id,
                 },
                 headers={"User-Agent": TOKEN_UA},
+                signin=True,
             )
+        except EdgeBlocked:
+            raise
         except (RetryableError, httpx.TransportError) as exc:
             why = str(exc) if isinstance(exc, RetryableError) else f"{type(exc).__name__}"
             raise RefreshUnavailable(
@@ -310,12 +377,15 @@ class Authenticator:
                     "Blink's token refresh answered without an access token; the refresh token is kept "
                     "and the next run tries again"
                 ) from None
+            now = self._clock()
             self._set(
                 replace(
                     self.creds,
                     access_token=token.access_token,
                     refresh_token=token.refresh_token or self.creds.refresh_token,
-                    expires_at=token.expires_at(),
+                    expires_at=token.expires_at(now),
+                    issued_at=now,
+                    block=None,
                 )
             )
             return True
@@ -353,7 +423,14 @@ class Authenticator:
         """A POST that may make Blink text a PIN (or burn one): sent once, never retried."""
         try:
             return await self.http.request(
-                "POST", url, authed=False, what=what, attempts=0, data=data, headers=self._form_headers()
+                "POST",
+                url,
+                authed=False,
+                what=what,
+                attempts=0,
+                data=data,
+                headers=self._form_headers(),
+                signin=True,
             )
         except httpx.TransportError as exc:
             raise BlinkError(
@@ -361,8 +438,16 @@ class Authenticator:
             ) from None
 
     async def login(self, username: str, password: str, pin: PinProvider | None) -> Credentials:
-        """Sign in. At a PIN challenge the sign-in is saved as pending first; then ``pin`` is asked (a
-        terminal) and the sign-in finished, or, without a PIN, :class:`PinNeeded` is raised."""
+        """A person signs in (``archiver login``): the edge back-off is cleared first. At a PIN challenge
+        the sign-in is saved as pending first; then ``pin`` is asked (a terminal) and the sign-in
+        finished, or, without a PIN, :class:`PinNeeded` is raised."""
+        self.clear_block()
+        try:
+            return await self._sign_in(username, password, pin)
+        except EdgeBlocked as exc:
+            raise self._edge_blocked(exc) from None
+
+    async def _sign_in(self, username: str, password: str, pin: PinProvider | None) -> Credentials:
         REDACTOR.add(password)
         http, base = self.http, self.oauth_url
         verifier, challenge = pkce_pair()
@@ -390,11 +475,17 @@ class Authenticator:
             params=params,
             headers=self._browser(),
             follow_redirects=True,
+            signin=True,
         )
         if resp.status_code != 200:
             raise AuthError(f"Blink refused the OAuth authorize step (HTTP {resp.status_code})")
         resp = await http.request(
-            "GET", f"{base}/oauth/v2/signin", authed=False, what="OAuth sign-in page", headers=self._browser()
+            "GET",
+            f"{base}/oauth/v2/signin",
+            authed=False,
+            what="OAuth sign-in page",
+            headers=self._browser(),
+            signin=True,
         )
         if resp.status_code != 200:
             raise AuthError(f"Blink's sign-in page answered HTTP {resp.status_code}")
@@ -409,7 +500,7 @@ class Authenticator:
         ch = TwoFactorChallenge.model_validate(body or {})
         # 412, or a 202 whose body is a challenge or not JSON at all (the Content-Type is unpublished)
         if status == 412 or (status == 202 and (body is None or ch.is_challenge)):
-            now = datetime.now(UTC)
+            now = self._clock()
             pending = PendingSignIn(
                 username=username,
                 hardware_id=self.creds.hardware_id,
@@ -429,7 +520,7 @@ class Authenticator:
                     f"{int(PENDING_TTL.total_seconds() // 60)} minutes)",
                     sent_to=pending.sent_to,
                 )
-            return await self.complete_pin(pending, code)
+            return await self._complete_pin(pending, code)
         if status in REDIRECTS:
             return await self._finish(verifier)
         if status in (400, 401, 403):
@@ -445,7 +536,15 @@ class Authenticator:
         return out
 
     async def complete_pin(self, pending: PendingSignIn, code: str) -> Credentials:
-        """Finish a saved sign-in with the PIN Blink sent for it. A refused PIN keeps it for another try."""
+        """A person finishes a saved sign-in with the PIN Blink sent for it (``archiver login --pin``).
+        A refused PIN keeps it for another try."""
+        self.clear_block()
+        try:
+            return await self._complete_pin(pending, code)
+        except EdgeBlocked as exc:
+            raise self._edge_blocked(exc) from None
+
+    async def _complete_pin(self, pending: PendingSignIn, code: str) -> Credentials:
         code = code.strip()
         REDACTOR.add(code, *pending.secrets())
         hint = self._login_hint()
@@ -485,6 +584,7 @@ class Authenticator:
             authed=False,
             what="OAuth authorization code",
             headers={**self._browser(), "Referer": f"{base}/oauth/v2/signin"},
+            signin=True,
         )
         location = resp.headers.get("location", "")
         code_values = parse_qs(urlsplit(location).query).get("code")
@@ -506,18 +606,22 @@ class Authenticator:
                 "scope": "client",
             },
             headers={"User-Agent": TOKEN_UA},
+            signin=True,
         )
         if resp.status_code != 200:
             raise AuthError(f"Blink refused the token exchange (HTTP {resp.status_code})")
         token = self._token(resp)
         REDACTOR.add(token.access_token, token.refresh_token)
+        now = self._clock()
         creds = replace(
             self.creds,
             auth_kind="oauth",
             access_token=token.access_token,
             refresh_token=token.refresh_token,
-            expires_at=token.expires_at(),
+            expires_at=token.expires_at(now),
+            issued_at=now,
             login_needed=None,
+            block=None,
         )
         tier = await self._tier(creds.access_token or "")
         creds = replace(creds, tier=tier.tier, account_id=tier.account_id)

@@ -13,6 +13,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
 
+# A token is renewed this long before it expires: a tenth of its lifetime, at most REFRESH_MARGIN (a
+# 50-second token is used for 45 seconds, not refreshed before every request). A token whose lifetime
+# this process does not know (read back from the database) gets the whole REFRESH_MARGIN.
 REFRESH_MARGIN = timedelta(seconds=60)
 # How long a sign-in waits for its PIN. Blink does not publish how long its sign-in session (cookies +
 # CSRF token) stays open; ten minutes is what the simulator uses and what users are told.
@@ -23,6 +26,32 @@ log = logging.getLogger("archiver.blink")
 
 def new_hardware_id() -> str:
     return str(uuid.uuid4()).upper()
+
+
+def login_hint(account: str) -> str:
+    """The command a person runs to sign the named account in again (the one place it is spelled)."""
+    return "archiver login" if account == "default" else f"archiver login --account {account}"
+
+
+@dataclass(frozen=True)
+class SignInBlock:
+    """Blink's edge (Cloudflare) refused a sign-in or token request: no automatic sign-in or refresh is
+    tried before ``until``. ``count`` is the number of refusals in a row (the back-off doubles with it)."""
+
+    until: datetime
+    count: int
+    reason: str  # what was refused, how and when (one line, no secret)
+
+    def active(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(UTC)) < self.until
+
+    def line(self, hint: str) -> str:
+        """What the user is told, everywhere (CLI, status, /readyz, notification)."""
+        until = self.until.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return (
+            f"Blink's edge (Cloudflare) refused the request; waiting before trying again ({self.reason}; "
+            f"refusal {self.count} in a row, no automatic sign-in before {until}; `{hint}` tries at once)"
+        )
 
 
 @dataclass(frozen=True)
@@ -39,13 +68,34 @@ class Credentials:
     # set when an automatic sign-in stopped at a PIN (or a refused password): no machine signs in again
     # until a person runs `archiver login`
     login_needed: str | None = None
+    # Blink's edge refused a sign-in or token request: automatic renewals wait (see SignInBlock)
+    block: SignInBlock | None = None
+    # when this process received the access token (not stored: only then is its lifetime known)
+    issued_at: datetime | None = None
+
+    def lifetime(self) -> timedelta | None:
+        if self.issued_at is None or self.expires_at is None:
+            return None
+        return max(self.expires_at - self.issued_at, timedelta(0))
+
+    def margin(self) -> timedelta:
+        """How long before expiry the token is renewed: a tenth of its lifetime, at most a minute."""
+        life = self.lifetime()
+        return REFRESH_MARGIN if life is None else min(REFRESH_MARGIN, life / 10)
+
+    def young(self, now: datetime | None = None) -> bool:
+        """Within the first half of its lifetime: such a token is never refreshed again."""
+        life = self.lifetime()
+        if life is None or self.issued_at is None:
+            return False
+        return (now or datetime.now(UTC)) < self.issued_at + life / 2
 
     def valid(self, now: datetime | None = None) -> bool:
         if not self.access_token or self.account_id is None:
             return False
         if self.expires_at is None:
             return True
-        return (now or datetime.now(UTC)) + REFRESH_MARGIN < self.expires_at
+        return (now or datetime.now(UTC)) + self.margin() < self.expires_at
 
     def __repr__(self) -> str:  # never print tokens
         return (
@@ -107,17 +157,29 @@ class PendingSignIn(BaseModel):
 
 def _encode(creds: Credentials) -> str:
     doc = asdict(creds)
-    doc["expires_at"] = creds.expires_at.isoformat() if creds.expires_at else None
+    for key in ("expires_at", "issued_at"):
+        value = getattr(creds, key)
+        doc[key] = value.isoformat() if value else None
+    if creds.block is not None:
+        doc["block"]["until"] = creds.block.until.isoformat()
     return json.dumps(doc)
 
 
 def _decode(text: str) -> Credentials | None:
     try:
         doc = json.loads(text)
-        if doc.get("expires_at"):
-            doc["expires_at"] = datetime.fromisoformat(doc["expires_at"])
+        for key in ("expires_at", "issued_at"):
+            if doc.get(key):
+                doc[key] = datetime.fromisoformat(doc[key])
+        if doc.get("block"):
+            block = doc["block"]
+            doc["block"] = SignInBlock(
+                until=datetime.fromisoformat(block["until"]),
+                count=int(block["count"]),
+                reason=block["reason"],
+            )
         return Credentials(**doc)
-    except (ValueError, TypeError, AttributeError, ValidationError):
+    except (ValueError, TypeError, AttributeError, KeyError, ValidationError):
         return None
 
 

@@ -29,7 +29,7 @@ from tenacity import (
 from archiver.blink.ratelimit import RateLimiter
 from archiver.blink.transport import asyncio_transport
 from archiver.config import BlinkSettings, LimitsSettings
-from archiver.errors import AccountBlocked, AuthError, BlinkError, MediaError
+from archiver.errors import AccountBlocked, AuthError, BlinkError, EdgeBlocked, MediaError
 
 log = logging.getLogger("archiver.blink")
 
@@ -88,6 +88,23 @@ class BodyTooLarge(BlinkError):
 
 
 MAX_REDIRECTS = 5
+_RAY = re.compile(r"[A-Za-z0-9-]{1,48}")
+
+
+def edge_refusal(resp: httpx.Response) -> str | None:
+    """``"HTTP 406, cf-ray …"`` when Blink's edge (Cloudflare) refused the request before Blink read it:
+    a 406 (what Cloudflare answers Blink's OAuth host since mid-2026), a challenge (``cf-mitigated:
+    challenge``), or a 403 that is Cloudflare's HTML page (``cf-ray``) rather than Blink's JSON. A 5xx
+    stays an outage (retried), a 429 a rate limit. None: not the edge."""
+    status = resp.status_code
+    if status < 400 or status >= 500 or status == 429:
+        return None
+    ray = resp.headers.get("cf-ray", "").strip()
+    html = resp.headers.get("content-type", "").lower().startswith("text/html")
+    challenge = resp.headers.get("cf-mitigated", "").lower() == "challenge"
+    if status == 406 or challenge or (status == 403 and ray and html):
+        return f"HTTP {status}" + (f", cf-ray {ray}" if ray and _RAY.fullmatch(ray) else "")
+    return None
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -233,8 +250,20 @@ class BlinkHTTP:
         if self._strikes >= self.settings.breaker_threshold:
             self._blocked = reason
 
-    def _check_status(self, resp: httpx.Response, what: str, turn: float | None = None) -> None:
+    def _check_status(
+        self, resp: httpx.Response, what: str, turn: float | None = None, signin: bool = False
+    ) -> None:
         status = resp.status_code
+        if signin and (refusal := edge_refusal(resp)) is not None:
+            if turn is not None:
+                self.limiter.ok(turn)
+            ray = resp.headers.get("cf-ray")
+            raise EdgeBlocked(
+                f"{what}: Blink's edge (Cloudflare) refused the request ({refusal})",
+                what=what,
+                status=status,
+                ray=ray if ray and _RAY.fullmatch(ray) else None,
+            )
         if status == 429:
             self.stats.throttled += 1
             delay = _retry_after(resp)
@@ -263,6 +292,7 @@ class BlinkHTTP:
         what: str,
         follow_redirects: bool = False,
         media: bool = False,
+        signin: bool = False,
     ) -> httpx.Response:
         if self._blocked:
             raise AccountBlocked(
@@ -295,7 +325,7 @@ class BlinkHTTP:
                 await resp.aclose()
                 raise MediaRefused(f"{what}: refused (HTTP {resp.status_code})")
             try:
-                self._check_status(resp, what, turn)
+                self._check_status(resp, what, turn, signin)
             except BaseException:
                 await resp.aclose()
                 raise
@@ -309,16 +339,18 @@ class BlinkHTTP:
         authed: bool = True,
         what: str | None = None,
         attempts: int | None = None,
+        signin: bool = False,
         **kwargs: Any,
     ) -> httpx.Response:
-        """Send with retries; the body is read. Non-retryable 4xx answers are returned to the caller."""
+        """Send with retries; the body is read. Non-retryable 4xx answers are returned to the caller.
+        ``signin``: a sign-in, PIN or token step: Blink's edge refusing it raises :class:`EdgeBlocked`."""
         what = what or f"{method} {httpx.URL(url).path}"
         follow = bool(kwargs.pop("follow_redirects", False))
         async for attempt in self.retrying(attempts):
             with attempt:
                 _client, request = self._build(method, url, **kwargs)
                 resp = await self._send(
-                    request, stream=True, authed=authed, what=what, follow_redirects=follow
+                    request, stream=True, authed=authed, what=what, follow_redirects=follow, signin=signin
                 )
                 try:
                     body = await read_capped(resp, self.limits.max_json_bytes, what)

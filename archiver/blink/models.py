@@ -32,8 +32,18 @@ class TokenResponse(Payload):
         return (now or datetime.now(UTC)) + timedelta(seconds=self.expires_in)
 
 
+TIER = re.compile(r"[a-z0-9-]{1,32}")  # Blink's tiers ("u011", "e006", "prod"): part of a host name
+
+
+def _tier(v: object) -> object:
+    if isinstance(v, str) and not TIER.fullmatch(v.strip().lower()):
+        raise ValueError("the tier is not a short token of letters, digits and '-'")
+    return v.strip().lower() if isinstance(v, str) else v
+
+
 class TierInfo(Payload):
-    tier: str
+    # the tier names the regional host (rest-<tier>.immedia-semi.com): a short token, checked where it enters
+    tier: Annotated[str, BeforeValidator(_tier)]
     account_id: int
 
 

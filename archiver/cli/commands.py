@@ -42,7 +42,12 @@ def login(
     ] = False,
     pin: Annotated[
         str | None,
-        typer.Option(help="The PIN Blink sent: finishes the sign-in an earlier `archiver login` started."),
+        typer.Option(
+            help="The PIN Blink sent: finishes the sign-in an earlier `archiver login` started. "
+            "`--pin -` reads it from standard input (nothing in the process list or the shell history).",
+            envvar="ARCHIVER_LOGIN_PIN",
+            show_envvar=True,
+        ),
     ] = None,
     account: Annotated[str | None, typer.Option(help="Account name from [[accounts]].")] = None,
 ) -> None:
@@ -50,7 +55,7 @@ def login(
 
     On a terminal the 2FA PIN is asked in the same run. Without one (scripts, `kubectl exec` without -t)
     the sign-in is kept and the command exits 2 saying where Blink sent the PIN; then run
-    `archiver login --pin <PIN>` within 10 minutes.
+    `archiver login --pin -` with the PIN on standard input (or ARCHIVER_LOGIN_PIN) within 10 minutes.
     """
     import asyncio
 
@@ -66,8 +71,9 @@ def login(
                     "--pin finishes the sign-in an earlier `archiver login` started: "
                     "run it without --username/--password-stdin"
                 )
-            REDACTOR.add(pin)
-            user = _finish_pin(s, acct, pin)
+            code = _read_pin(pin)
+            REDACTOR.add(code)
+            user = _finish_pin(s, acct, code)
         else:
             user = username or acct.username
             if not user:
@@ -112,8 +118,21 @@ def login(
     typer.echo(f"logged in as {user}; the token is stored in {s.database_url.split('://')[0]} database")
 
 
+def _read_pin(pin: str) -> str:
+    """The PIN given: ``-`` reads one line from standard input. Only digits count (spaces ignored)."""
+    if pin == "-":
+        pin = sys.stdin.readline()
+    code = "".join(pin.split())
+    if not code:
+        raise ConfigError("--pin: no PIN given (`--pin -` reads it from standard input)")
+    if not code.isdigit() or len(code) > 12:
+        raise ConfigError("--pin: a PIN is the few digits Blink sent (e.g. 123456)")
+    return code
+
+
 def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     """`archiver login --pin`: finish the pending sign-in (no password, no new PIN)."""
+    from archiver.blink.credentials import login_hint
     from archiver.db import repo
     from archiver.db.engine import open_engine
     from archiver.errors import AuthError
@@ -121,7 +140,7 @@ def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     from archiver.util import aio
 
     engine = open_engine(s)
-    hint = "archiver login" if acct.name == "default" else f"archiver login --account {acct.name}"
+    hint = login_hint(acct.name)
     # the account's stored Blink login is the one the pending sign-in belongs to: leave it as it is
     sync = make_account_sync(s, engine, acct.model_copy(update={"username": None}))
     pending = repo.pending_signin(engine, sync.account_id)
@@ -143,15 +162,19 @@ def _print_login_state(console: Console, a: AccountSummary) -> None:
     """The account's "login needed" mark and a sign-in waiting for its PIN, if any."""
     from rich.markup import escape
 
-    from archiver.blink.credentials import PendingSignIn
+    from archiver.blink.credentials import PendingSignIn, SignInBlock, login_hint
 
-    hint = "archiver login" if a.name == "default" else f"archiver login --account {a.name}"
+    hint = login_hint(a.name)
     pending = PendingSignIn.parse(a.pending_signin)
     if a.login_needed_reason:
         console.print(
             f"[red]login needed[/]: {escape(a.login_needed_reason)}; syncs do not sign in until you run "
             f"`{escape(hint)}`"
         )
+    if a.signin_blocked_until is not None:
+        block = SignInBlock(a.signin_blocked_until, max(a.signin_blocks, 1), a.signin_block_reason or "")
+        if block.active():
+            console.print(f"[red]sign-in blocked[/]: {escape(REDACTOR.scrub(block.line(hint)))}")
     if pending is not None and not pending.expired():
         console.print(
             f"sign-in waiting for its PIN (sent {escape(pending.sent_to)}): run "

@@ -16,7 +16,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session, col, select
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from archiver.blink.credentials import Credentials, PendingSignIn, new_hardware_id, read_spill, spill
+from archiver.blink.credentials import (
+    Credentials,
+    PendingSignIn,
+    SignInBlock,
+    login_hint,
+    new_hardware_id,
+    read_spill,
+    spill,
+)
 from archiver.blink.ratelimit import LearnedRate
 from archiver.db.engine import session_scope
 from archiver.db.models import (
@@ -61,6 +69,7 @@ def get_or_create_account(engine: Engine, name: str, username: str | None, auth_
             acct.blink_account_id = None
             acct.pending_signin = acct.login_needed_reason = None
             acct.login_needed_at = None
+            acct.signin_blocked_until, acct.signin_blocks, acct.signin_block_reason = None, 0, None
             s.add(acct)
         s.flush()
         s.refresh(acct)
@@ -83,7 +92,16 @@ def credentials_of(acct: Account) -> Credentials:
         user_id=acct.user_id,
         client_id=acct.client_id,
         login_needed=acct.login_needed_reason,
+        block=block_of(acct),
     )
+
+
+def block_of(acct: Account) -> SignInBlock | None:
+    """The account's edge back-off (Blink's edge refused a sign-in or token request), if any."""
+    until = _aware(acct.signin_blocked_until)
+    if until is None:
+        return None
+    return SignInBlock(until=until, count=acct.signin_blocks or 1, reason=acct.signin_block_reason or "")
 
 
 def save_credentials(engine: Engine, account_id: int, creds: Credentials) -> None:
@@ -103,6 +121,10 @@ def save_credentials(engine: Engine, account_id: int, creds: Credentials) -> Non
         if creds.login_needed != acct.login_needed_reason:
             acct.login_needed_reason = creds.login_needed
             acct.login_needed_at = utcnow() if creds.login_needed else None
+        block = creds.block
+        acct.signin_blocked_until = block.until if block else None
+        acct.signin_blocks = block.count if block else 0
+        acct.signin_block_reason = block.reason if block else None
         s.add(acct)
 
 
@@ -125,11 +147,42 @@ def pending_of(acct: Account) -> PendingSignIn | None:
     return PendingSignIn.parse(acct.pending_signin)
 
 
+# -- what an account needs from a person: decided here, once ------------------------------------------
+def login_needed_of(acct: Account | None, name: str, *, password_configured: bool = False) -> str | None:
+    """Why the account needs a person to run `archiver login` (one line, hint included), or None: the mark
+    an automatic sign-in left when Blink asked for a PIN or refused the password
+    (``Account.login_needed_reason``), else no stored session at all and no password to sign in with."""
+    hint = login_hint(name)
+    if acct is not None and acct.login_needed_reason:
+        return f"{REDACTOR.scrub(acct.login_needed_reason)}: run `{hint}`"
+    has_session = acct is not None and bool(acct.access_token or acct.refresh_token)
+    if not has_session and not password_configured:
+        return f"not logged in: run `{hint}`"
+    return None
+
+
+def signin_blocked_of(acct: Account | None, name: str, now: datetime | None = None) -> str | None:
+    """The edge back-off's line while it holds (Blink's edge refused a sign-in or token request)."""
+    block = block_of(acct) if acct is not None else None
+    if block is None or not block.active(now):
+        return None
+    return REDACTOR.scrub(block.line(login_hint(name)))
+
+
 def login_needed(engine: Engine, account: str) -> str | None:
-    """Why the named account waits for `archiver login` (None: it does not). For /readyz and status."""
+    """Why the named account waits for `archiver login` (None: it does not, or it has no row yet).
+    For /readyz: only the mark counts (a configured password may sign in by itself)."""
     with session_scope(engine) as s:
         acct = s.exec(select(Account).where(Account.name == account)).first()
-        return acct.login_needed_reason if acct is not None else None
+        if acct is None or not acct.login_needed_reason:
+            return None
+        return login_needed_of(acct, account)
+
+
+def signin_blocked(engine: Engine, account: str) -> str | None:
+    """The named account's edge back-off line while it holds (for /readyz), else None."""
+    with session_scope(engine) as s:
+        return signin_blocked_of(s.exec(select(Account).where(Account.name == account)).first(), account)
 
 
 _SAVE_ATTEMPTS = 4

@@ -39,6 +39,9 @@ ACCOUNT = table(
     column("tier", String),
     column("login_needed_reason", String),
     column("pending_signin", String),
+    column("signin_blocked_until", DateTime(timezone=True)),
+    column("signin_blocks", Integer),
+    column("signin_block_reason", String),
 )
 CLIP = table(
     "clip",
@@ -79,6 +82,9 @@ class AccountSummary:
     failed: list[FailedClip] = field(default_factory=list)  # the newest few
     login_needed_reason: str | None = None  # an automatic sign-in stopped at a PIN
     pending_signin: str | None = None  # a sign-in waiting for its PIN (JSON, parsed by repo.pending_of)
+    signin_blocked_until: datetime | None = None  # Blink's edge refused a sign-in: none before this
+    signin_blocks: int = 0
+    signin_block_reason: str | None = None
 
 
 def _aware(ts: datetime | None) -> datetime | None:
@@ -99,15 +105,21 @@ def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSumma
                 ACCOUNT.c.tier,
                 ACCOUNT.c.login_needed_reason,
                 ACCOUNT.c.pending_signin,
+                ACCOUNT.c.signin_blocked_until,
+                ACCOUNT.c.signin_blocks,
+                ACCOUNT.c.signin_block_reason,
             ).order_by(ACCOUNT.c.id)
         ).all()
-        for acct_id, name, token, tier, login_needed, pending in accounts:
+        for acct_id, name, token, tier, login_needed, pending, blocked, blocks, block_reason in accounts:
             summary = AccountSummary(
                 name=name,
                 logged_in=bool(token),
                 tier=tier,
                 login_needed_reason=login_needed,
                 pending_signin=pending,
+                signin_blocked_until=_aware(blocked),
+                signin_blocks=int(blocks or 0),
+                signin_block_reason=block_reason,
             )
             rows = conn.execute(
                 select(CLIP.c.source, CLIP.c.state, func.count())

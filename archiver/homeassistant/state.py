@@ -112,12 +112,7 @@ def login_needed_reason(
     (``Account.login_needed_reason``, set when an automatic sign-in stopped at a PIN)."""
     if error is not None and needs_login(error):
         return REDACTOR.scrub(one_line(error, 300)) or "Blink wants a new login"
-    if row is not None and row.login_needed_reason:  # an automatic sign-in stopped at a PIN (or password)
-        return REDACTOR.scrub(row.login_needed_reason)
-    has_token = row is not None and bool(row.access_token or row.refresh_token)
-    if not has_token and account.password is None:
-        return f"not logged in: run `archiver login --account {account.name}`"
-    return None
+    return repo.login_needed_of(row, account.name, password_configured=account.password is not None)
 
 
 # -- reading the archive ------------------------------------------------------------------------------

@@ -763,6 +763,11 @@ class Simulator:
         return self.state.refresh_attempts
 
     @property
+    def edge_refusals(self) -> list[str]:
+        """The OAuth steps ``config.edge_block`` answered with Cloudflare's 406, in order."""
+        return list(self.state.edge_refusals)
+
+    @property
     def sent_pins(self) -> list[SentPin]:
         """Every PIN "texted" so far, oldest first (a test reads them the way a user reads an SMS)."""
         return list(self.state.sent_pins)

@@ -5,7 +5,8 @@ method and turns its return value (a JSON-able dict, a media body) or a raised `
 HTTP response. Every public method takes ``SimState.lock`` so the model can be used from the request
 threads and from test code at the same time.
 
-Clock rules: token expiry uses the wall clock (``time.time``); the local-storage delays (manifest
+Clock rules: token expiry uses ``SimState.clock`` (the wall clock, ``time.time``, unless a test sets
+its own to move time without waiting); the local-storage delays (manifest
 ready, command complete, upload ready) use ``time.monotonic``. All timestamps written to JSON are UTC
 with whole seconds, formatted ``YYYY-MM-DDTHH:MM:SS+00:00``.
 """
@@ -22,6 +23,7 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -117,10 +119,14 @@ class SimConfig:
     # every refresh answers: None (normal), "edge-406" (Cloudflare, text/plain), "invalid_grant" (400),
     # "forbidden" (403, HTML) or "server-error" (503)
     refresh_refusal: str | None = None
+    # Blink's edge (Cloudflare) answers these OAuth steps with a 406, an HTML page and a cf-ray header,
+    # before the credentials are read: "authorize", "signin" (the credentials POST), "verify" (the PIN),
+    # "token" (the code exchange), "refresh"
+    edge_block: set[str] = field(default_factory=set)
     tier: str = "u011"
     account_id: int = 1001
     user_id: int = 2002
-    token_ttl_s: int = 14400
+    token_ttl_s: int = 14400  # the access token's lifetime (expires_in); may be changed while running
     legacy_token_ttl_s: int = 86400
     page_limit: int = 25
     host: str = "127.0.0.1"
@@ -313,6 +319,8 @@ class SimState:
         self.login_count = 0
         self.refresh_count = 0
         self.refresh_attempts = 0
+        self.edge_refusals: list[str] = []  # the OAuth steps the edge_block knob refused, in order
+        self.clock: Callable[[], float] = time.time  # token expiry (a test may set a controllable clock)
         self.sent_pins: list[SentPin] = []
         self.deleted_cloud_ids: set[int] = set()
         self.deleted_local_ids: set[str] = set()
@@ -478,9 +486,23 @@ class SimState:
             raise ApiError(404, {"message": "Sync Module not found", "code": 404}) from None
 
     # ------------------------------------------------------------------ OAuth
+    def _edge(self, step: str) -> None:
+        """The edge_block knob: Cloudflare's answer to this OAuth step (a 406 with its HTML page)."""
+        if step in self.config.edge_block:
+            self.edge_refusals.append(step)
+            ray = f"{secrets.token_hex(8)}-FRA"
+            raise ApiError(
+                406,
+                "<!DOCTYPE html><html><head><title>Attention Required! | Cloudflare</title></head><body>"
+                "<h1>Sorry, you have been blocked</h1><p>You are unable to access api.oauth.blink.com</p>"
+                f"<p>Cloudflare Ray ID: <strong>{ray.split('-')[0]}</strong></p></body></html>",
+                headers={"cf-ray": ray, "Server": "cloudflare", "cf-cache-status": "DYNAMIC"},
+                content_type="text/html; charset=UTF-8",
+            )
+
     def _new_tokens(self, *, login: bool) -> dict[str, Any]:
         access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-        self.access_tokens[access] = time.time() + self.config.token_ttl_s
+        self.access_tokens[access] = self.clock() + self.config.token_ttl_s
         self.refresh_tokens.add(refresh)
         if login:
             self.login_count += 1
@@ -496,6 +518,7 @@ class SimState:
 
     def oauth_authorize_start(self, query: dict[str, str]) -> tuple[str, str]:
         """Start a login: returns (session id, redirect location)."""
+        self._edge("authorize")
         if not is_uuid(query.get("hardware_id")):
             raise ApiError(406, "Not Acceptable", content_type="text/plain")
         challenge = query.get("code_challenge", "")
@@ -543,6 +566,7 @@ class SimState:
 
     def oauth_signin(self, sid: str | None, form: dict[str, str]) -> tuple[int, dict[str, Any] | None]:
         """Returns (status, json body or None for a redirect)."""
+        self._edge("signin")
         with self.lock:
             session = self._session(sid)
             if form.get("csrf-token") != session.csrf:
@@ -570,6 +594,7 @@ class SimState:
             return self.config.two_factor_status, body
 
     def oauth_verify_2fa(self, sid: str | None, form: dict[str, str]) -> dict[str, Any]:
+        self._edge("verify")
         with self.lock:
             session = self._session(sid)
             if form.get("csrf-token") != session.csrf:
@@ -605,6 +630,7 @@ class SimState:
             raise ApiError(406, "Not Acceptable", content_type="text/plain")
         with self.lock:
             if grant == "authorization_code":
+                self._edge("token")
                 code = self.codes.pop(form.get("code", ""), None)
                 if code is None or code.expires < time.time():
                     raise ApiError(
@@ -621,6 +647,7 @@ class SimState:
                 return self._new_tokens(login=True)
             if grant == "refresh_token":
                 self.refresh_attempts += 1
+                self._edge("refresh")
                 self._refusal(self.config.refresh_refusal)
                 token = form.get("refresh_token", "")
                 if token not in self.refresh_tokens:
@@ -725,7 +752,7 @@ class SimState:
 
     # ------------------------------------------------------------------ REST auth
     def check_auth(self, bearer: str | None, legacy_token: str | None) -> None:
-        now = time.time()
+        now = self.clock()
         with self.lock:
             if bearer is not None:
                 expires = self.access_tokens.get(bearer)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
+from archiver.db import repo
 from archiver.db.models import Account, Clip, ClipSource, ClipState, Cursor, ObjectKind, StoredObject
 from archiver.logs import REDACTOR
 
@@ -119,6 +120,7 @@ class AccountStatus(BaseModel):
     last_listing: datetime | None
     last_stored: datetime | None
     login_needed: str | None
+    signin_blocked: str | None = None  # Blink's edge refused a sign-in: automatic ones wait (the line)
     stored: int
     pending: int
     failed: int
@@ -153,12 +155,9 @@ def login_needed(account: Account) -> str | None:
     """Why this account needs a person to run `archiver login`, or None: the mark an automatic sign-in left
     when Blink asked for a PIN (``Account.login_needed_reason``), else no stored session at all. The worker
     adds what its last sync saw (``Worker.login_needed``)."""
-    if account.login_needed_reason:
-        reason = REDACTOR.scrub(account.login_needed_reason)
-        return f"{reason}: run `archiver login --account {account.name}`"
-    if not account.access_token and not account.refresh_token:
-        return f"not logged in: run `archiver login --account {account.name}`"
-    return None
+    if not account.login_needed_reason and repo.signin_blocked_of(account, account.name):
+        return None  # the edge back-off is said on its own (``AccountStatus.signin_blocked``)
+    return repo.login_needed_of(account, account.name)
 
 
 # -- cursors ---------------------------------------------------------------------------------------------
@@ -481,6 +480,7 @@ def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
                 last_listing=aware(listing) if listing else None,
                 last_stored=aware(stored_at) if stored_at else None,
                 login_needed=check(a),
+                signin_blocked=repo.signin_blocked_of(a, a.name),
                 stored=counts.get(ClipState.stored, 0),
                 pending=pending,
                 failed=counts.get(ClipState.failed, 0),
