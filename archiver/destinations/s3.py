@@ -265,6 +265,10 @@ class S3Destination(DestinationBase):
                 raise
         return self._body_chunks(resp["Body"], key)
 
+    def location(self, key: str) -> str | None:
+        """The object's ``s3://bucket/key`` URI (for a consumer holding its own credentials)."""
+        return f"s3://{self.bucket}/{self._key(key)}"
+
     def _body_chunks(self, body: Any, key: str) -> Iterator[bytes]:
         try:
             with self._errors("reading", key):
