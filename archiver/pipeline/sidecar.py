@@ -30,7 +30,7 @@ def write_sidecar(task: ClipTask, account: str) -> StagedFile:
         "height": facts.height if facts else clip.height,
         "codec": facts.codec if facts else clip.codec,
         "manifest_size": clip.size_hint,
-        "files": {f.kind.value: {"key": f.key, "size": f.size, "sha256": f.sha256} for f in task.files},
+        "files": {str(f.kind): {"key": f.key, "size": f.size, "sha256": f.sha256} for f in task.files},
         "thumbnail": {
             "source": "blink" if task.has_thumbnail else "generated",
             "blink_error": task.thumbnail_error,
