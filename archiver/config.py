@@ -257,6 +257,8 @@ class ProcessingSettings(Section):
     workers: int | None = Field(default=None, ge=1)
     timeout_s: float = Field(default=300, gt=0)
     probe: bool = True
+    # the processing steps in order (archiver.media.steps.STEPS); each one's own option above turns it off
+    steps: list[str] = Field(default_factory=lambda: ["probe", "thumbnail", "transcode", "preview"])
 
 
 class RetentionSettings(Section):

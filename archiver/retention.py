@@ -51,6 +51,7 @@ from sqlmodel import Session, select
 from archiver.config import RetentionSettings
 from archiver.db.models import Clip, ClipState, StoredObject
 from archiver.destinations.base import Destination, delete_many, unreachable
+from archiver.util import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -270,8 +271,7 @@ def load_candidates(session: Session) -> tuple[list[RetentionItem], dict[int, li
         objs.append(_Obj(oid, dest, key, size))
     items: list[RetentionItem] = []
     for cid, camera, created, tz in meta:
-        if created.tzinfo is None:  # SQLite hands back naive values; they were stored as UTC
-            created = created.replace(tzinfo=UTC)
+        created = as_utc(created)  # SQLite hands back naive values; they were stored as UTC
         per_dest: dict[str, int] = {}
         for obj in objects[cid]:
             per_dest[obj.destination] = per_dest.get(obj.destination, 0) + obj.size

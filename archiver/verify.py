@@ -22,6 +22,7 @@ from sqlmodel import Session, select
 
 from archiver.db.models import Clip, ClipSource, ClipState, StoredObject, utcnow
 from archiver.destinations.base import Destination, DestinationError, is_temporary_key, unreachable
+from archiver.util import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -249,8 +250,6 @@ def _copy_back(
     workdir: Path,
     report: VerifyReport,
 ) -> bool:
-    from archiver.destinations.disk import sha256_file
-
     target = destinations[row.destination]
     tmp = workdir / f"object-{row.id}"
     for src in sources:

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -238,27 +238,17 @@ class Worker:
             if not self.stopping:
                 raise
 
-    def _job_lease(self, name: str, ttl: timedelta) -> tuple[bool, str]:
-        import os
-        import socket
-
-        from archiver.db.lease import try_acquire
-
-        holder = f"{socket.gethostname()}:{os.getpid()}:worker"
-        return try_acquire(self.engine, f"job:{name}", holder, ttl), holder
-
     def prune_once(self) -> PruneReport | None:
-        from archiver.db.lease import release
+        """The retention prune under the ``job:prune`` lease (the same one `archiver sync` and `archiver
+        prune` take); None when another run (or this worker's other prune path) holds it."""
+        from archiver.db.lease import job_lease
         from archiver.maintenance import run_prune
 
-        held, holder = self._job_lease("prune", timedelta(hours=1))
-        if not held:
-            log.info("prune skipped: another process is pruning")
-            return None
-        try:
+        with job_lease(self.engine, "prune") as held:
+            if not held:
+                log.info("prune skipped: another process is pruning")
+                return None
             report = run_prune(self.settings, self.engine)
-        finally:
-            release(self.engine, "job:prune", holder)
         log.info("prune done clips=%s pruned=%s errors=%d", report.clips, report.pruned, len(report.errors))
         return report
 

@@ -100,3 +100,27 @@ def test_two_sync_processes_one_wins(tmp_path: Path) -> None:
     assert len(held) == 1 and len(synced) == 1, outs
     files = list((tmp_path / "data" / "archive").rglob("*.mp4"))
     assert len(files) == 5
+
+
+@pytest.mark.timeout(60)
+def test_the_prune_lease_excludes_every_prune_path_even_in_one_process(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """The worker's two prune paths, `archiver sync`'s prune and `archiver prune` take one ``job:prune``
+    lease with a holder per acquisition: while one holds it, the others (same process too) skip."""
+    import asyncio
+
+    from archiver.config import load_settings
+    from archiver.db.lease import job_lease
+    from archiver.pipeline.runner import prune_after_sync
+    from archiver.worker import Worker
+
+    settings = load_settings(None, data_dir=tmp_path, retention={"max_age_days": 30})
+    with job_lease(engine, "prune") as held:
+        assert held
+        with job_lease(engine, "prune") as again:
+            assert not again  # the same process, another path: excluded
+        assert Worker(settings, engine).prune_once() is None
+        assert asyncio.run(prune_after_sync(settings, engine)) is None
+    report = Worker(settings, engine).prune_once()  # released: the next path prunes
+    assert report is not None and report.pruned == 0

@@ -492,7 +492,7 @@ def test_cancel_kills_ffmpeg(tmp_path: Path) -> None:
     proc = MediaProcessor(ProcessingSettings(workers=1))
 
     async def main():
-        task = asyncio.create_task(proc._job(ff.run, ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"], 60))
+        task = asyncio.create_task(proc.job(ff.run, ["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"], 60))
         for _ in range(100):
             await asyncio.sleep(0.02)
             if pidfile.exists() and pidfile.read_text().strip():

@@ -17,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 
+from archiver.util import as_utc
+
 
 class Payload(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
@@ -275,7 +277,7 @@ LATEST = datetime(2200, 1, 1, tzinfo=UTC)  # far enough for any clock, far from 
 
 
 def _sane_time(v: datetime) -> datetime:
-    v = v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    v = as_utc(v)
     if not EARLIEST <= v < LATEST:
         raise ValueError(f"date in year {v.year} is outside {EARLIEST.year} to {LATEST.year}")
     return v

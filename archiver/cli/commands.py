@@ -12,6 +12,7 @@ import typer
 from archiver.cli import app, fail, release, settings
 from archiver.errors import ArchiverError, ConfigError
 from archiver.logs import REDACTOR, escape_controls, safe_markup
+from archiver.util import as_utc
 
 # Settings, the pipeline, the Blink client and the ORM load inside the commands that use them:
 # `archiver status` and `--help` start in a fraction of the time.
@@ -211,7 +212,7 @@ def _parse_since(text: str) -> datetime:
         raise ConfigError(
             f"--since {text!r} is not a date like 2024-05-01 or 2024-05-01T08:00:00+00:00"
         ) from None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return as_utc(ts)
 
 
 @app.command()

@@ -18,6 +18,7 @@ def prune_cmd(
     import asyncio
 
     from archiver.db.engine import open_engine
+    from archiver.db.lease import job_lease
     from archiver.maintenance import run_prune
 
     try:
@@ -26,7 +27,10 @@ def prune_cmd(
             typer.echo("no [retention] rule is configured: nothing is ever deleted")
             raise typer.Exit(0)
         engine = open_engine(s)
-        report = run_prune(s, engine, dry_run=dry_run)
+        with job_lease(engine, "prune") as held:  # the lease `archiver sync` and the worker prune under
+            if not held:
+                raise ArchiverError("another process is pruning right now; try again later")
+            report = run_prune(s, engine, dry_run=dry_run)
     except ArchiverError as exc:
         raise fail(exc) from None
     if report.deleted_anything and s.mqtt.enabled:  # Home Assistant's archive size follows

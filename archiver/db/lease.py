@@ -1,5 +1,7 @@
-"""A lease per account in the database, so a CronJob run, a worker and a second replica never sync the
-same account at once. A holder that dies stops renewing; its lease expires after ``ttl``."""
+"""Leases in the database: one per account, so a CronJob run, a worker and a second replica never sync the
+same account at once, and one per maintenance job (``job:prune``), so two prunes never run together. A
+holder that dies stops renewing; its lease expires after ``ttl``. Every holder is unique to one
+acquisition (host, pid and a random token), so two paths in one process exclude each other too."""
 
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ from archiver.db.models import Lease, utcnow
 log = logging.getLogger("archiver.lease")
 DEFAULT_TTL = timedelta(minutes=2)
 _LIVE: set[str] = set()  # holders alive in this process
+
+
+def account_lease_name(account: str) -> str:
+    """The lease an account's sync holds (also what Home Assistant's "sync now" waits for)."""
+    return f"account:{account}"
+
+
+def job_lease_name(job: str) -> str:
+    return f"job:{job}"
 
 
 def _holder() -> str:
@@ -88,9 +99,26 @@ def release(engine: Engine, name: str, holder: str) -> None:
 @contextmanager
 def account_lease(engine: Engine, account: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[bool]:
     """Yields True when this process holds the lease (renewed in the background until the block ends)."""
-    name, holder = f"account:{account}", _holder()
+    name = account_lease_name(account)
+    with held_lease(engine, name, ttl) as held:
+        if not held:
+            log.warning("account=%s is being synced by another run (lease held); skipping", account)
+        yield held
+
+
+@contextmanager
+def job_lease(engine: Engine, job: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[bool]:
+    """The lease of a maintenance job (``prune``): True when this block holds it (renewed until it ends)."""
+    with held_lease(engine, job_lease_name(job), ttl) as held:
+        yield held
+
+
+@contextmanager
+def held_lease(engine: Engine, name: str, ttl: timedelta) -> Iterator[bool]:
+    """Yields True when a fresh holder got the lease ``name`` (renewed in the background until the block
+    ends, then released); False when someone else holds it."""
+    holder = _holder()
     if not try_acquire(engine, name, holder, ttl):
-        log.warning("account=%s is being synced by another run (lease held); skipping", account)
         yield False
         return
     _LIVE.add(holder)
@@ -103,7 +131,7 @@ def account_lease(engine: Engine, account: str, ttl: timedelta = DEFAULT_TTL) ->
             except Exception as exc:  # pragma: no cover - database hiccup; next renewal retries
                 log.warning("lease renewal failed: %s", exc)
 
-    t = threading.Thread(target=renew, name=f"lease-{account}", daemon=True)
+    t = threading.Thread(target=renew, name=f"lease-{name}", daemon=True)
     t.start()
     try:
         yield True

@@ -8,11 +8,13 @@ module names the few columns it reads with lightweight ``table()`` constructs in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import DateTime, Integer, String, column, func, select, table
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import UserDefinedType
+
+from archiver.util import as_utc
 
 
 class _Label(UserDefinedType[str]):
@@ -88,9 +90,7 @@ class AccountSummary:
 
 
 def _aware(ts: datetime | None) -> datetime | None:
-    if ts is not None and ts.tzinfo is None:  # SQLite returns naive values
-        return ts.replace(tzinfo=UTC)
-    return ts
+    return as_utc(ts) if ts is not None else None  # SQLite returns naive values
 
 
 def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSummary]:

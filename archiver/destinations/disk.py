@@ -26,6 +26,7 @@ from archiver.destinations.base import (
     check_key,
     is_temporary_key,
 )
+from archiver.util import sha256_file
 
 CHUNK = 1024 * 1024
 
@@ -63,14 +64,6 @@ def _read_range(
                 yield chunk
         except OSError as exc:
             raise error(exc) from None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:

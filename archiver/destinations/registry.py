@@ -1,9 +1,13 @@
 """The destination types, restic-style: ``type`` -> settings model + factory.
 
-Adding a destination type is one backend module, one settings model in
+Adding a destination type is one backend module (a :class:`~archiver.destinations.base.Destination`:
+``DestinationBase`` gives the optional operations), one settings model in
 :mod:`archiver.destinations.settings` and one :class:`Backend` line in :data:`BACKENDS`; the config's
-``[[destinations]]`` union, ``build_destinations`` and the conformance tests follow from here.
-Factories import their backend library lazily (boto3 is heavy), so reading the config stays cheap.
+``[[destinations]]`` union, ``build_destinations`` and the conformance tests follow from here, and every
+reader (web UI, Home Assistant, verify, repair, cloud cleanup) reads through the interface's ``open`` /
+``location``, so nothing else names the type. :func:`register` adds a type at run time (a plug-in, a
+test): ``create`` builds it; only the config file's union, fixed when this module is imported, does not
+know it. Factories import their backend library lazily (boto3 is heavy), so reading the config stays cheap.
 """
 
 from __future__ import annotations
@@ -70,21 +74,32 @@ def _s3(cfg: S3DestinationSettings, name: str, ctx: BuildContext) -> Destination
     return S3Destination(cfg, name)
 
 
-BACKENDS: Mapping[str, Backend] = MappingProxyType(
-    {
-        b.type: b
-        for b in (
-            Backend("disk", DiskDestinationSettings, _disk, "a folder on a local or mounted filesystem"),
-            Backend("s3", S3DestinationSettings, _s3, "an S3 bucket (AWS, MinIO, Ceph, Garage, R2)"),
-        )
-    }
-)
+_BACKENDS: dict[str, Backend] = {
+    b.type: b
+    for b in (
+        Backend("disk", DiskDestinationSettings, _disk, "a folder on a local or mounted filesystem"),
+        Backend("s3", S3DestinationSettings, _s3, "an S3 bucket (AWS, MinIO, Ceph, Garage, R2)"),
+    )
+}
+BACKENDS: Mapping[str, Backend] = MappingProxyType(_BACKENDS)  # read-only view; see register()
 
 # The config's [[destinations]] entry: one of the registered settings models, chosen by ``type``.
 DestinationSettings = Annotated[
     Union[tuple(b.settings for b in BACKENDS.values())],  # type: ignore[valid-type]  # noqa: UP007
     Field(discriminator="type"),
 ]
+
+
+def register(backend: Backend) -> None:
+    """Add a destination type at run time; a type name is registered once."""
+    if backend.type in _BACKENDS:
+        raise ValueError(f"destination type {backend.type!r} is registered already")
+    _BACKENDS[backend.type] = backend
+
+
+def unregister(type_: str) -> None:
+    """Remove a type :func:`register` added (tests)."""
+    _BACKENDS.pop(type_, None)
 
 
 def create(cfg: DestinationSettingsBase, name: str, ctx: BuildContext) -> Destination:

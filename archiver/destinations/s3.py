@@ -41,6 +41,7 @@ from archiver.destinations.base import (
     check_key,
 )
 from archiver.destinations.settings import S3DestinationSettings
+from archiver.util import as_utc
 
 MIB = 1024 * 1024
 CHUNK = MIB
@@ -226,9 +227,7 @@ class S3Destination(DestinationBase):
             for page in paginator.paginate(Bucket=self.bucket, Prefix=self.prefix):
                 for up in page.get("Uploads", []):
                     started = up.get("Initiated")
-                    if isinstance(started, datetime) and started.tzinfo is None:
-                        started = started.replace(tzinfo=UTC)
-                    if isinstance(started, datetime) and started <= cutoff:
+                    if isinstance(started, datetime) and as_utc(started) <= cutoff:
                         stale.append((up["Key"], up["UploadId"]))
         for full_key, upload_id in stale:
             with self._errors("aborting an interrupted upload of", full_key[len(self.prefix) :]):
@@ -264,6 +263,10 @@ class S3Destination(DestinationBase):
                     return iter(())
                 raise
         return self._body_chunks(resp["Body"], key)
+
+    def location(self, key: str) -> str | None:
+        """The object's ``s3://bucket/key`` URI (for a consumer holding its own credentials)."""
+        return f"s3://{self.bucket}/{self._key(key)}"
 
     def _body_chunks(self, body: Any, key: str) -> Iterator[bytes]:
         try:

@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from archiver.config import AccountSettings, Settings
 from archiver.db import repo
 from archiver.db.engine import session_scope
+from archiver.db.lease import account_lease_name
 from archiver.db.models import Clip, ClipState, Lease
 from archiver.db.models import utcnow as db_now
 from archiver.destinations import build_destinations
@@ -380,7 +381,7 @@ class HomeAssistant:
 
     def _lease_held(self, account: str) -> bool:
         with session_scope(self.engine) as s:
-            row = s.execute(select(Lease).where(Lease.name == f"account:{account}")).scalars().first()
+            row = s.execute(select(Lease).where(Lease.name == account_lease_name(account))).scalars().first()
             if row is None:
                 return False
             return as_utc(row.expires_at) > db_now()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func
@@ -20,15 +21,11 @@ from archiver.config import AccountSettings
 from archiver.db import repo
 from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
 from archiver.destinations.base import Destination, check_key
-from archiver.destinations.disk import DiskDestination
 from archiver.homeassistant.discovery import CameraInfo
 from archiver.logs import REDACTOR
 from archiver.notify import needs_login
 from archiver.pipeline.naming import local_time
 from archiver.util import as_utc, one_line
-
-if TYPE_CHECKING:
-    from archiver.destinations.s3 import S3Destination
 
 log = logging.getLogger("archiver.mqtt")
 
@@ -225,23 +222,26 @@ def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | N
     )
 
 
-def _s3(dest: Destination | None) -> S3Destination | None:
-    if dest is None or isinstance(dest, DiskDestination):
+def _where(dest: Destination | None, key: str) -> str | None:
+    """The destination's own word for where the object is (a local path or a URL), or None."""
+    if dest is None:
         return None
-    from archiver.destinations.s3 import S3Destination  # boto3 is loaded already when S3 is in use
-
-    return dest if isinstance(dest, S3Destination) else None
+    try:
+        return dest.location(check_key(key, dest.name))
+    except Exception:  # a refused key or a backend that cannot tell
+        return None
 
 
 def _path(dest: Destination | None, key: str) -> str | None:
-    return str(dest.root.expanduser().resolve() / key) if isinstance(dest, DiskDestination) else None
+    where = _where(dest, key)
+    return where if where is not None and where.startswith("/") else None
 
 
 def _uri(dest: Destination | None, key: str) -> str | None:
-    if isinstance(dest, DiskDestination):
-        return (dest.root.expanduser().resolve() / key).as_uri()
-    s3 = _s3(dest)
-    return f"s3://{s3.bucket}/{s3.prefix}{key}" if s3 is not None else None
+    where = _where(dest, key)
+    if where is not None and where.startswith("/"):
+        return Path(where).as_uri()
+    return where
 
 
 def clip_event(
@@ -294,7 +294,7 @@ def read_thumbnail(objects: Sequence[StoredObject], destinations: Sequence[Desti
         (o for o in objects if o.kind in THUMBNAIL_KINDS),
         key=lambda o: (
             THUMBNAIL_KINDS.index(o.kind),
-            not isinstance(by_name.get(o.destination), DiskDestination),
+            _path(by_name.get(o.destination), o.key) is None,  # local copies first
         ),
     )
     for obj in ordered:
@@ -312,20 +312,10 @@ def read_thumbnail(objects: Sequence[StoredObject], destinations: Sequence[Desti
 
 
 def _read_small(dest: Destination, key: str) -> bytes | None:
-    check_key(key, dest.name)
-    if isinstance(dest, DiskDestination):
-        root = dest.root.expanduser().resolve()
-        path = (root / key).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            return None
-        with path.open("rb") as fh:
-            return fh.read(MAX_THUMBNAIL_BYTES)
-    s3 = _s3(dest)
-    if s3 is None:
-        return None
-    resp = s3.client.get_object(Bucket=s3.bucket, Key=f"{s3.prefix}{key}")
-    body = resp["Body"]
+    chunks = dest.open(check_key(key, dest.name), 0, MAX_THUMBNAIL_BYTES)
     try:
-        return bytes(body.read(MAX_THUMBNAIL_BYTES))
+        return b"".join(chunks)
     finally:
-        body.close()
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()

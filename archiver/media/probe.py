@@ -59,6 +59,16 @@ class MediaInfo:
 # --------------------------------------------------------------------------------------------- sniffing
 
 
+MP4_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"wide")  # what an MP4 file may begin with
+
+
+def starts_like_mp4(first_bytes: bytes) -> bool:
+    """True if the bytes begin with a top-level box an MP4 may start with (``ftyp``, or ``moov``/``mdat``/
+    ``free``/``wide`` as some encoders write first): the download's check that a body is a clip at all
+    (not an HTML or JSON error page). :func:`looks_like_mp4` is the strict form."""
+    return len(first_bytes) >= 8 and first_bytes[4:8] in MP4_FIRST_BOXES
+
+
 def looks_like_mp4(first_bytes: bytes) -> bool:
     """True if the bytes start with an ISO-BMFF ``ftyp`` box (size at 0, type at offset 4)."""
     if len(first_bytes) < 8 or first_bytes[4:8] != b"ftyp":

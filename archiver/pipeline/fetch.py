@@ -23,6 +23,7 @@ from archiver.blink.http import BlinkHTTP, RetryableError
 from archiver.config import LimitsSettings
 from archiver.db.models import Clip
 from archiver.errors import ArchiverError, AuthError, MediaError
+from archiver.media.probe import looks_like_jpeg, starts_like_mp4
 from archiver.util import as_utc
 
 log = logging.getLogger("archiver.fetch")
@@ -36,9 +37,7 @@ _EXPECT: dict[str, tuple[tuple[str, ...], str]] = {
 
 
 def _signature_ok(kind: Kind, head: bytes) -> bool:
-    if kind == "clip":
-        return len(head) >= 8 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"free", b"wide")
-    return head[:3] == b"\xff\xd8\xff"
+    return starts_like_mp4(head) if kind == "clip" else looks_like_jpeg(head)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from archiver.db.models import Clip, ClipState, ObjectKind
 from archiver.destinations.base import Destination
 from archiver.errors import ArchiverError, AuthError, ConfigError
 from archiver.media.processor import MediaProcessor
+from archiver.media.steps import Step
 from archiver.pipeline import dedup
 from archiver.pipeline.fetch import NotFoundUpstream, partial_ready
 from archiver.pipeline.naming import clip_key, sibling, validate_template
@@ -63,6 +64,7 @@ class SyncJob:
         transport: httpx.AsyncBaseTransport | None = None,
         reporter: Reporter | None = None,
         processor: MediaProcessor | None = None,
+        steps: Sequence[Step] = (),
         rescan_from: datetime | None = None,
         sources: Mapping[str, SourceFactory] | None = None,
         retry_failed: bool = False,
@@ -73,7 +75,8 @@ class SyncJob:
         self.account_settings = account
         self.destinations = list(destinations)
         self.reporter = reporter or Reporter()
-        self.processor = processor
+        self.processor = processor  # the steps' pool (closed with the job)
+        self.steps = list(steps)
         # failed clips wait (sync.retry_backoff…retry_backoff_max) unless a person asked to retry them now
         self.retry_failed = retry_failed
         self.backoff = (
@@ -354,8 +357,7 @@ class SyncJob:
             task.has_thumbnail = thumb is not None
             task.thumbnail_error = staged.thumbnail_error
             task.warnings.extend(staged.notes)
-            if self.processor is not None:
-                await process_clip(self.processor, task)
+            await process_clip(self.steps, task)
             metadata = {
                 "clip-id": clip.identity,
                 "camera": clip.camera_name or "",

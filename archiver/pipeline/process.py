@@ -1,12 +1,13 @@
-"""Process: the optional ffmpeg step between fetch and store (probe, thumbnails, transcode, preview)."""
+"""Process: the configured processing steps between fetch and store (:mod:`archiver.media.steps`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from archiver.db.models import ObjectKind
-from archiver.media.processor import MediaProcessor
+from archiver.media.steps import Step, StepTask, run_steps
 from archiver.pipeline.naming import sibling
 from archiver.pipeline.store import StagedFile
 from archiver.pipeline.task import ClipTask, MediaFacts
@@ -15,25 +16,27 @@ from archiver.util import sha256_file
 log = logging.getLogger("archiver.process")
 
 
-async def process_clip(processor: MediaProcessor, task: ClipTask) -> None:
-    """Probe the original (a failed probe fails the clip), add derived files to ``task.files``; never lose
-    the original unless a transcode succeeded and ``keep_original`` is off."""
+async def process_clip(steps: Sequence[Step], task: ClipTask) -> None:
+    """Run the steps on the original (a required step's failure fails the clip) and add their outputs to
+    ``task.files``; never lose the original unless a step replaced it (a transcode, keep_original off)."""
+    if not steps:
+        return
     original = task.files[0]
-    result = await processor.process(original.path, task.work / "derived", task.has_thumbnail)
-    if result.info is not None:
-        i = result.info
+    work = StepTask(original.path, task.work / "derived", task.has_thumbnail, subject=task.clip)
+    derived = await run_steps(steps, work)
+    if work.info is not None:
+        i = work.info
         task.facts = MediaFacts(duration=i.duration, width=i.width, height=i.height, codec=i.codec)
-    out = list(task.files) if result.keep_original else list(task.files[1:])
-    for d in result.derived:
-        if d.kind == "thumbnail":
-            kind = ObjectKind.generated_thumbnail if task.has_thumbnail else ObjectKind.thumbnail
-            suffix = ".generated.jpg" if task.has_thumbnail else ".jpg"
-        else:
-            kind, suffix = ObjectKind(d.kind), d.suffix
+    replaced = any(d.replaces_original for d in derived)
+    out = list(task.files[1:]) if replaced else list(task.files)
+    for d in derived:
+        kind, suffix = d.kind, d.suffix
+        if kind == ObjectKind.thumbnail and task.has_thumbnail:  # Blink's own keeps the plain name
+            kind, suffix = ObjectKind.generated_thumbnail, ".generated.jpg"
         digest = await asyncio.to_thread(sha256_file, d.path)
         out.append(StagedFile(kind, d.path, sibling(task.key, suffix), d.path.stat().st_size, digest))
     task.files = out
-    if result.warnings:
-        note = "; ".join(result.warnings)[:500]
+    if work.warnings:
+        note = "; ".join(work.warnings)[:500]
         log.warning("clip=%s processing: %s", task.clip.identity, note)
         task.warnings.append(note)

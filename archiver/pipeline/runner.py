@@ -17,6 +17,7 @@ from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
 from archiver.errors import ArchiverError
 from archiver.media.processor import MediaProcessor
+from archiver.media.steps import build_steps
 from archiver.pipeline.job import SyncJob
 from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
 from archiver.util import one_line
@@ -42,6 +43,7 @@ def make_account_sync(
     """The sync job of one account with the configured destinations and every enabled source. The media
     processor is always present: even with every option off, USB clips (no Blink thumbnail) get a generated
     one; ffmpeg is only looked up when a job needs it."""
+    processor = MediaProcessor(settings.processing)
     return SyncJob(
         settings,
         engine,
@@ -49,7 +51,8 @@ def make_account_sync(
         build_destinations(settings),
         transport=transport,
         reporter=reporter,
-        processor=MediaProcessor(settings.processing),
+        processor=processor,
+        steps=build_steps(settings.processing.steps, processor),
         rescan_from=rescan_from,
         retry_failed=retry_failed,
     )
@@ -110,12 +113,21 @@ async def sync_all(
 
 
 async def prune_after_sync(settings: Settings, engine: Engine) -> PruneReport | None:
-    """Retention after a sync, when configured (``retention.prune_after_sync``); None when off."""
+    """Retention after a sync, when configured (``retention.prune_after_sync``), under the ``job:prune``
+    lease; None when off or when another process is pruning."""
     if not (settings.retention.configured and settings.retention.prune_after_sync):
         return None
+    from archiver.db.lease import job_lease
     from archiver.maintenance import run_prune
 
-    return await asyncio.to_thread(run_prune, settings, engine)
+    def prune() -> PruneReport | None:
+        with job_lease(engine, "prune") as held:  # the worker's and `archiver prune`'s lease too
+            if not held:
+                log.info("prune skipped: another process is pruning")
+                return None
+            return run_prune(settings, engine)
+
+    return await asyncio.to_thread(prune)
 
 
 async def sync_and_prune(

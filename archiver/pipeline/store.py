@@ -25,7 +25,7 @@ MAX_SUFFIX = 10_000
 
 @dataclass(frozen=True)
 class StagedFile:
-    kind: ObjectKind
+    kind: str  # an ObjectKind value or a processing step's own kind
     path: Path
     key: str
     size: int
@@ -256,7 +256,7 @@ def _put_all(
     """All of a clip's files into one destination, in one worker-thread trip: (file, key) of each put."""
     done: list[tuple[StagedFile, str]] = []
     for f in files:
-        meta = {**metadata, "kind": f.kind.value, "sha256": f.sha256}
+        meta = {**metadata, "kind": str(f.kind), "sha256": f.sha256}
         try:
             info = dest.put(f.path, f.key, sha256=f.sha256, metadata=meta)
         except Exception as exc:

@@ -27,7 +27,7 @@ from archiver.errors import ArchiverError
 from archiver.pipeline.fetch import Thumbnail, download, fetch_thumbnail
 from archiver.pipeline.task import Staged
 from archiver.sources.base import CursorRepair, Emit, SourceBase, SourceContext, SourceReport, Transfer
-from archiver.util import one_line
+from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.sources.cloud")
 
@@ -74,7 +74,7 @@ def _newest_listed(s: Session, account_id: int, not_after: datetime) -> datetime
     ).first()
     if value is None:
         return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return as_utc(value)
 
 
 def cursor_ahead(since: datetime, tolerance: timedelta, now: datetime | None = None) -> float:
@@ -145,9 +145,7 @@ async def discover(ctx: SourceContext, result: CloudReport, on_page: Emit | None
     sync = ctx.settings.sync
     overlap = timedelta(minutes=sync.overlap_minutes)
     tolerance = timedelta(seconds=sync.clock_skew_tolerance_s)
-    first_since = datetime.fromisoformat(sync.since)
-    if first_since.tzinfo is None:
-        first_since = first_since.replace(tzinfo=UTC)
+    first_since = as_utc(datetime.fromisoformat(sync.since))
     rescan_from = ctx.rescan_from
     since, repaired = _start(engine, account_id, first_since, overlap, tolerance)
     if repaired is not None:

@@ -1,29 +1,27 @@
 """Serving archived objects: looked up by clip id and kind in the database, read from a configured
-destination (a folder: the file, after checking it resolves inside the root; S3: a proxied GET that
-passes the Range on). The request never names a file."""
+destination through the Destination interface only: a copy whose :meth:`~Destination.location` is a local
+file is served as that file (FileResponse answers Range itself); any other copy is streamed from
+:meth:`~Destination.open` with the Range passed on (206, or 416 when unsatisfiable). The request never
+names a file."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import mimetypes
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 
-from archiver.destinations.base import Destination, DestinationError, check_key
-from archiver.destinations.disk import DiskDestination
+from archiver.destinations.base import Destination, check_key, read_all
 from archiver.web.queries import MediaObject
 
-if TYPE_CHECKING:
-    from archiver.destinations.s3 import S3Destination
-
 CACHE = "private, max-age=31536000, immutable"  # an object's bytes never change (sha256 ETag)
-CHUNK = 256 * 1024
 SIDECAR_MAX = 256 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -35,25 +33,26 @@ def content_type(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def disk_path(dest: DiskDestination, key: str) -> Path | None:
-    """The object's file, only when it resolves to a regular file inside the destination root."""
+class Refused(Exception):
+    """The destination refuses the key (it would leave its root): that copy is never served."""
+
+
+def local_path(dest: Destination, key: str) -> Path | None:
+    """The object's local file when the destination names one (``location`` is a path), else None (the
+    object is then read through ``open``); raises Refused for a key the destination will not serve.
+    Whether the file is there is the caller's question."""
     try:
-        check_key(key, dest.name)
-    except DestinationError:
-        return None
-    root = dest.root.resolve()
-    path = root.joinpath(*key.split("/")).resolve()
-    if not path.is_relative_to(root) or path == root or not path.is_file():
-        return None
-    return path
+        where = dest.location(check_key(key, dest.name))
+    except Exception as exc:  # an unsafe key, or a link out of the root
+        raise Refused(str(exc)) from None
+    return Path(where) if where is not None and where.startswith("/") else None
 
 
-def _as_s3(dest: Destination) -> S3Destination | None:
-    if isinstance(dest, DiskDestination):
-        return None
-    from archiver.destinations.s3 import S3Destination  # boto3 is loaded already when S3 is configured
-
-    return dest if isinstance(dest, S3Destination) else None
+def _is_remote(dest: Destination, key: str) -> bool:
+    try:
+        return local_path(dest, key) is None
+    except Refused:
+        return True
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
@@ -76,19 +75,21 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | bool | None:
 
 
 class MediaReader:
-    """Finds and serves an object from the configured destinations (disk preferred to S3)."""
+    """Finds and serves an object from the configured destinations (local copies first)."""
 
     def __init__(self, destinations: list[Destination]) -> None:
         self.destinations = {d.name: d for d in destinations}
 
     def _order(self, objects: list[MediaObject]) -> list[tuple[MediaObject, Destination]]:
         found = [(o, self.destinations[o.destination]) for o in objects if o.destination in self.destinations]
-        return sorted(found, key=lambda od: 0 if isinstance(od[1], DiskDestination) else 1)
+        return sorted(found, key=lambda od: _is_remote(od[1], od[0].key))
 
     def response(
         self, request: Request, objects: list[MediaObject], *, download_name: str | None = None
     ) -> Response:
-        """The first copy that can be read; 404 when none can. ETag = the object's sha256."""
+        """The first copy that can be read; 404 when none can, 502 when a copy exists but its
+        destination fails. ETag = the object's sha256. Blocking: run it in a worker thread."""
+        failed = False
         for obj, dest in self._order(objects):
             etag = f'"{obj.sha256}"'
             headers = {"ETag": etag, "Cache-Control": CACHE, "X-Content-Type-Options": "nosniff"}
@@ -97,19 +98,26 @@ class MediaReader:
             inm = request.headers.get("if-none-match")
             if inm and etag in [t.strip() for t in inm.split(",")]:
                 return Response(status_code=304, headers=headers)
-            if isinstance(dest, DiskDestination):
-                path = disk_path(dest, obj.key)
-                if path is None:
-                    continue
+            try:
+                path = local_path(dest, obj.key)
+            except Refused:
+                continue
+            if path is not None:
+                if not path.is_file():
+                    continue  # a local copy that is not there: the next copy
                 return FileResponse(path, headers=headers, media_type=content_type(obj.key))
-            s3 = _as_s3(dest)
-            if s3 is not None:
-                return self._s3(request, s3, obj, headers)
+            answer = self._streamed(request, dest, obj, headers)
+            if answer is not None:
+                return answer
+            failed = True
+        if failed:
+            return PlainTextResponse("not available from storage\n", status_code=502)
         return PlainTextResponse("not found\n", status_code=404)
 
-    def _s3(
-        self, request: Request, dest: S3Destination, obj: MediaObject, headers: dict[str, str]
-    ) -> Response:
+    def _streamed(
+        self, request: Request, dest: Destination, obj: MediaObject, headers: dict[str, str]
+    ) -> Response | None:
+        """The object (or the asked range of it) from ``dest.open``; None when it cannot be read."""
         size = obj.size
         rng = parse_range(request.headers.get("range"), size)
         if request.headers.get("if-range") and request.headers.get("if-range") != headers["ETag"]:
@@ -117,33 +125,24 @@ class MediaReader:
         headers = {**headers, "Accept-Ranges": "bytes"}
         if rng is False:
             return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-        key = dest.prefix + check_key(obj.key, dest.name)
-        extra: dict[str, str] = {}
-        status = 200
+        start, end, status = 0, None, 200
         if isinstance(rng, tuple):
-            start, end = rng
-            extra["Range"] = f"bytes={start}-{end}"
-            headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-            headers["Content-Length"] = str(end - start + 1)
+            start, end = rng[0], rng[1] + 1
+            headers["Content-Range"] = f"bytes {rng[0]}-{rng[1]}/{size}"
+            headers["Content-Length"] = str(rng[1] - rng[0] + 1)
             status = 206
         else:
             headers["Content-Length"] = str(size)
         if request.method == "HEAD":
             return Response(status_code=status, headers=headers, media_type=content_type(obj.key))
-        try:
-            got = dest.client.get_object(Bucket=dest.bucket, Key=key, **extra)
+        try:  # the first chunk here: a missing object or a failing backend is known before the headers
+            chunks = dest.open(obj.key, start, end)
+            first = next(chunks, b"")
         except Exception:
-            return PlainTextResponse("not available from storage\n", status_code=502)
-        body = got["Body"]
-
-        def chunks() -> Iterator[bytes]:
-            try:
-                yield from body.iter_chunks(CHUNK)
-            finally:
-                body.close()
-
+            return None
+        body: Iterator[bytes] = itertools.chain((first,), chunks)
         return StreamingResponse(
-            iterate_in_threadpool(chunks()),
+            iterate_in_threadpool(_closing(body, chunks)),
             status_code=status,
             headers=headers,
             media_type=content_type(obj.key),
@@ -157,21 +156,21 @@ class MediaReader:
             if obj.size > SIDECAR_MAX:
                 return None
             try:
-                if isinstance(dest, DiskDestination):
-                    path = disk_path(dest, obj.key)
-                    if path is None:
-                        continue
-                    data = path.read_bytes()[:SIDECAR_MAX]
-                elif (s3 := _as_s3(dest)) is not None:
-                    key = s3.prefix + check_key(obj.key, s3.name)
-                    data = s3.client.get_object(Bucket=s3.bucket, Key=key)["Body"].read(SIDECAR_MAX)
-                else:
-                    continue
-                doc = json.loads(data)
+                doc = json.loads(read_all(dest, check_key(obj.key, dest.name)))
             except Exception:
                 continue
             return doc if isinstance(doc, dict) else None
         return None
+
+
+def _closing(body: Iterator[bytes], source: Iterator[bytes]) -> Iterator[bytes]:
+    """``body``'s chunks; the destination's reader is closed however the response ends."""
+    try:
+        yield from body
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
 
 
 def _attachment(name: str) -> str:

@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 from archiver.db import repo
 from archiver.db.models import Account, Clip, ClipSource, ClipState, Cursor, ObjectKind, StoredObject
 from archiver.logs import REDACTOR
+from archiver.util import as_utc
 
 PAGE_SIZE = 60
 MAX_ID = 2**31 - 1  # id columns are 32-bit INTEGER on PostgreSQL: a larger id in a URL does not exist
@@ -33,7 +34,7 @@ def zone(name: str | None) -> tzinfo:
 
 
 def aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return as_utc(ts)
 
 
 def local(ts: datetime, tz_name: str | None) -> datetime:
@@ -94,7 +95,7 @@ class ClipFilter(BaseModel):
 
 
 class MediaObject(BaseModel):
-    kind: ObjectKind
+    kind: str  # an ObjectKind value or a processing step's own kind
     destination: str
     key: str
     size: int
