@@ -714,6 +714,9 @@ class Simulator:
     def delete_clip(self, media_id: int) -> None:
         self.state.delete_clip(media_id)
 
+    def remove_camera(self, camera_id: int) -> None:
+        self.state.remove_camera(camera_id)
+
     def set_sync_module_online(self, sync_module_id: int, online: bool) -> None:
         self.state.set_sync_module_online(sync_module_id, online)
 
