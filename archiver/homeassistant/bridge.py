@@ -62,7 +62,7 @@ SYNC_NOW_DEBOUNCE_S = 2.0  # presses within this window start one sync
 LEASE_POLL_S = 2.0
 LEASE_WAIT_MAX_S = 1800.0  # a "sync now" waits this long at most for another run of the account to end
 MIN_EXPIRE_AFTER_S = 3600  # one-shot mode: states expire after 3 sync intervals, at least an hour
-CONNECT_GRACE_S = 2.0  # a one-shot process waits this long (from its start) for a broker still connecting
+CONNECT_GRACE_S = 1.0  # a one-shot process waits this long (from its start) for a broker still connecting
 
 
 def one_shot_expiry(settings: Settings) -> int:
