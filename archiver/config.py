@@ -343,6 +343,8 @@ class ServerSettings(Section):
     auth: ServerAuthSettings = Field(default_factory=ServerAuthSettings)
     max_connections: int = Field(default=64, ge=4, le=10_000)
     timeout_s: float = Field(default=10.0, gt=0)  # idle keep-alive and request-header deadline
+    # where users open the UI (https://archive.example.net): Home Assistant's links to devices and clips
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+(/\S*)?$")
 
     @field_validator("unhealthy_after")
     @classmethod

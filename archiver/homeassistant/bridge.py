@@ -2,8 +2,17 @@
 
 Hooks into the pipeline only through its observer (``Reporter``): ``clip_done`` queues the clip id, and
 a background task reads the clip's stored objects back from the database, publishes the camera's
-thumbnail (when it is the camera's newest clip) and states, then the event. Account states follow each
-sync. Nothing here can slow down or fail a sync: MQTT work is queued, and errors are logged.
+thumbnail (when it is the camera's newest clip) and states, then the events (the account's clip message
+and the camera's ``event`` entity). Account states follow each sync. Nothing here can slow down or fail a
+sync: MQTT work is queued, and errors are logged.
+
+Discovery stays tidy the way zigbee2mqtt keeps it: the bridge reads back the retained discovery configs
+on the broker (its own, from earlier runs), and once it has announced everything an account has now it
+clears the rest with empty retained configs (a camera removed from the account, an account removed from
+the settings, the button a worker had announced before a CronJob took over). Home Assistant's birth
+message (``homeassistant/status`` = ``online``) makes it send every config and state again. ``archiver
+run`` (the one listening to "sync now") keeps its configs: another process that overwrites them (a
+manual ``archiver sync``) gets them sent back.
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from archiver.config import AccountSettings, Settings
+from archiver.config import AccountSettings, Settings, parse_duration
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.lease import account_lease_name
@@ -31,6 +40,7 @@ from archiver.homeassistant import discovery as d
 from archiver.homeassistant.link import MqttLink
 from archiver.homeassistant.state import (
     AccountState,
+    CameraClipEvent,
     CameraState,
     ClipEvent,
     SyncOutcome,
@@ -52,6 +62,15 @@ log = logging.getLogger("archiver.mqtt")
 SYNC_NOW_DEBOUNCE_S = 2.0  # presses within this window start one sync
 LEASE_POLL_S = 2.0
 LEASE_WAIT_MAX_S = 1800.0  # a "sync now" waits this long at most for another run of the account to end
+MIN_EXPIRE_AFTER_S = 3600  # one-shot mode: states expire after 3 sync intervals, at least an hour
+CONNECT_GRACE_S = 1.0  # a one-shot process waits this long (from its start) for a broker still connecting
+
+
+def one_shot_expiry(settings: Settings) -> int:
+    """``expire_after`` of the states a one-shot sync (a CronJob) publishes: when no run has updated them
+    for three ``[schedule] interval``s (an hour at least), Home Assistant shows them unavailable."""
+    interval = parse_duration(settings.schedule.interval).total_seconds()
+    return max(MIN_EXPIRE_AFTER_S, int(3 * interval))
 
 
 class ClipObserver(Reporter):
@@ -95,7 +114,14 @@ class HomeAssistant:
         self.topics = d.Topics.from_settings(settings.mqtt)
         self.accounts: dict[str, AccountSettings] = {a.name: a for a in settings.account_list()}
         self.sync_now_run = sync_now
-        subscriptions = [self.topics.sync_now(a) for a in self.accounts] if sync_now else []
+        listening = sync_now is not None
+        self.mode = d.Mode(
+            listening=listening,
+            expire_after=None if listening else one_shot_expiry(settings),
+            links=d.Links(public_url=settings.server.public_url),
+        )
+        subscriptions = [self.topics.sync_now(a) for a in self.accounts] if listening else []
+        subscriptions += [self.topics.ha_status, self.topics.own_configs]
         self.link = MqttLink(
             settings.mqtt,
             self.topics.availability,
@@ -112,6 +138,10 @@ class HomeAssistant:
         self._state_lock = asyncio.Lock()  # reads and publications of states happen in order
         self._thumb_clip: dict[tuple[str, int], int] = {}  # (account, camera) -> clip whose thumbnail is out
         self._camera_states: dict[tuple[str, int], CameraState] = {}  # the last ones published
+        self._configs: dict[str, set[str]] = {}  # account -> discovery config topics announced now
+        self._complete: set[str] = set()  # accounts whose every entity has been announced
+        self._on_broker: set[str] = set()  # our retained configs the broker holds (read back)
+        self._started = time.monotonic()
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -123,6 +153,7 @@ class HomeAssistant:
             self.topics.base,
             self.link,
         )
+        self._started = time.monotonic()
         self.link.start()
         self._spawn(self._process_clips(), "mqtt-clips")
         self._spawn(self._after(list(self.accounts)), "mqtt-announce")  # reads S3 thumbnails: not inline
@@ -137,11 +168,17 @@ class HomeAssistant:
         return await self.link.flush(max(0.1, deadline - time.monotonic()))
 
     async def close(self, *, offline: bool, timeout: float = 5.0, connect_grace: float = 0.0) -> None:
-        """Hand over what is queued (bounded), then disconnect. ``connect_grace``: how long a process
-        that is about to exit waits for a connection still being made (a one-shot sync is quick)."""
-        if not self.link.connected.is_set() and connect_grace > 0:
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self.link.connected.wait(), connect_grace)
+        """Hand over what is queued (bounded), then disconnect. ``connect_grace``: how long after
+        ``start`` a process that is about to exit may wait for a connection still being made (the
+        connect ran beside the sync; a broker that already refused, or a deadline already passed, costs
+        nothing)."""
+        left = self._started + connect_grace - time.monotonic()
+        if not self.link.connected.is_set() and not self.link.attempt_failed.is_set() and left > 0:
+            connected = asyncio.ensure_future(self.link.connected.wait())
+            failed = asyncio.ensure_future(self.link.attempt_failed.wait())
+            await asyncio.wait({connected, failed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            for t in (connected, failed):
+                t.cancel()
         if self.link.connected.is_set():
             await self.drain(timeout)
         for t in list(self._tasks):
@@ -243,12 +280,39 @@ class HomeAssistant:
         self, snapshot: dict[str, tuple[AccountState, list[tuple[d.CameraInfo, CameraState, bytes | None]]]]
     ) -> None:
         for name, (acct, cameras) in snapshot.items():
-            for pub in d.publications(self.topics, name, d.account_entities(self.topics, name)):
+            before = self._configs.get(name, set())
+            now: set[str] = set()
+            for pub in d.publications(self.topics, name, d.account_entities(self.topics, name, self.mode)):
                 self.link.retain(pub)
+                now.add(pub.topic)
+            known = self._announced.setdefault(name, {})
+            for cam_id in [c for c in known if c not in {cam.id for cam, _, _ in cameras}]:
+                del known[cam_id]  # gone from the account: its configs are cleared below
             for cam, cstate, thumb in cameras:
-                self._announce_camera(name, cam)
+                now |= self._announce_camera(name, cam)
                 self._publish_camera(name, cam, cstate, thumb)
             self.link.retain(self._json(self.topics.account_state(name), acct))
+            for topic in before - now:
+                self.link.clear(topic)
+            self._configs[name] = now
+            self._complete.add(name)
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Clear our configs on the broker that no announced entity has (once an account is complete;
+        a node of an account no longer in the settings as soon as anything is complete)."""
+        if not self._complete:
+            return
+        nodes = {self.topics.node(a): a for a in self.accounts}
+        for topic in sorted(self._on_broker):
+            account = nodes.get(self.topics.node_of_config(topic) or "")
+            if account is not None and (
+                account not in self._complete or topic in self._configs.get(account, set())
+            ):
+                continue
+            log.info("mqtt: clearing the stale Home Assistant entity %s", topic)
+            self.link.clear(topic)
+            self._on_broker.discard(topic)
 
     def _read_states(
         self, names: Sequence[str]
@@ -278,13 +342,17 @@ class HomeAssistant:
             self._thumb_clip[(account, camera_id)] = clip.id
         return data
 
-    def _announce_camera(self, account: str, cam: d.CameraInfo) -> None:
+    def _announce_camera(self, account: str, cam: d.CameraInfo) -> set[str]:
+        """Announce the camera's entities (again only when it changed); returns their config topics."""
         known = self._announced.setdefault(account, {})
-        if known.get(cam.id) == cam:
-            return
-        known[cam.id] = cam
-        for pub in d.publications(self.topics, account, d.camera_entities(self.topics, account, cam)):
-            self.link.retain(pub)
+        pubs = d.publications(self.topics, account, d.camera_entities(self.topics, account, cam, self.mode))
+        topics = {p.topic for p in pubs}
+        self._configs.setdefault(account, set()).update(topics)
+        if known.get(cam.id) != cam:
+            known[cam.id] = cam
+            for pub in pubs:
+                self.link.retain(pub)
+        return topics
 
     def _publish_camera(
         self, account: str, cam: d.CameraInfo, state: CameraState, thumb: bytes | None
@@ -312,6 +380,9 @@ class HomeAssistant:
                             self._announce_camera(account, cam)
                             self._publish_camera(account, cam, cstate, thumb)
                         self.link.send(self._json(self.topics.clip_event(account), event))
+                        if cam is not None:  # the camera's event entity: the same, plus the clip's page
+                            fired = CameraClipEvent(**event.model_dump(), url=self.mode.links.clip(clip_id))
+                            self.link.send(self._json(self.topics.camera_event(account, cam.id), fired))
             except Exception:  # one clip's event must never stop the others (nor the sync)
                 log.exception("mqtt: building the event of clip id=%s failed", clip_id)
             finally:
@@ -332,7 +403,10 @@ class HomeAssistant:
             if clip.camera_blink_id is not None:
                 cid = clip.camera_blink_id
                 cam = self._announced.get(account, {}).get(cid) or d.CameraInfo(
-                    id=cid, name=clip.camera_name or f"camera {cid}", network=clip.network_name
+                    id=cid,
+                    name=clip.camera_name or f"camera {cid}",
+                    network=clip.network_name,
+                    account_id=clip.account_id,
                 )
                 before = self._camera_states.get((account, cid))
                 if before is None:  # a camera not seen yet: count once
@@ -349,6 +423,14 @@ class HomeAssistant:
 
     # -- "sync now" ---------------------------------------------------------------------------------
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        if topic == self.topics.ha_status:
+            if payload.decode(errors="replace").strip() == d.ONLINE and not retained:
+                log.info("mqtt: Home Assistant is online: announcing every entity again")
+                self.link.republish()
+            return
+        if self.topics.node_of_config(topic) is not None:
+            self._config_seen(topic, payload)
+            return
         account = self.topics.account_from_command(topic, list(self.accounts))
         if account is None or self.sync_now_run is None:
             return
@@ -364,6 +446,19 @@ class HomeAssistant:
         self._pressed.add(account)
         log.info("sync now account=%s: pressed in Home Assistant", account)
         self._spawn(self._sync_now(account), f"sync-now-{account}")
+
+    def _config_seen(self, topic: str, payload: bytes) -> None:
+        """A discovery config under one of our nodes, retained from an earlier run or just published."""
+        if not payload or not d.is_our_config(self.topics, topic, payload):
+            self._on_broker.discard(topic)
+            mine = self.link.retained(topic)
+        else:
+            self._on_broker.add(topic)
+            mine = self.link.retained(topic)
+        if self.mode.listening and mine is not None and mine.payload != payload:
+            self.link.resend(topic)  # e.g. a manual `archiver sync` announced its one-shot version
+            return
+        self._sweep()
 
     async def _sync_now(self, account: str) -> None:
         assert self.sync_now_run is not None

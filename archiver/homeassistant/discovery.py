@@ -1,9 +1,15 @@
 """Home Assistant MQTT discovery: topics and the retained config of every entity (pure functions).
 
-One device per account. Per camera: "last clip" (timestamp), "clips archived" and an ``image`` entity
-with the last archived thumbnail. Per account: "sync problem" and "login needed" (device class problem),
-"last sync", "archive size", "failed clips" and a "sync now" button. Unique ids are built from the base
-topic, the account name and Blink's camera id, so they stay the same across restarts and renames.
+Following HA's MQTT discovery documentation: one device per account ("Blink archiver <account>") with
+the diagnostics (``entity_category: diagnostic``) "sync problem", "login needed", "last sync", "failed
+clips", "archive size" (MB, one decimal) and, only when ``archiver run`` listens, a "sync now" button.
+One device per camera (``via_device`` the account's device) with "last clip" (timestamp), "clips
+archived", an ``image`` with the last archived thumbnail and an ``event`` entity ("clip", fired once per
+stored clip). ``configuration_url`` opens the web UI when ``[server] public_url`` is set. In one-shot mode
+(a CronJob) the states carry ``expire_after``, so a CronJob that stopped shows "unavailable".
+
+Unique ids are built from the base topic, the account name and Blink's camera id, so they stay the same
+across restarts and renames; the entity ids (``default_entity_id``) are the ones earlier versions had.
 
 The image entity uses ``image_topic`` (the JPEG bytes, retained) rather than ``url_topic``: the archive
 may be a folder or an S3 bucket that Home Assistant cannot fetch from, and a URL would need a web server
@@ -79,6 +85,29 @@ class Topics(BaseModel):
     def camera_thumbnail(self, account: str, camera_id: int) -> str:
         return f"{self.account(account)}/camera/{camera_id}/thumbnail"
 
+    def camera_event(self, account: str, camera_id: int) -> str:
+        """The camera's ``event`` entity: one message (not retained) per stored clip."""
+        return f"{self.account(account)}/camera/{camera_id}/event"
+
+    @property
+    def ha_status(self) -> str:
+        """Home Assistant's birth and last-will topic (``online`` when HA (re)starts)."""
+        return f"{self.discovery_prefix}/status"
+
+    @property
+    def own_configs(self) -> str:
+        """Every node-style discovery config (subscribed to read back what an earlier run announced)."""
+        return f"{self.discovery_prefix}/+/+/+/config"
+
+    def node_of_config(self, topic: str) -> str | None:
+        """The node id of one of our discovery config topics, else None."""
+        parts = topic.split("/")
+        prefix = self.discovery_prefix.split("/")
+        if len(parts) != len(prefix) + 4 or parts[: len(prefix)] != prefix or parts[-1] != "config":
+            return None
+        node = parts[len(prefix) + 1]
+        return node if node.startswith(self.uid_prefix + "_") else None
+
     def node(self, account: str) -> str:
         return f"{self.uid_prefix}_{slug(account)}"
 
@@ -93,12 +122,17 @@ class Topics(BaseModel):
 
 
 # -- discovery payloads (the keys are Home Assistant's) ---------------------------------------------------
+DIAGNOSTIC = "diagnostic"
+
+
 class Device(BaseModel):
     identifiers: list[str]
     name: str
     manufacturer: str = "blink-archiver"
     model: str = "Blink clip archive"
     sw_version: str = __version__
+    via_device: str | None = None
+    configuration_url: str | None = None
 
 
 class Origin(BaseModel):
@@ -126,6 +160,8 @@ class SensorConfig(EntityConfig):
     device_class: str | None = None
     state_class: str | None = None
     unit_of_measurement: str | None = None
+    suggested_display_precision: int | None = None
+    expire_after: int | None = None
     json_attributes_topic: str | None = None
     json_attributes_template: str | None = None
 
@@ -136,6 +172,7 @@ class BinarySensorConfig(EntityConfig):
     device_class: str = "problem"
     payload_on: str = "ON"
     payload_off: str = "OFF"
+    expire_after: int | None = None
     json_attributes_topic: str | None = None
     json_attributes_template: str | None = None
 
@@ -151,13 +188,24 @@ class ButtonConfig(EntityConfig):
     retain: bool = False
 
 
-AnyConfig = SensorConfig | BinarySensorConfig | ImageConfig | ButtonConfig
+class EventConfig(EntityConfig):
+    """HA's MQTT ``event``: the JSON payload's ``event_type`` is one of ``event_types``; every other key
+    becomes an attribute of the event."""
+
+    state_topic: str
+    event_types: list[str]
+    device_class: str | None = None
+
+
+AnyConfig = SensorConfig | BinarySensorConfig | ImageConfig | ButtonConfig | EventConfig
 COMPONENT: dict[type[BaseModel], str] = {
     SensorConfig: "sensor",
     BinarySensorConfig: "binary_sensor",
     ImageConfig: "image",
     ButtonConfig: "button",
+    EventConfig: "event",
 }
+CLIP_EVENT_TYPE = "clip"
 
 
 class CameraInfo(BaseModel):
@@ -166,6 +214,35 @@ class CameraInfo(BaseModel):
     id: int
     name: str
     network: str | None = None
+    account_id: int | None = None  # the account's row id (the web UI's camera page)
+
+
+class Links(BaseModel):
+    """Pages of the web UI under ``[server] public_url`` (None when it is not set: no links)."""
+
+    public_url: str | None = None
+
+    def _join(self, path: str) -> str | None:
+        return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
+
+    def home(self) -> str | None:
+        return self._join("/")
+
+    def camera(self, camera: CameraInfo) -> str | None:
+        if camera.account_id is None:
+            return self.home()
+        return self._join(f"/camera/{camera.account_id}/{camera.id}")
+
+    def clip(self, clip_id: int | None) -> str | None:
+        return self._join(f"/clip/{clip_id}") if clip_id is not None else None
+
+
+class Mode(BaseModel):
+    """How the process runs: ``archiver run`` listens to the button; a one-shot sync's states expire."""
+
+    listening: bool = True  # the "sync now" button is offered
+    expire_after: int | None = None  # seconds; set in one-shot mode
+    links: Links = Links()
 
 
 def _bool_template(field: str) -> str:
@@ -175,105 +252,128 @@ def _bool_template(field: str) -> str:
     )
 
 
-def device(topics: Topics, account: str) -> Device:
-    return Device(identifiers=[topics.node(account)], name=f"Blink archiver {account}")
+def device(topics: Topics, account: str, mode: Mode | None = None) -> Device:
+    url = (mode or Mode()).links.home()
+    return Device(identifiers=[topics.node(account)], name=f"Blink archiver {account}", configuration_url=url)
 
 
-def account_entities(topics: Topics, account: str) -> list[tuple[str, AnyConfig]]:
+def camera_device(topics: Topics, account: str, camera: CameraInfo, mode: Mode | None = None) -> Device:
+    return Device(
+        identifiers=[f"{topics.node(account)}_camera_{camera.id}"],
+        name=camera.name,
+        model="Blink camera (archived clips)",
+        via_device=topics.node(account),
+        configuration_url=(mode or Mode()).links.camera(camera),
+    )
+
+
+def account_entities(topics: Topics, account: str, mode: Mode | None = None) -> list[tuple[str, AnyConfig]]:
     """(object id, config) of the account's own entities."""
-    dev = device(topics, account)
+    mode = mode or Mode()
+    dev = device(topics, account, mode)
     node = topics.node(account)
     state = topics.account_state(account)
     common = {"device": dev, "availability_topic": topics.availability}
+    diag = {**common, "entity_category": DIAGNOSTIC, "expire_after": mode.expire_after}
+    id_base = dev.name
 
-    def ids(obj: str, component: str) -> dict[str, str]:
+    def ids(obj: str) -> dict[str, str]:
         return {"unique_id": f"{node}_{obj}"}
 
     attrs = {"json_attributes_topic": state, "json_attributes_template": "{{ value_json.details | tojson }}"}
-    return _entity_ids(
-        [
-            (
-                "sync_problem",
-                BinarySensorConfig(
-                    name="Sync problem",
-                    state_topic=state,
-                    value_template=_bool_template("sync_problem"),
-                    **ids("sync_problem", "binary_sensor"),
-                    **attrs,
-                    **common,
-                ),
+    entities: list[tuple[str, AnyConfig]] = [
+        (
+            "sync_problem",
+            BinarySensorConfig(
+                name="Sync problem",
+                state_topic=state,
+                value_template=_bool_template("sync_problem"),
+                **ids("sync_problem"),
+                **attrs,
+                **diag,
             ),
-            (
-                "login_needed",
-                BinarySensorConfig(
-                    name="Login needed",
-                    state_topic=state,
-                    value_template=_bool_template("login_needed"),
-                    icon="mdi:account-key",
-                    **ids("login_needed", "binary_sensor"),
-                    **common,
-                ),
+        ),
+        (
+            "login_needed",
+            BinarySensorConfig(
+                name="Login needed",
+                state_topic=state,
+                value_template=_bool_template("login_needed"),
+                icon="mdi:account-key",
+                **ids("login_needed"),
+                **diag,
             ),
-            (
-                "last_sync",
-                SensorConfig(
-                    name="Last sync",
-                    state_topic=state,
-                    value_template="{{ value_json.last_sync }}",
-                    device_class="timestamp",
-                    icon="mdi:cloud-sync",
-                    **ids("last_sync", "sensor"),
-                    **common,
-                ),
+        ),
+        (
+            "last_sync",
+            SensorConfig(
+                name="Last sync",
+                state_topic=state,
+                value_template="{{ value_json.last_sync }}",
+                device_class="timestamp",
+                icon="mdi:cloud-sync",
+                **ids("last_sync"),
+                **diag,
             ),
-            (
-                "archive_size",
-                SensorConfig(
-                    name="Archive size",
-                    state_topic=state,
-                    value_template="{{ value_json.archive_bytes }}",
-                    device_class="data_size",
-                    state_class="measurement",
-                    unit_of_measurement="B",
-                    **ids("archive_size", "sensor"),
-                    **common,
-                ),
+        ),
+        (
+            "archive_size",
+            SensorConfig(
+                name="Archive size",
+                state_topic=state,
+                value_template="{{ (value_json.archive_bytes / 1000000) | round(3) }}",
+                device_class="data_size",
+                state_class="measurement",
+                unit_of_measurement="MB",  # HA converts data_size units: GB is a click away
+                suggested_display_precision=1,
+                **ids("archive_size"),
+                **diag,
             ),
-            (
-                "failed_clips",
-                SensorConfig(
-                    name="Failed clips",
-                    state_topic=state,
-                    value_template="{{ value_json.failed_clips }}",
-                    state_class="measurement",
-                    icon="mdi:alert-circle-outline",
-                    **ids("failed_clips", "sensor"),
-                    **common,
-                ),
+        ),
+        (
+            "failed_clips",
+            SensorConfig(
+                name="Failed clips",
+                state_topic=state,
+                value_template="{{ value_json.failed_clips }}",
+                state_class="measurement",
+                suggested_display_precision=0,
+                icon="mdi:alert-circle-outline",
+                **ids("failed_clips"),
+                **diag,
             ),
+        ),
+    ]
+    if mode.listening:
+        entities.append(
             (
                 "sync_now",
                 ButtonConfig(
                     name="Sync now",
                     command_topic=topics.sync_now(account),
                     icon="mdi:sync",
-                    **ids("sync_now", "button"),
+                    **ids("sync_now"),
                     **common,
                 ),
-            ),
-        ]
-    )
+            )
+        )
+    return _entity_ids(entities, id_base)
 
 
-def camera_entities(topics: Topics, account: str, camera: CameraInfo) -> list[tuple[str, AnyConfig]]:
-    """(object id, config) of one camera's entities; the camera's name starts every entity name."""
-    dev = device(topics, account)
+def camera_entities(
+    topics: Topics, account: str, camera: CameraInfo, mode: Mode | None = None
+) -> list[tuple[str, AnyConfig]]:
+    """(object id, config) of one camera's entities, on the camera's own device."""
+    mode = mode or Mode()
+    dev = camera_device(topics, account, camera, mode)
     node = topics.node(account)
     state = topics.camera_state(account, camera.id)
     common = {"device": dev, "availability_topic": topics.availability}
     cam = f"camera_{camera.id}"
+    # the entity ids earlier versions had (account device name + camera name + entity name)
+    id_base = f"{device(topics, account).name} {camera.name}"
 
-    def ids(obj: str, component: str) -> dict[str, str]:
+    def ids(obj: str) -> dict[str, str]:
         return {"unique_id": f"{node}_{cam}_{obj}"}
 
     return _entity_ids(
@@ -281,65 +381,117 @@ def camera_entities(topics: Topics, account: str, camera: CameraInfo) -> list[tu
             (
                 f"{cam}_last_clip",
                 SensorConfig(
-                    name=f"{camera.name} last clip",
+                    name="Last clip",
                     state_topic=state,
                     value_template="{{ value_json.last_clip }}",
                     device_class="timestamp",
                     icon="mdi:cctv",
                     json_attributes_topic=state,
                     json_attributes_template="{{ value_json.details | tojson }}",
-                    **ids("last_clip", "sensor"),
+                    expire_after=mode.expire_after,
+                    **ids("last_clip"),
                     **common,
                 ),
             ),
             (
                 f"{cam}_clips_archived",
                 SensorConfig(
-                    name=f"{camera.name} clips archived",
+                    name="Clips archived",
                     state_topic=state,
                     value_template="{{ value_json.clips_archived }}",
                     state_class="measurement",
+                    suggested_display_precision=0,
                     icon="mdi:filmstrip-box-multiple",
-                    **ids("clips_archived", "sensor"),
+                    expire_after=mode.expire_after,
+                    **ids("clips_archived"),
                     **common,
                 ),
             ),
             (
                 f"{cam}_thumbnail",
                 ImageConfig(
-                    name=f"{camera.name} last clip thumbnail",
+                    name="Last clip thumbnail",
                     image_topic=topics.camera_thumbnail(account, camera.id),
-                    **ids("thumbnail", "image"),
+                    **ids("thumbnail"),
                     **common,
                 ),
             ),
-        ]
+            (
+                f"{cam}_clip",
+                EventConfig(
+                    name="Clip",
+                    state_topic=topics.camera_event(account, camera.id),
+                    event_types=[CLIP_EVENT_TYPE],
+                    device_class="motion",
+                    icon="mdi:filmstrip",
+                    **ids("clip_event"),
+                    **common,
+                ),
+            ),
+        ],
+        id_base,
     )
 
 
-def entity_id(component: str, config: EntityConfig) -> str:
-    """The entity id Home Assistant gives a discovered entity by default (device name + entity name);
-    sent as ``default_entity_id`` too, so the id is the same on every HA version."""
-    return f"{component}.{slug(config.device.name + ' ' + config.name)}"
+def entity_id(component: str, id_base: str, name: str) -> str:
+    """The entity id sent as ``default_entity_id`` (the same on every HA version)."""
+    return f"{component}.{slug(id_base + ' ' + name)}"
 
 
-def _entity_ids(entities: list[tuple[str, AnyConfig]]) -> list[tuple[str, AnyConfig]]:
+def _entity_ids(entities: list[tuple[str, AnyConfig]], id_base: str) -> list[tuple[str, AnyConfig]]:
     return [
-        (obj, cfg.model_copy(update={"default_entity_id": entity_id(COMPONENT[type(cfg)], cfg)}))
+        (
+            obj,
+            cfg.model_copy(
+                update={"default_entity_id": entity_id(COMPONENT[type(cfg)], id_base, cfg.name.lower())}
+            ),
+        )
         for obj, cfg in entities
     ]
 
 
+def _find(entities: list[tuple[str, AnyConfig]], kind: type[EntityConfig]) -> EntityConfig:
+    return next(cfg for _, cfg in entities if isinstance(cfg, kind))
+
+
 def image_entity_id(topics: Topics, account: str, camera: CameraInfo) -> str:
     """The camera's thumbnail image entity (in the clip event, so an automation can attach it)."""
-    _, image = camera_entities(topics, account, camera)[-1]
-    return entity_id("image", image)
+    image = _find(camera_entities(topics, account, camera), ImageConfig)
+    assert image.default_entity_id is not None
+    return image.default_entity_id
+
+
+def event_entity_id(topics: Topics, account: str, camera: CameraInfo) -> str:
+    event = _find(camera_entities(topics, account, camera), EventConfig)
+    assert event.default_entity_id is not None
+    return event.default_entity_id
+
+
+def config_topic(topics: Topics, account: str, object_id: str, cfg: AnyConfig) -> str:
+    return topics.config(COMPONENT[type(cfg)], account, object_id)
 
 
 def publications(topics: Topics, account: str, entities: list[tuple[str, AnyConfig]]) -> list[Publication]:
     out = []
     for object_id, cfg in entities:
-        component = COMPONENT[type(cfg)]
         body = json.dumps(cfg.model_dump(exclude_none=True), sort_keys=True).encode()
-        out.append(Publication(topic=topics.config(component, account, object_id), payload=body, retain=True))
+        topic = config_topic(topics, account, object_id, cfg)
+        out.append(Publication(topic=topic, payload=body, retain=True))
     return out
+
+
+def is_our_config(topics: Topics, topic: str, payload: bytes) -> bool:
+    """A retained discovery config this archiver (with this base topic) published, now or in an earlier
+    run: the node is ours and the payload names our origin and unique-id prefix."""
+    if topics.node_of_config(topic) is None or not payload:
+        return False
+    try:
+        doc = json.loads(payload)
+    except ValueError:
+        return False
+    return (
+        isinstance(doc, dict)
+        and isinstance(doc.get("origin"), dict)
+        and doc["origin"].get("name") == Origin().name
+        and str(doc.get("unique_id", "")).startswith(topics.uid_prefix + "_")
+    )

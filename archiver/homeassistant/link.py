@@ -93,6 +93,7 @@ class MqttLink:
         self._dropped = 0
         self._outage_logged = False
         self.connected = asyncio.Event()
+        self.attempt_failed = asyncio.Event()  # a connection attempt failed (the broker is not there now)
         self.connections = 0  # successful connections so far (tests, logs)
 
     # -- what callers use -------------------------------------------------------------------------
@@ -104,6 +105,29 @@ class MqttLink:
         self._retained[pub.topic] = pub
         if self.connected.is_set():
             self._enqueue(pub)
+
+    def retained(self, topic: str) -> Publication | None:
+        """What this process keeps retained on ``topic`` (None: nothing)."""
+        return self._retained.get(topic)
+
+    def resend(self, topic: str) -> None:
+        """Send the retained value of ``topic`` again (someone else overwrote it)."""
+        pub = self._retained.get(topic)
+        if pub is not None and self.connected.is_set():
+            self._enqueue(pub)
+
+    def republish(self) -> None:
+        """Send every retained message again (Home Assistant restarted: its birth message)."""
+        if self.connected.is_set():
+            for pub in list(self._retained.values()):
+                self._enqueue(pub)
+
+    def clear(self, topic: str) -> None:
+        """Delete the broker's retained message on ``topic`` (an empty retained payload): for Home
+        Assistant, an empty discovery config removes the entity."""
+        self._retained.pop(topic, None)
+        if self.connected.is_set():
+            self._enqueue(Publication(topic=topic, payload=b"", retain=True))
 
     def send(self, pub: Publication) -> None:
         """Queue a non-retained message; it waits for the broker (bounded) if the broker is away."""
@@ -195,6 +219,7 @@ class MqttLink:
 
     def _log_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
+        self.attempt_failed.set()
         reason = REDACTOR.scrub(str(exc) or type(exc).__name__) if exc else "?"
         if not self._outage_logged:
             self._outage_logged = True

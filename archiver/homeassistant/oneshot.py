@@ -21,13 +21,16 @@ async def sync_and_prune_with_mqtt(
     **kwargs: Any,
 ) -> list[SyncReport]:
     """``sync_and_prune`` (what ``archiver sync`` runs), publishing clip events and states when ``[mqtt]``
-    is set; plain ``sync_and_prune`` otherwise. Availability is left ``online`` at a clean exit, so a
-    CronJob's entities stay usable; a run that dies leaves its last will (``offline``)."""
+    is set; plain ``sync_and_prune`` otherwise. The broker connection is made beside the sync; at the
+    end a broker still connecting gets what is left of a short deadline, one that refused gets none: an
+    unreachable broker costs the sync nothing. Availability is left ``online`` at a clean exit, so a
+    CronJob's entities stay usable (its states expire: ``expire_after``); a run that dies leaves its
+    last will (``offline``)."""
     if not settings.mqtt.enabled:
         return await sync_and_prune(
             settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs
         )
-    from archiver.homeassistant.bridge import HomeAssistant  # loads the MQTT client only when used
+    from archiver.homeassistant.bridge import CONNECT_GRACE_S, HomeAssistant  # loads MQTT only when used
 
     ha = HomeAssistant(settings, engine)
     names = [a.name for a in settings.account_list() if not accounts or a.name in accounts]
@@ -41,7 +44,7 @@ async def sync_and_prune_with_mqtt(
             reporter_factory,
         )
     finally:
-        await ha.close(offline=False, timeout=10.0, connect_grace=3.0)
+        await ha.close(offline=False, timeout=10.0, connect_grace=CONNECT_GRACE_S)
 
 
 async def publish_states_with_mqtt(settings: Settings, engine: Engine) -> None:
@@ -50,11 +53,11 @@ async def publish_states_with_mqtt(settings: Settings, engine: Engine) -> None:
     down costs at most the connect grace, never an error."""
     if not settings.mqtt.enabled:
         return
-    from archiver.homeassistant.bridge import HomeAssistant
+    from archiver.homeassistant.bridge import CONNECT_GRACE_S, HomeAssistant
 
     ha = HomeAssistant(settings, engine)
     await ha.start()
     try:
         await ha.publish_states()
     finally:
-        await ha.close(offline=False, timeout=10.0, connect_grace=3.0)
+        await ha.close(offline=False, timeout=10.0, connect_grace=CONNECT_GRACE_S)

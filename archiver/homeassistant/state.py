@@ -21,10 +21,11 @@ from archiver.config import AccountSettings
 from archiver.db import repo
 from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
 from archiver.destinations.base import Destination, check_key
-from archiver.homeassistant.discovery import CameraInfo
+from archiver.homeassistant.discovery import CLIP_EVENT_TYPE, CameraInfo
 from archiver.logs import REDACTOR
 from archiver.notify import needs_login
 from archiver.pipeline.naming import local_time
+from archiver.sources.usb_topology import HOMESCREEN_CURSOR
 from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.mqtt")
@@ -98,6 +99,14 @@ class ClipEvent(BaseModel):
     image_entity: str | None = None  # the camera's thumbnail image entity (its default entity id)
 
 
+class CameraClipEvent(ClipEvent):
+    """The camera's ``event`` entity's message: the clip message plus ``event_type`` and ``url`` (the
+    clip's page in the web UI when ``[server] public_url`` is set)."""
+
+    event_type: str = CLIP_EVENT_TYPE
+    url: str | None = None
+
+
 # -- login needed -------------------------------------------------------------------------------------
 def login_needed_reason(
     account: AccountSettings, row: Account | None, error: BaseException | None
@@ -118,11 +127,17 @@ def account_row(s: Session, name: str) -> Account | None:
 
 
 def cameras_of(s: Session, account_id: int) -> list[CameraInfo]:
-    """Cameras known from clips and from the homescreen cache, newest name wins."""
+    """The account's cameras: the homescreen cache once the account's homescreen was read (a camera
+    removed from the Blink account is gone from it, and so are its entities; its clips stay in the
+    archive), else the cameras known from clips (newest name wins)."""
     out: dict[int, CameraInfo] = {}
     nets = {n.blink_id: n.name for n in repo.networks_of(s, account_id)}
     for cam in repo.cameras_of(s, account_id):
-        out[cam.blink_id] = CameraInfo(id=cam.blink_id, name=cam.name, network=nets.get(cam.network_id))
+        out[cam.blink_id] = CameraInfo(
+            id=cam.blink_id, name=cam.name, network=nets.get(cam.network_id), account_id=account_id
+        )
+    if repo.get_cursor(s, account_id, HOMESCREEN_CURSOR) is not None:
+        return sorted(out.values(), key=lambda c: c.id)
     ids = s.exec(
         select(Clip.camera_blink_id)
         .where(Clip.account_id == account_id, col(Clip.camera_blink_id).is_not(None))
@@ -138,7 +153,12 @@ def cameras_of(s: Session, account_id: int) -> list[CameraInfo]:
             .limit(1)
         ).first()
         if last is not None:
-            out[cid] = CameraInfo(id=cid, name=last.camera_name or f"camera {cid}", network=last.network_name)
+            out[cid] = CameraInfo(
+                id=cid,
+                name=last.camera_name or f"camera {cid}",
+                network=last.network_name,
+                account_id=account_id,
+            )
     return sorted(out.values(), key=lambda c: c.id)
 
 

@@ -717,6 +717,9 @@ class Simulator:
     def forget_oldest_clips(self, n: int) -> list[int]:
         return self.state.forget_oldest_clips(n)
 
+    def remove_camera(self, camera_id: int) -> None:
+        self.state.remove_camera(camera_id)
+
     def set_sync_module_online(self, sync_module_id: int, online: bool) -> None:
         self.state.set_sync_module_online(sync_module_id, online)
 

@@ -152,6 +152,7 @@ class Camera:
     name: str
     type: str
     serial: str
+    removed: bool = False  # removed from the account: gone from the homescreen
 
 
 @dataclass
@@ -432,6 +433,15 @@ class SimState:
             for clip in oldest:
                 del self.clips[clip.id]
             return [c.id for c in oldest]
+
+    def remove_camera(self, camera_id: int) -> None:
+        """The camera is removed from the account: gone from the homescreen, its cloud clips deleted."""
+        with self.lock:
+            self._camera(camera_id).removed = True
+            for clip in self.clips.values():
+                if clip.camera_id == camera_id and not clip.deleted:
+                    clip.deleted = True
+                    self._bump(clip)
 
     def set_sync_module_online(self, sync_module_id: int, online: bool) -> None:
         with self.lock:
@@ -777,6 +787,8 @@ class SimState:
             aid = self.config.account_id
             cameras, owls, doorbells = [], [], []
             for cam in self.cameras.values():
+                if cam.removed:
+                    continue
                 ts = int(time.time())
                 item = {
                     "id": cam.id,

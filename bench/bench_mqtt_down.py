@@ -1,0 +1,106 @@
+"""Does a Home Assistant broker that is down slow a one-shot ``archiver sync``?
+
+Archives a small account from the simulator once, then times whole no-op ``archiver sync`` processes,
+alternating (after one warm-up each), with:
+
+  none       no ``[mqtt]``
+  refused    ``[mqtt] url`` at a closed loopback port (the broker is down)
+  blackhole  ``[mqtt] url`` at an address that never answers (a broker host that is off)
+  up         a real Mosquitto (when ``mosquitto`` is installed)
+
+and prints each median and its ratio to ``none`` (goal: refused and blackhole within 10 %).
+
+    python bench/bench_mqtt_down.py [--reps 5] [--clips 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from archiver.simulator import SimConfig, Simulator
+
+CLI = [sys.executable, "-c", "from archiver.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env_for(data: Path, sim: Simulator, mqtt_url: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ARCHIVER_")}
+    env.update(
+        ARCHIVER_DATA_DIR=str(data),
+        ARCHIVER_BLINK__SERVER_URL=sim.url,
+        ARCHIVER_BLINK__USERNAME=sim.config.username,
+        ARCHIVER_BLINK__PASSWORD=sim.config.password,
+        ARCHIVER_BLINK__MAX_REQUESTS_PER_SECOND="0",
+    )
+    if mqtt_url:
+        env["ARCHIVER_MQTT__URL"] = mqtt_url
+    return env
+
+
+def timed_sync(env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    out = subprocess.run([*CLI, "sync"], env=env, capture_output=True, text=True, timeout=120)
+    took = time.perf_counter() - started
+    if out.returncode != 0:
+        raise SystemExit(f"archiver sync failed ({out.returncode}): {out.stderr[-500:]}")
+    return took
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--clips", type=int, default=20)
+    args = ap.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp, Simulator(SimConfig(two_factor=False)) as sim:
+        data = Path(tmp) / "data"
+        cam = sim.add_camera(sim.add_network("Home"), "Front Door")
+        sim.add_clips(cam, args.clips)
+        modes: dict[str, str | None] = {
+            "none": None,
+            "refused": f"mqtt://127.0.0.1:{free_port()}",
+            "blackhole": "mqtt://10.255.255.1:1883",
+        }
+        broker: subprocess.Popen[bytes] | None = None
+        if mosquitto := shutil.which("mosquitto") or shutil.which("/usr/sbin/mosquitto"):
+            port = free_port()
+            conf = Path(tmp) / "mosquitto.conf"
+            conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+            broker = subprocess.Popen([mosquitto, "-c", str(conf)], stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+            modes["up"] = f"mqtt://127.0.0.1:{port}"
+        try:
+            timed_sync(env_for(data, sim, None))  # archive everything: every timed run is a no-op
+            times: dict[str, list[float]] = {m: [] for m in modes}
+            for url in modes.values():
+                timed_sync(env_for(data, sim, url))  # warm-up
+            for _ in range(args.reps):
+                for m, url in modes.items():
+                    times[m].append(timed_sync(env_for(data, sim, url)))
+        finally:
+            if broker is not None:
+                broker.terminate()
+                broker.wait(10)
+        base = statistics.median(times["none"])
+        print(f"no-op `archiver sync`, {args.clips} clips archived, median of {args.reps}:")
+        for m, ts in times.items():
+            med = statistics.median(ts)
+            print(f"  {m:10s} {med:6.2f} s  x{med / base:4.2f}  ({', '.join(f'{t:.2f}' for t in ts)})")
+
+
+if __name__ == "__main__":
+    main()
