@@ -13,11 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -175,6 +175,7 @@ class WebApp:
 
             destinations = build_destinations(settings) if settings.server.ui else []
         self.media = MediaReader(destinations)
+        self.destinations = list(destinations)
         self.templates = _templates()
         routes: list[Route | Mount] = [
             Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
@@ -189,6 +190,7 @@ class WebApp:
                 Route("/clip/{clip_id:int}", self.clip_page, methods=["GET", "HEAD"]),
                 Route("/media/{clip_id:int}/{what:str}", self.media_file, methods=["GET", "HEAD"]),
                 Route("/status", self.status_page, methods=["GET", "HEAD"]),
+                Route("/export", self.export_zip, methods=["GET"]),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             ]
         self.app: ASGIApp = Starlette(
@@ -329,9 +331,47 @@ class WebApp:
             name = f"{clip.camera_name or 'clip'}_{at}{suffix}"
         return await run_in_threadpool(self.media.response, request, wanted, download_name=name)
 
+    async def export_zip(self, request: Request) -> Response:
+        """The selected clips as one zip (originals, thumbnails, sidecars, manifest.csv, SHA256SUMS),
+        streamed while it is read from the first destination: no copy of the whole zip anywhere."""
+        from archiver.export import ExportError, pick_destination, plan, zip_chunks, zip_name
+
+        try:
+            sel = _selection(request.query_params)
+            dest = pick_destination(self.destinations, request.query_params.get("destination"))
+            chosen = await self.db(plan, sel, dest.name)
+        except ExportError as exc:
+            return self.render(
+                request, "error.html", 400, nav="", title="Nothing to export", message=str(exc)
+            )
+        chunks = zip_chunks(chosen, dest, selection=sel.describe())
+        return StreamingResponse(
+            iterate_in_threadpool(chunks),
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="{zip_name(sel)}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     async def status_page(self, request: Request) -> Response:
         page = await self.db(queries.status, self.login_check)
         return self.render(request, "status.html", nav="status", title="Status", s=page)
+
+
+def _selection(q: Any) -> Any:
+    """The export selection a query string asks for (``camera`` and ``clip`` repeatable)."""
+    from archiver.export import Selection, parse_bound
+
+    ids = [int(v) for v in q.getlist("clip") if _int(v) is not None]
+    return Selection(
+        cameras=[v for v in q.getlist("camera") if v.strip()][:50],
+        network=q.get("network") or None,
+        start=parse_bound(q["from"], end=False) if q.get("from") else None,
+        end=parse_bound(q["to"], end=True) if q.get("to") else None,
+        source=(_source(q.get("source")) or None),
+        clip_ids=ids,
+    )
 
 
 def _keep(params: Any, names: tuple[str, ...]) -> str:
