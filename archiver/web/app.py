@@ -4,7 +4,7 @@ worker's /healthz, /readyz and /metrics. Read-only: every route is a GET (or HEA
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +130,14 @@ def _date(value: str | None) -> date | None:
         return None
 
 
+def _bounded(value: str | None, low: int, high: int, default: int) -> int:
+    try:
+        n = int(value or "")
+    except ValueError:
+        return default
+    return n if low <= n <= high else default
+
+
 def _source(value: str | None) -> ClipSource | None:
     return {"cloud": ClipSource.cloud, "usb": ClipSource.local, "local": ClipSource.local}.get(
         (value or "").lower()
@@ -191,6 +199,7 @@ class WebApp:
                 Route("/media/{clip_id:int}/{what:str}", self.media_file, methods=["GET", "HEAD"]),
                 Route("/status", self.status_page, methods=["GET", "HEAD"]),
                 Route("/export", self.export_zip, methods=["GET"]),
+                Route("/timeline", self.timeline_page, methods=["GET", "HEAD"]),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             ]
         self.app: ASGIApp = Starlette(
@@ -264,6 +273,7 @@ class WebApp:
             flt=flt,
             base=request.url.path,
             query=_keep(q, ("source", "from", "to")),
+            export_query=_export_query(name, network, flt),
         )
 
     async def clips_page(self, request: Request) -> Response:
@@ -331,6 +341,37 @@ class WebApp:
             name = f"{clip.camera_name or 'clip'}_{at}{suffix}"
         return await run_in_threadpool(self.media.response, request, wanted, download_name=name)
 
+    async def timeline_page(self, request: Request) -> Response:
+        """One local day (or a window of it: ``from`` hour, ``hours``) of every camera on one axis."""
+        q = request.query_params
+        today = await self.db(queries.today_in)
+        day = _date(q.get("day")) or today
+        start_hour = _bounded(q.get("from"), -24, 23, 0)
+        hours = _bounded(q.get("hours"), 1, 48, 24)
+        try:
+            prev_day, next_day = day - timedelta(days=1), day + timedelta(days=1)
+        except OverflowError:
+            raise HTTPException(404) from None
+        tl = await self.db(queries.timeline, day, start_hour, hours)
+        step = 3 if hours > 12 else (2 if hours > 6 else 1)
+        ticks = [f"{(start_hour + h) % 24:02d}:00" for h in range(0, hours, step)]
+        window = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
+        now_hour = datetime.now(queries.zone(tl.zones[0].split(" ")[0] if tl.zones else None)).hour
+        return self.render(
+            request,
+            "timeline.html",
+            nav="timeline",
+            title=f"Timeline {day.isoformat()}",
+            t=tl,
+            ticks=ticks,
+            step=step,
+            window=window,
+            prev_day=prev_day.isoformat(),
+            next_day=next_day.isoformat(),
+            now_hour=now_hour,
+            today=today.isoformat(),
+        )
+
     async def export_zip(self, request: Request) -> Response:
         """The selected clips as one zip (originals, thumbnails, sidecars, manifest.csv, SHA256SUMS),
         streamed while it is read from the first destination: no copy of the whole zip anywhere."""
@@ -372,6 +413,19 @@ def _selection(q: Any) -> Any:
         source=(_source(q.get("source")) or None),
         clip_ids=ids,
     )
+
+
+def _export_query(camera: str, network: str, flt: ClipFilter) -> str:
+    from urllib.parse import urlencode
+
+    pairs = [("camera", camera), ("network", network)]
+    if flt.start:
+        pairs.append(("from", flt.start.isoformat()))
+    if flt.end:
+        pairs.append(("to", flt.end.isoformat()))
+    if flt.source:
+        pairs.append(("source", flt.source.value))
+    return urlencode(pairs)
 
 
 def _keep(params: Any, names: tuple[str, ...]) -> str:
