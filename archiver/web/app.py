@@ -4,7 +4,7 @@ worker's /healthz, /readyz and /metrics. Read-only: every route is a GET (or HEA
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
+from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -130,6 +130,14 @@ def _date(value: str | None) -> date | None:
         return None
 
 
+def _bounded(value: str | None, low: int, high: int, default: int) -> int:
+    try:
+        n = int(value or "")
+    except ValueError:
+        return default
+    return n if low <= n <= high else default
+
+
 def _source(value: str | None) -> ClipSource | None:
     return {"cloud": ClipSource.cloud, "usb": ClipSource.local, "local": ClipSource.local}.get(
         (value or "").lower()
@@ -175,6 +183,7 @@ class WebApp:
 
             destinations = build_destinations(settings) if settings.server.ui else []
         self.media = MediaReader(destinations)
+        self.destinations = list(destinations)
         self.templates = _templates()
         routes: list[Route | Mount] = [
             Route("/healthz", self.healthz, methods=["GET", "HEAD"]),
@@ -189,6 +198,8 @@ class WebApp:
                 Route("/clip/{clip_id:int}", self.clip_page, methods=["GET", "HEAD"]),
                 Route("/media/{clip_id:int}/{what:str}", self.media_file, methods=["GET", "HEAD"]),
                 Route("/status", self.status_page, methods=["GET", "HEAD"]),
+                Route("/export", self.export_zip, methods=["GET"]),
+                Route("/timeline", self.timeline_page, methods=["GET", "HEAD"]),
                 Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
             ]
         self.app: ASGIApp = Starlette(
@@ -262,6 +273,7 @@ class WebApp:
             flt=flt,
             base=request.url.path,
             query=_keep(q, ("source", "from", "to")),
+            export_query=_export_query(name, network, flt),
         )
 
     async def clips_page(self, request: Request) -> Response:
@@ -329,9 +341,91 @@ class WebApp:
             name = f"{clip.camera_name or 'clip'}_{at}{suffix}"
         return await run_in_threadpool(self.media.response, request, wanted, download_name=name)
 
+    async def timeline_page(self, request: Request) -> Response:
+        """One local day (or a window of it: ``from`` hour, ``hours``) of every camera on one axis."""
+        q = request.query_params
+        today = await self.db(queries.today_in)
+        day = _date(q.get("day")) or today
+        start_hour = _bounded(q.get("from"), -24, 23, 0)
+        hours = _bounded(q.get("hours"), 1, 48, 24)
+        try:
+            prev_day, next_day = day - timedelta(days=1), day + timedelta(days=1)
+        except OverflowError:
+            raise HTTPException(404) from None
+        tl = await self.db(queries.timeline, day, start_hour, hours)
+        step = 3 if hours > 12 else (2 if hours > 6 else 1)
+        ticks = [f"{(start_hour + h) % 24:02d}:00" for h in range(0, hours, step)]
+        window = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
+        now_hour = datetime.now(queries.zone(tl.zones[0].split(" ")[0] if tl.zones else None)).hour
+        return self.render(
+            request,
+            "timeline.html",
+            nav="timeline",
+            title=f"Timeline {day.isoformat()}",
+            t=tl,
+            ticks=ticks,
+            step=step,
+            window=window,
+            prev_day=prev_day.isoformat(),
+            next_day=next_day.isoformat(),
+            now_hour=now_hour,
+            today=today.isoformat(),
+        )
+
+    async def export_zip(self, request: Request) -> Response:
+        """The selected clips as one zip (originals, thumbnails, sidecars, manifest.csv, SHA256SUMS),
+        streamed while it is read from the first destination: no copy of the whole zip anywhere."""
+        from archiver.export import ExportError, pick_destination, plan, zip_chunks, zip_name
+
+        try:
+            sel = _selection(request.query_params)
+            dest = pick_destination(self.destinations, request.query_params.get("destination"))
+            chosen = await self.db(plan, sel, dest.name)
+        except ExportError as exc:
+            return self.render(
+                request, "error.html", 400, nav="", title="Nothing to export", message=str(exc)
+            )
+        chunks = zip_chunks(chosen, dest, selection=sel.describe())
+        return StreamingResponse(
+            iterate_in_threadpool(chunks),
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": f'attachment; filename="{zip_name(sel)}"',
+                "Cache-Control": "no-store",
+            },
+        )
+
     async def status_page(self, request: Request) -> Response:
         page = await self.db(queries.status, self.login_check)
         return self.render(request, "status.html", nav="status", title="Status", s=page)
+
+
+def _selection(q: Any) -> Any:
+    """The export selection a query string asks for (``camera`` and ``clip`` repeatable)."""
+    from archiver.export import Selection, parse_bound
+
+    ids = [int(v) for v in q.getlist("clip") if _int(v) is not None]
+    return Selection(
+        cameras=[v for v in q.getlist("camera") if v.strip()][:50],
+        network=q.get("network") or None,
+        start=parse_bound(q["from"], end=False) if q.get("from") else None,
+        end=parse_bound(q["to"], end=True) if q.get("to") else None,
+        source=(_source(q.get("source")) or None),
+        clip_ids=ids,
+    )
+
+
+def _export_query(camera: str, network: str, flt: ClipFilter) -> str:
+    from urllib.parse import urlencode
+
+    pairs = [("camera", camera), ("network", network)]
+    if flt.start:
+        pairs.append(("from", flt.start.isoformat()))
+    if flt.end:
+        pairs.append(("to", flt.end.isoformat()))
+    if flt.source:
+        pairs.append(("source", flt.source.value))
+    return urlencode(pairs)
 
 
 def _keep(params: Any, names: tuple[str, ...]) -> str:

@@ -513,3 +513,119 @@ def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
         ).all()
     ]
     return StatusPage(accounts=accounts, failed=failed, destinations=sizes)
+
+
+# -- timeline --------------------------------------------------------------------------------------------
+class TimelineMark(BaseModel):
+    id: int
+    at: datetime  # local
+    utc_ms: int  # for ordering across zones in the browser
+    offset_s: float  # seconds from the window's start (in the lane's zone)
+    duration: float | None
+    source: str
+    has_thumb: bool
+
+
+class TimelineLane(BaseModel):
+    account_id: int
+    camera_id: int
+    camera: str
+    marks: list[TimelineMark]
+
+
+class TimelineGroup(BaseModel):
+    network: str
+    tz_label: str  # "America/Chicago (CST)"
+    lanes: list[TimelineLane]
+
+
+class Timeline(BaseModel):
+    day: date
+    start_hour: int  # the window: [day + start_hour, + hours) in each network's local time
+    hours: int
+    groups: list[TimelineGroup]
+    count: int
+    zones: list[str]
+
+
+def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Timeline:
+    """Every stored clip of a local window, one lane per camera grouped by network. The window is read in
+    each network's own zone (a day in Chicago and a day in Berlin are each that place's day). Per camera
+    one range read of the (state, account, camera, created_at) index; thumbnails by id."""
+    lanes: dict[str, list[tuple[TimelineLane, str | None]]] = {}
+    total = 0
+    marks_by_id: dict[int, TimelineMark] = {}
+    for account_id, camera_id in camera_keys(s):
+        if camera_id is None:
+            continue
+        latest = latest_clip(s, account_id, camera_id)
+        if latest is None:
+            continue
+        tz = zone(latest.time_zone)
+        try:
+            begin = datetime.combine(day, time(), tz) + timedelta(hours=start_hour)
+            begin = begin.astimezone(UTC)
+        except OverflowError:
+            continue
+        end = begin + timedelta(hours=hours)
+        rows = s.exec(
+            select(Clip.id, Clip.created_at, Clip.duration, Clip.source)
+            .where(
+                Clip.state == ClipState.stored,
+                Clip.account_id == account_id,
+                Clip.camera_blink_id == camera_id,
+                col(Clip.created_at) >= begin,
+                col(Clip.created_at) < end,
+            )
+            .order_by(col(Clip.created_at))
+        ).all()
+        lane = TimelineLane(
+            account_id=account_id,
+            camera_id=camera_id,
+            camera=latest.camera_name or f"camera {camera_id}",
+            marks=[],
+        )
+        for clip_id, created_at, duration, source in rows:
+            at = aware(created_at)
+            mark = TimelineMark(
+                id=clip_id,
+                at=at.astimezone(tz),
+                utc_ms=int(at.timestamp() * 1000),
+                offset_s=(at - begin).total_seconds(),
+                duration=duration,
+                source=source_label(source),
+                has_thumb=False,
+            )
+            lane.marks.append(mark)
+            marks_by_id[clip_id] = mark
+        total += len(lane.marks)
+        lanes.setdefault(latest.network_name or "?", []).append((lane, latest.time_zone))
+    ids = list(marks_by_id)
+    for i in range(0, len(ids), 900):
+        for clip_id in _with_thumbs(s, ids[i : i + 900]):
+            marks_by_id[clip_id].has_thumb = True
+    groups = []
+    zones: set[str] = set()
+    for network, pairs in sorted(lanes.items(), key=lambda kv: kv[0].casefold()):
+        tz_name = pairs[0][1]
+        abbr = datetime.combine(day, time(12), zone(tz_name)).tzname() or "UTC"
+        label = f"{tz_name or 'UTC'} ({abbr})" if tz_name and abbr != tz_name else (tz_name or "UTC")
+        zones.add(label)
+        groups.append(
+            TimelineGroup(
+                network=network,
+                tz_label=label,
+                lanes=sorted((p[0] for p in pairs), key=lambda la: la.camera.casefold()),
+            )
+        )
+    return Timeline(
+        day=day, start_hour=start_hour, hours=hours, groups=groups, count=total, zones=sorted(zones)
+    )
+
+
+def today_in(s: Session) -> date:
+    """Today in the archive's zone (the newest clip's network), else UTC."""
+    latest = s.exec(
+        select(Clip.time_zone).where(Clip.state == ClipState.stored).order_by(col(Clip.id).desc()).limit(1)
+    ).first()
+    return datetime.now(zone(latest)).date()
