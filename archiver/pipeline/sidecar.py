@@ -32,7 +32,9 @@ def write_sidecar(task: ClipTask, account: str) -> StagedFile:
         "manifest_size": clip.size_hint,
         "files": {f.kind.value: {"key": f.key, "size": f.size, "sha256": f.sha256} for f in task.files},
         "thumbnail": {
-            "source": "blink" if task.has_thumbnail else "generated",
+            "source": "blink"
+            if task.has_thumbnail
+            else ("generated" if any(f.kind == ObjectKind.thumbnail for f in task.files) else "none"),
             "blink_error": task.thumbnail_error,
         },
     }
