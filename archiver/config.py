@@ -251,7 +251,7 @@ class ProcessingSettings(Section):
     crf: int = Field(default=28, ge=0, le=63)
     preset: str = "medium"
     keep_original: bool = True
-    thumbnail: Literal["blink", "generated", "both"] = "blink"
+    thumbnail: Literal["blink", "generated", "both"] = "generated"  # issue 28: one request per clip
     preview: Literal["off", "webp", "gif"] = "off"
     ffmpeg: str | None = None
     workers: int | None = Field(default=None, ge=1)

@@ -119,7 +119,13 @@ def oauth_tokens(sim: SimProc) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------ archiver
-def settings_for(sim: SimProc, data_dir: Path, rps: float | None = None, **sync: Any) -> Any:
+def settings_for(
+    sim: SimProc,
+    data_dir: Path,
+    rps: float | None = None,
+    processing: dict[str, Any] | None = None,
+    **sync: Any,
+) -> Any:
     from archiver.config import load_settings
 
     blink: dict[str, Any] = {
@@ -132,6 +138,8 @@ def settings_for(sim: SimProc, data_dir: Path, rps: float | None = None, **sync:
     over: dict[str, Any] = {"data_dir": data_dir, "blink": blink}
     if sync:
         over["sync"] = sync
+    if processing:
+        over["processing"] = processing
     return load_settings(None, **over)
 
 
@@ -259,6 +267,7 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     s1: dict[str, Any] = field(default_factory=dict)  # scenario 1's simulator/settings, for 3 and 4
+    s10: dict[str, Any] = field(default_factory=dict)  # scenario 10: requests per clip by thumbnail mode
     scale_dir: Path | None = None  # scenario 6's 100,000-clip data folder, for the start-up scenario
 
     def row(self, *cells: str) -> None:

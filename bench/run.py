@@ -16,7 +16,7 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
     created beforehand, no account yet) against a process running blinkpy's ``Blink.start()`` +
     ``download_videos(delay=0)``. Goal: >= 4x faster.
 1b. Scenario 1 with a higher ``sync.concurrency`` (context).
-2.  Backlog, polite: the archiver's defaults against blinkpy's delay=1.
+2.  Backlog, polite: the archiver's defaults against blinkpy's delay=1, and requests per archived clip.
 3.  The ideal time of scenario 1 from its requests, latency and bandwidth at the starting transfer count.
 4.  No-op sync: requests, logins and wall time of syncs with nothing new (after the backlog of 1).
 5.  Memory: peak RSS of an ``archiver sync`` process archiving one 512 MiB clip vs one 16 MiB clip.
@@ -26,6 +26,7 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
     requests / 4 and the number of 429s; then a second run that starts at the learned rate.
 8.  CPU per clip: 100 x 512 KiB with the default processing, whole processes, vs blinkpy.
 9.  Start-up, whole processes: ``--help``, ``status`` and a no-op ``sync`` at 100,000 clips (inside 6).
+10. Requests per archived clip: the default (thumbnail made from the clip) against ``thumbnail = "blink"``.
 
 All figures are from one run on a shared machine: compare the ratios, not the absolute seconds.
 
@@ -48,13 +49,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import MIB, Bench, print_table
-from scenarios import backlog, cpu, limit, memory, noop, scale
+from scenarios import backlog, cpu, limit, memory, noop, requests, scale
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (about two minutes)")
-    ap.add_argument("--only", default="1,1w,2,3,4,5,6,7,8", help="comma-separated scenarios (default: all)")
+    ap.add_argument(
+        "--only", default="1,1w,2,3,4,5,6,7,8,10", help="comma-separated scenarios (default: all)"
+    )
     ap.add_argument("--clips", type=int, help="backlog clips (default 100, quick 25)")
     ap.add_argument("--clip-kib", type=int, default=512)
     ap.add_argument("--latency", type=float, default=0.05, help="seconds per request")
@@ -121,6 +124,7 @@ def main() -> int:
         ("3", backlog.ideal),
         ("4", noop.noop),
         ("1w", backlog.whole_process),
+        ("10", requests.requests_per_clip),
         ("2", backlog.polite),
         ("5", memory.memory),
         ("6", scale.scale),

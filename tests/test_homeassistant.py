@@ -67,7 +67,7 @@ def test_oneshot_sync_publishes_discovery_states_and_one_event_per_archived_clip
     ids = sim.add_clips(front, 3) + sim.add_clips(back, 2)
     listener = Listener(broker, ["blink-archiver/#"])
     data = tmp_path / "data"
-    env = mqtt_cli_env(data, sim, broker)
+    env = mqtt_cli_env(data, sim, broker, ARCHIVER_PROCESSING__THUMBNAIL="blink")  # Blink's thumbnails
     try:
         result = run_cli(["sync"], env)
         assert result.returncode == 0, result.stderr
@@ -268,6 +268,7 @@ def test_an_s3_only_archive_still_feeds_the_thumbnail_and_the_event(
         sim,
         mqtt={"url": broker.url},
         destinations=[{"type": "s3", "bucket": bucket, "prefix": "blink", "endpoint_url": endpoint}],
+        processing={"thumbnail": "blink"},
     )
     listener = Listener(broker, ["blink-archiver/#"])
     try:

@@ -61,8 +61,9 @@ def test_a_sync_through_cdn_redirects_403s_missing_thumbnails_partial_clips_and_
     q.forbidden_ids, q.missing_thumbnail_ids, q.partial_ids = set(refused), set(thumbless), set(partial)
     cdn = sim.cdn
     cfg = sim_config(tmp_path, sim, "[sync]\npartial_grace_minutes = 30\n")
+    env = cli_env(tmp_path / "data", sim, ARCHIVER_PROCESSING__THUMBNAIL="blink")  # Blink's thumbnails
 
-    result = run_cli(["--config", str(cfg), "sync"], cli_env(tmp_path / "data", sim))
+    result = run_cli(["--config", str(cfg), "sync"], env)
 
     assert result.returncode == 1, result.stderr
     for media_id in refused:
@@ -83,7 +84,7 @@ def test_a_sync_through_cdn_redirects_403s_missing_thumbnails_partial_clips_and_
 
     # refused clips are retried (at once with --retry-failed), and stored once Blink lets them through
     q.forbidden_ids = set()
-    result = run_cli(["--config", str(cfg), "sync", "--retry-failed"], cli_env(tmp_path / "data", sim))
+    result = run_cli(["--config", str(cfg), "sync", "--retry-failed"], env)
     assert result.returncode == 0, result.stderr
     assert stored_hashes(settings) == expected | {sim.clip_sha256(i) for i in refused}
     assert cdn.refused == []
@@ -104,7 +105,9 @@ def test_a_thumbnail_too_big_or_missing_never_fails_its_clip(
     ids = sim.add_clips(camera, 3, size=20_000)
     sim.quirks.missing_thumbnail_ids = {ids[0]}
     sim.quirks.huge_thumbnail_ids = {ids[1]}
-    settings = make_settings(tmp_path, sim, limits={"max_thumbnail_bytes": 200_000})
+    settings = make_settings(
+        tmp_path, sim, limits={"max_thumbnail_bytes": 200_000}, processing={"thumbnail": "blink"}
+    )
     report = run_sync(settings)
     assert (report.stored, report.failed) == (3, 0)
     docs = {

@@ -20,7 +20,8 @@ def test_n_clips_arrive_with_thumbnails_and_sidecars_equal_to_what_was_served(
     tmp_path: Path, sim: Simulator, camera: int, database_url: str
 ) -> None:
     ids = sim.add_clips(camera, 7, size=60_000)
-    report = run_sync(make_settings(tmp_path, sim, database={"url": database_url}))
+    blink_thumbs = {"thumbnail": "blink"}  # Blink's own thumbnails (the default makes them from the clip)
+    report = run_sync(make_settings(tmp_path, sim, database={"url": database_url}, processing=blink_thumbs))
     assert (report.stored, report.failed, report.exit_code) == (7, 0, 0)
     archive = tmp_path / "archive"
     clips, thumbs, sidecars = (archive_files(archive, s) for s in (".mp4", ".jpg", ".json"))

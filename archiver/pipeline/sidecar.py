@@ -48,7 +48,7 @@ class Place(_Open):
 
 
 class ThumbnailNote(_Open):
-    source: str = "blink"  # "blink": Blink's own; "generated": made from the clip (USB clips, failures)
+    source: str = "blink"  # "blink": Blink's own; "generated": made from the clip; "none": none could be made
     blink_error: str | None = None  # why Blink's thumbnail could not be used
 
 
@@ -122,7 +122,10 @@ def write_sidecar(task: ClipTask, account: str) -> StagedFile:
             if f.kind != ObjectKind.sidecar
         },
         thumbnail=ThumbnailNote(
-            source="blink" if task.has_thumbnail else "generated", blink_error=task.thumbnail_error
+            source="blink"
+            if task.has_thumbnail
+            else ("generated" if any(f.kind == ObjectKind.thumbnail for f in task.files) else "none"),
+            blink_error=task.thumbnail_error,
         ),
     )
     path = task.work / "sidecar.json"
