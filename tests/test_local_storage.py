@@ -317,7 +317,7 @@ def test_kill_during_upload_wait_then_resume(usb_sim: Simulator, tmp_path: Path)
     assert len(local) == 2 and {c.state for c in local} == {ClipState.stored}
     engine = open_engine(settings)
     with session_scope(engine) as s:
-        clips = [o for o in s.exec(select(StoredObject)) if o.kind.value == "clip"]
+        clips = [o for o in s.exec(select(StoredObject)) if o.kind == "clip"]
     engine.dispose()
     assert len(clips) == 2 and len({o.clip_id for o in clips}) == 2
 

@@ -399,7 +399,7 @@ class RunSpy:
 
 def test_processor_probe_only(clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spy = RunSpy(monkeypatch)
-    res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
+    res = _process(ProcessingSettings(thumbnail="blink"), clip_copy, tmp_path / "work")
     assert spy.calls == []  # the probe runs in this process: no ffmpeg started
     assert res.info and res.info.width == 320
     assert res.derived == [] and res.keep_original and res.warnings == []
@@ -454,7 +454,9 @@ def test_processor_probe_failure_raises(truncated_clip: Path, json_file: Path, t
 
 def test_processor_failed_transcode_is_a_warning(clip_copy: Path, tmp_path: Path) -> None:
     res = _process(
-        ProcessingSettings(transcode="h264", preset="bogus", keep_original=False), clip_copy, tmp_path / "w"
+        ProcessingSettings(transcode="h264", preset="bogus", keep_original=False, thumbnail="blink"),
+        clip_copy,
+        tmp_path / "w",
     )
     assert res.keep_original is True and res.derived == []
     assert len(res.warnings) == 1 and "invalid preset 'bogus'" in res.warnings[0]
@@ -462,7 +464,9 @@ def test_processor_failed_transcode_is_a_warning(clip_copy: Path, tmp_path: Path
 
 
 def test_processor_timed_out_transcode_is_a_warning(clip_copy: Path, tmp_path: Path) -> None:
-    s = ProcessingSettings(transcode="h264", keep_original=False, probe=False, timeout_s=0.01)
+    s = ProcessingSettings(
+        transcode="h264", keep_original=False, probe=False, timeout_s=0.01, thumbnail="blink"
+    )
     res = _process(s, clip_copy, tmp_path / "w")
     assert res.info is None and res.keep_original is True and res.derived == []
     assert len(res.warnings) == 1 and "timed out after 0.01s" in res.warnings[0]
