@@ -128,8 +128,11 @@ def _sqlalchemy_line(exc: BaseException) -> ArchiverError | None:
         return DatabaseError("database: disk full (free space under the data directory or the database)")
     if "readonly database" in low or "read-only" in low:
         return ConfigError("database.url: the database is read-only (check data_dir and its permissions)")
-    if "file is not a database" in low:
-        return ConfigError("database.url: the file is not a SQLite database")
+    if "file is not a database" in low or "malformed" in low:  # a damaged SQLite file (archiver.db.engine)
+        return ConfigError(
+            f"database: the SQLite file is damaged ({text[:80]}): move it aside and run `archiver reindex` "
+            "to rebuild it from the archive"
+        )
     if "unable to open database file" in low:
         return ConfigError("database.url: cannot open the database file (does its folder exist?)")
     if "password authentication failed" in low or ("database" in low and "does not exist" in low):

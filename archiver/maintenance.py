@@ -16,7 +16,7 @@ from archiver.db.engine import session_scope
 from archiver.destinations import Capability, Destination, DestinationError, build_destinations
 from archiver.errors import ConfigError, MediaError, Unavailable, os_reason
 from archiver.retention import PruneReport, prune
-from archiver.verify import VerifyReport, verify
+from archiver.verify import VerifyReport, database_problems, verify
 
 log = logging.getLogger("archiver.maintenance")
 
@@ -105,6 +105,7 @@ def run_verify(
     dests = {d.name: d for d in built}
     with session_scope(engine) as s:
         report = verify(s, dests, sample=sample)
+        report.errors.extend(database_problems(s))
         if repair:
             from archiver.verify import repair as repair_objects
 

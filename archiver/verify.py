@@ -69,6 +69,23 @@ def object_problem(dest: Destination, key: str, size: int, sha256: str) -> tuple
     return None
 
 
+def database_problems(session: Session) -> list[str]:
+    """SQLite's own check of the index file (``PRAGMA quick_check``): what it finds, one line each, naming
+    the way back. Other databases check themselves: nothing to do."""
+    from sqlalchemy.exc import DBAPIError
+
+    if session.get_bind().dialect.name != "sqlite":
+        return []
+    try:
+        found = [str(r[0]) for r in session.connection().exec_driver_sql("PRAGMA quick_check").all()]
+    except DBAPIError as exc:
+        found = [" ".join(str(exc.orig).split())[:200]]
+    if found == ["ok"]:
+        return []
+    way_back = "move the database aside and run `archiver reindex`"
+    return [f"database: {line} ({way_back})" for line in found[:10]]
+
+
 def verify(
     session: Session,
     destinations: Mapping[str, Destination],

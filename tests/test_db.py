@@ -67,3 +67,68 @@ def test_upgrading_turns_old_duplicate_markers_into_duplicate_rows(database_url:
         rows = {c.id: c for c in s.exec(select(Clip))}
     assert rows[2].state == ClipState.duplicate and rows[2].duplicate_of == 1 and rows[2].last_error is None
     assert rows[1].state == ClipState.stored and rows[2].source == "local"
+
+
+# ------------------------------------------------------------------------------------ a damaged file
+def _damage_page_of(path: Path, table: str) -> None:
+    """Overwrite the b-tree header of ``table``'s root page: SQLite calls the file malformed."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
+        (page_size,) = db.execute("PRAGMA page_size").fetchone()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    with open(path, "r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\xff" * 12)
+
+
+def _status(tmp_path: Path) -> tuple[int, list[str]]:
+    from helpers import run_cli
+
+    env = {"PATH": "/usr/bin:/bin", "ARCHIVER_DATA_DIR": str(tmp_path)}
+    out = run_cli(["status"], env)
+    return out.returncode, out.stderr.strip().splitlines()
+
+
+def test_a_file_that_is_not_a_database_stops_with_one_line_naming_reindex(tmp_path: Path) -> None:
+    db = tmp_path / "archiver.db"
+    db.write_bytes(b"not a database " * 500)
+    code, [line] = _status(tmp_path)
+    assert code == 2
+    assert line.startswith(f"error: database: {db} is damaged (file is not a database): move it aside")
+    assert "`archiver reindex`" in line
+    assert db.read_bytes() == b"not a database " * 500  # nothing written over it
+
+
+def test_a_malformed_database_stops_with_one_line_naming_reindex(tmp_path: Path) -> None:
+    db = tmp_path / "archiver.db"
+    open_database(f"sqlite:///{db}").dispose()
+    _damage_page_of(db, "alembic_version")
+    code, [line] = _status(tmp_path)
+    assert code == 2
+    assert "is damaged (database disk image is malformed)" in line and "`archiver reindex`" in line
+
+
+def test_verify_runs_sqlites_quick_check_and_names_reindex(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from archiver.db.models import Account, Clip
+    from archiver.verify import database_problems
+
+    db = tmp_path / "archiver.db"
+    engine = open_database(f"sqlite:///{db}")
+    with Session(engine) as s:
+        s.add(Account(id=1, name="home", hardware_id="hw"))
+        s.flush()
+        for n in range(300):
+            s.add(Clip(account_id=1, identity=f"cloud:{n}", blink_id=str(n), created_at=datetime.now(UTC)))
+        s.commit()
+        assert database_problems(s) == []
+    engine.dispose()
+    _damage_page_of(db, "clip")
+    engine = open_database(f"sqlite:///{db}")  # what status and sync read is intact: it opens
+    with Session(engine) as s:
+        problems = database_problems(s)
+    assert problems and all("archiver reindex" in p for p in problems)
+    assert "malformed" in problems[0] or "page" in problems[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import stat
 import subprocess
@@ -406,13 +407,38 @@ def test_processor_probe_only(clip_copy: Path, tmp_path: Path, monkeypatch: pyte
     assert not (tmp_path / "work").exists()
 
 
+@pytest.fixture
+def no_system_ffmpeg(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine without Debian's ffmpeg/ffprobe (PATH loses the folders that hold them): imageio-ffmpeg's
+    binary, no ffprobe. The suite passes with and without them installed."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    keep = [d for d in folders if d and not any(Path(d, exe).exists() for exe in ("ffmpeg", "ffprobe"))]
+    monkeypatch.setenv("PATH", os.pathsep.join(keep))
+    assert shutil.which("ffmpeg") is None and shutil.which("ffprobe") is None
+
+
 def test_processor_probe_without_pyav_runs_ffmpeg(
-    clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, no_system_ffmpeg: None
 ) -> None:
+    """Without PyAV and without an ffprobe (imageio-ffmpeg's case) one ffmpeg run reads the metadata
+    and checks the decode."""
     monkeypatch.setattr(probe_mod, "pyav", lambda: None)
     spy = RunSpy(monkeypatch)
     res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
     assert len(spy.calls) == 1 and "-xerror" in spy.calls[0][2]
+    assert res.info and res.info.width == 320
+
+
+@pytest.mark.skipif(shutil.which("ffprobe") is None, reason="no system ffprobe (Debian's ffmpeg) installed")
+def test_processor_probe_without_pyav_uses_a_system_ffprobe(
+    clip_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With Debian's ffmpeg installed: ffprobe reads the metadata, ffmpeg checks the decode."""
+    monkeypatch.setattr(probe_mod, "pyav", lambda: None)
+    spy = RunSpy(monkeypatch)
+    res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
+    assert [Path(argv[0]).name for _, _, argv in spy.calls] == ["ffprobe", "ffmpeg"]
+    assert "-xerror" in spy.calls[1][2]
     assert res.info and res.info.width == 320
 
 

@@ -213,6 +213,83 @@ def _repair_half_schema(conn: Connection, revision: str | None) -> None:
             conn.exec_driver_sql(f"DROP TYPE IF EXISTS {enum}")
 
 
+SchemaShape = dict[str, tuple[set[str], set[str]]]  # table -> (columns, explicit indexes)
+
+
+def _sqlite_shape(conn: Connection) -> SchemaShape:
+    shape: SchemaShape = {}
+    for (table,) in conn.exec_driver_sql(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+    ).all():
+        columns = {row[1] for row in conn.exec_driver_sql(f'PRAGMA table_info("{table}")').all()}
+        shape[table] = (columns, set())
+    for name, table in conn.exec_driver_sql(
+        "SELECT name, tbl_name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+    ).all():
+        if table in shape:
+            shape[table][1].add(name)
+    return shape
+
+
+def _shape_at(revision: str) -> SchemaShape:
+    """The tables, columns and indexes ``revision``'s migrations make (built in memory, on SQLite)."""
+    from alembic import command
+    from sqlalchemy.pool import StaticPool
+
+    memory = create_engine("sqlite://", poolclass=StaticPool)
+    try:
+        with memory.connect() as conn, conn.begin():
+            command.upgrade(_alembic_config(connection=conn), revision)
+            return _sqlite_shape(conn)
+    finally:
+        memory.dispose()
+
+
+def _undo_partial_revision(conn: Connection, revision: str) -> None:
+    """An older release ran each SQLite DDL statement of a revision on its own: a crash could leave some
+    of the next revision's columns, indexes or tables while the recorded revision stayed. What the schema
+    holds beyond ``revision``'s own is removed where that loses nothing (an index, an added column, an
+    empty table), so the next revision runs again whole; a schema that lacks part of its revision is one
+    line with the way out."""
+    if conn.dialect.name != "sqlite":
+        return  # PostgreSQL's DDL was always transactional
+    expected = _shape_at(revision)
+    actual = _sqlite_shape(conn)
+    way_out = "move the database aside and run `archiver reindex`"
+    for table, (columns, _indexes) in expected.items():
+        if table == "alembic_version":
+            continue
+        if table not in actual or columns - actual[table][0]:
+            lacks = sorted(columns - actual[table][0]) if table in actual else ["the table"]
+            raise ConfigError(
+                f"database: its schema is not revision {revision}'s (table {table} lacks "
+                f"{', '.join(lacks)}): {way_out}"
+            )
+    for table, (columns, indexes) in sorted(actual.items()):
+        if table == "alembic_version" or table.startswith("_alembic_tmp_"):
+            continue
+        if table not in expected:
+            if conn.execute(text(f'SELECT count(*) FROM "{table}"')).scalar():
+                raise ConfigError(
+                    f"database: table {table} holds rows but revision {revision} has no such table: {way_out}"
+                )
+            log.warning("database: dropping table %s, left by an interrupted upgrade", table)
+            conn.exec_driver_sql(f'DROP TABLE "{table}"')
+            continue
+        for index in sorted(indexes - expected[table][1]):
+            log.warning("database: dropping index %s, left by an interrupted upgrade", index)
+            conn.exec_driver_sql(f'DROP INDEX "{index}"')
+        for column in sorted(columns - expected[table][0]):
+            log.warning("database: dropping column %s.%s, left by an interrupted upgrade", table, column)
+            try:
+                conn.exec_driver_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+            except OperationalError as exc:
+                raise ConfigError(
+                    f"database: column {table}.{column}, left by an interrupted upgrade, cannot be removed "
+                    f"({' '.join(str(exc.orig).split())[:80]}): {way_out}"
+                ) from None
+
+
 def _check_known(script, revision: str | None) -> None:  # type: ignore[no-untyped-def]
     from alembic.util.exc import CommandError
 
@@ -237,6 +314,8 @@ def upgrade_to(url: str | URL, target: str = "head") -> None:
         cfg = _alembic_config(connection=conn)
         _check_known(ScriptDirectory.from_config(cfg), revision)
         _repair_half_schema(conn, revision)
+        if revision is not None and revision != HEAD_REVISION:
+            _undo_partial_revision(conn, revision)
         try:
             command.upgrade(cfg, target)
         except OperationalError as exc:
