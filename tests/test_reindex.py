@@ -336,3 +336,15 @@ def test_a_sidecar_naming_a_key_outside_the_archive_is_a_problem_not_a_path(tmp_
     assert (report.found, report.added, report.elsewhere) == (2, 1, {"b": 3})
     [problem] = report.problems
     assert "Home/evil.json" in problem and "unsafe key" in problem
+
+
+def test_an_unknown_destination_name_is_a_configuration_error(tmp_path: Path) -> None:
+    from archiver.config import load_settings
+    from archiver.errors import ConfigError
+    from archiver.reindex import run_reindex
+
+    settings = load_settings(None, data_dir=tmp_path, database={"url": f"sqlite:///{tmp_path / 'a.db'}"})
+    engine = open_database(settings.database_url)
+    with pytest.raises(ConfigError, match=r"--destination 'nas': no such destination \(configured: disk\)"):
+        run_reindex(settings, engine, destination="nas")
+    assert run_reindex(settings, engine, destination="disk").found == 0
