@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -34,7 +35,14 @@ from sqlmodel import Session, col, select
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Account, Clip, ClipSource, ClipState, ObjectKind, StoredObject, utcnow
-from archiver.destinations.base import Destination, DestinationError, ObjectInfo, is_temporary_key, read_all
+from archiver.destinations.base import (
+    Destination,
+    DestinationError,
+    ObjectInfo,
+    check_key,
+    is_temporary_key,
+    read_all,
+)
 from archiver.errors import ConfigError, Unavailable
 from archiver.pipeline.sidecar import Sidecar, archive_key_of, is_sidecar_key
 from archiver.util import as_utc, one_line
@@ -154,6 +162,13 @@ def _judge(
         found.archived = False
         return found, problems
     files = [(kind, f.key, f.size, f.sha256) for kind, f in doc.files.items()]
+    for _, fkey, _, _ in files:
+        try:
+            check_key(fkey, main.dest.name)
+        except DestinationError as exc:  # a hand-edited sidecar: nothing of it is trusted
+            problems.append(f"{main.dest.name}:{key}: {exc}; the clip is not recorded")
+            found.archived = False
+            return found, problems
     sidecar = (ObjectKind.sidecar.value, key, len(data), hashlib.sha256(data).hexdigest())
     for i, holdings in enumerate([main, *others]):
         if holdings.broken:
@@ -168,6 +183,8 @@ def _judge(
                     return found, problems
                 if why == "missing":
                     problems.append(f"{where}: missing (sidecar {key})")
+                    continue
+                if why == "unreadable":  # already said
                     continue
                 if why is not None:
                     # recorded as the sidecar describes it: `archiver verify` reports it, --repair fixes it
@@ -193,6 +210,20 @@ def _read(dest: Destination, key: str) -> tuple[str, bytes | None, str | None]:
         return key, read_all(dest, key), None
     except DestinationError as exc:
         return key, None, f"{dest.name}:{key}: cannot be read: {one_line(exc)}"
+    except Exception as exc:  # a backend bug: this sidecar is a problem, never the end of the run
+        return key, None, f"{dest.name}:{key}: cannot be read: {type(exc).__name__}: {one_line(exc)}"
+
+
+_NUMBERED = re.compile(r"^(?P<stem>.*?)(?:-(?P<n>\d+))?\.json$")
+
+
+def _order(key: str) -> tuple[str, int, str]:
+    """Sidecars in key order, a clip's own key before its numbered variants ("x.json" before "x-2.json"),
+    so that of two copies of one clip the un-numbered one is recorded."""
+    m = _NUMBERED.match(key)
+    if m is None:  # pragma: no cover - every sidecar key ends with .json
+        return key, 0, key
+    return m["stem"], int(m["n"] or 1), key
 
 
 def _known_sidecars(engine: Engine, destination: str, keys: Sequence[str]) -> set[str]:
@@ -468,7 +499,7 @@ def reindex(
     DestinationError when ``destination`` cannot be listed."""
     report = ReindexReport(destination=destination.name, dry_run=dry_run)
     listed = _listing(destination)
-    keys = sorted(k for k in listed if is_sidecar_key(k))
+    keys = sorted((k for k in listed if is_sidecar_key(k)), key=_order)
     if only_unknown and keys:
         known = _known_sidecars(engine, destination.name, keys)
         keys = [k for k in keys if k not in known]

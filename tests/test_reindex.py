@@ -317,3 +317,34 @@ def test_the_sync_guard_asks_no_destination_once_every_account_has_clips(
 
     monkeypatch.setattr("archiver.destinations.build_destinations", no_destination)
     assert reindex_before_sync(settings, engine) is None
+
+
+def test_a_sidecar_naming_a_key_outside_the_archive_is_a_problem_not_a_path(tmp_path: Path) -> None:
+    main, other = DiskDestination(tmp_path / "a", "a"), DiskDestination(tmp_path / "b", "b")
+    archive_clip(main, tmp_path, 0)
+    archive_clip(other, tmp_path, 0)
+    doc = Sidecar(
+        id="7",
+        identity="cloud:7",
+        account="default",
+        created_at_utc=T0,
+        files={"clip": SidecarFile(key="../../etc/passwd", size=1, sha256="0" * 64)},
+    )
+    _put(main, tmp_path, "Home/evil.json", doc.dumps())
+    engine = _engine(tmp_path)
+    report = reindex(engine, main, [other], verify=True)
+    assert (report.found, report.added, report.elsewhere) == (2, 1, {"b": 3})
+    [problem] = report.problems
+    assert "Home/evil.json" in problem and "unsafe key" in problem
+
+
+def test_an_unknown_destination_name_is_a_configuration_error(tmp_path: Path) -> None:
+    from archiver.config import load_settings
+    from archiver.errors import ConfigError
+    from archiver.reindex import run_reindex
+
+    settings = load_settings(None, data_dir=tmp_path, database={"url": f"sqlite:///{tmp_path / 'a.db'}"})
+    engine = open_database(settings.database_url)
+    with pytest.raises(ConfigError, match=r"--destination 'nas': no such destination \(configured: disk\)"):
+        run_reindex(settings, engine, destination="nas")
+    assert run_reindex(settings, engine, destination="disk").found == 0

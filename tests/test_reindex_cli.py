@@ -33,11 +33,17 @@ def _destination(kind: str, data: Path, request: pytest.FixtureRequest) -> tuple
 
 
 def _stored(data: Path) -> int:
+    """Stored clips, as the database and what `archiver status` (and Home Assistant) read count them."""
+    from archiver.db.summary import account_summaries
+
     engine = open_database(f"sqlite:///{data / 'archiver.db'}")
     try:
         with session_scope(engine) as s:
             q = select(func.count()).select_from(Clip).where(Clip.state == ClipState.stored)
-            return int(s.exec(q).one())
+            stored = int(s.exec(q).one())
+        [summary] = account_summaries(engine)
+        assert summary.counts[("cloud", "stored")] == stored
+        return stored
     finally:
         engine.dispose()
 
