@@ -643,4 +643,6 @@ class Authenticator:
         try:
             return TierInfo.model_validate(_json(resp))
         except ValidationError:
-            raise BlinkError("Blink's tier_info answer has no tier/account_id") from None
+            raise BlinkError(
+                "Blink's tier_info answer has no usable tier (a short token) or account_id"
+            ) from None
