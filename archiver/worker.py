@@ -156,7 +156,8 @@ class Worker:
             msg = _one_line(str(exc))
             log.error("sync failed account=%s: %s", name, msg)
             if needs_login(exc):
-                self._login_needed[name] = f"{msg} (run `{login_hint(name)}`)"
+                hint = login_hint(name)
+                self._login_needed[name] = msg if hint in msg else f"{msg} (run `{hint}`)"
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
             await asyncio.to_thread(
