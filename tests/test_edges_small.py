@@ -141,3 +141,30 @@ def test_a_login_whose_tier_is_a_host_name_stops_with_one_line(tmp_path: Path) -
 
         with pytest.raises(BlinkError, match="no usable tier"):
             asyncio.run(go())
+
+
+@pytest.mark.parametrize(
+    ("refusal", "code", "says"), [("forbidden", 1, "next run tries again"), ("upgrade", 2, "update")]
+)
+def test_a_refused_refresh_exits_by_who_can_fix_it(
+    tmp_path: Path, refusal: str, code: int, says: str
+) -> None:
+    import asyncio
+
+    from archiver.db.engine import open_engine
+    from archiver.errors import AuthError
+    from archiver.pipeline.runner import sync_all
+
+    with Simulator(SimConfig(two_factor=False)) as sim:
+        settings = make_settings(tmp_path, sim)
+        engine = open_engine(settings)
+        asyncio.run(sync_all(settings, engine))  # signs in with the configured password
+        sim.expire_tokens()
+        sim.config.refresh_refusal = refusal
+        with pytest.raises(AuthError) as err:
+            asyncio.run(sync_all(settings, engine))
+        engine.dispose()
+    assert (
+        err.value.exit_code == code and says in str(err.value) and "refresh token is kept" in str(err.value)
+    )
+    assert sim.login_count == 1  # no sign-in instead of the refresh

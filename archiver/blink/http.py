@@ -79,6 +79,14 @@ class _Wait:
         return base
 
 
+class Refused(AuthError):
+    """Blink refused the request outright (403, 426): counted by the circuit breaker."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class MediaRefused(MediaError):
     """A media GET refused (403 and the like): that clip fails, the run and the breaker are untouched."""
 
@@ -304,7 +312,7 @@ class BlinkHTTP:
         if status in (403, 426):
             self._strike(f"HTTP {status}")
             hint = "an app update is required" if status == 426 else "access refused"
-            raise AuthError(f"{what}: Blink refused the request ({hint}, HTTP {status})")
+            raise Refused(f"{what}: Blink refused the request ({hint}, HTTP {status})", status)
         if status < 400:
             self._strikes = 0
 
