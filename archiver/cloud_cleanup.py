@@ -32,6 +32,13 @@ def held_everywhere(objects: Sequence[StoredObject], destinations: Sequence[Dest
     return True
 
 
+def _unconfirmed(count: int | None, asked: int) -> str:
+    """What Blink's answer to a batch of deletions said, as words (never "None of 12")."""
+    if count is None:
+        return f"Blink did not say how many of {asked} deletions it made"
+    return f"Blink confirmed {count} of {asked} deletions"
+
+
 async def cloud_cleanup(
     api: BlinkAPI, engine: Engine, account_id: int, destinations: Sequence[Destination]
 ) -> tuple[int, list[str]]:
@@ -53,7 +60,10 @@ async def cloud_cleanup(
             return deleted, [f"cloud cleanup: {one_line(exc)}"]
         if count is None or count < len(batch):
             # recorded only once Blink confirms: here its count, else the tombstones of a later listing
-            log.info("cloud cleanup: Blink confirmed %s of %d deletions", count, len(batch))
+            log.info(
+                "cloud cleanup: %s; recorded once a later listing shows them gone",
+                _unconfirmed(count, len(batch)),
+            )
             continue
         with session_scope(engine) as s:
             repo.mark_cloud_deleted(s, [c.id for c in batch if c.id is not None])

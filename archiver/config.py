@@ -516,6 +516,10 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
                 tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:  # TOML is UTF-8: a Latin-1 or UTF-16 file stops here
+            raise ConfigError(
+                f"config file {p} is not UTF-8 text (byte {exc.start + 1}): save it as UTF-8"
+            ) from None
         except OSError as exc:
             raise ConfigError(f"config file {p} cannot be read: {exc.strerror}") from None
 

@@ -4,8 +4,8 @@ the worker)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
-import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -73,14 +73,18 @@ def check_ffmpeg(settings: Settings) -> None:
 def preflight(settings: Settings, destinations: Sequence[Destination] | None = None) -> list[str]:
     """Checks before the first download of a sync, so nothing is fetched that cannot be kept: the staging
     folder takes a file, ffmpeg is there when processing needs it, every destination works."""
+    from archiver.destinations.disk import probe_folder
+
     staging = settings.staging_dir
     try:
         staging.mkdir(mode=0o700, parents=True, exist_ok=True)  # clips wait here: private too
-        probe = staging / f".preflight.{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"sync.staging_dir: {staging}: {os_reason(exc)}") from None
+        probe_folder(staging, 0o600)
+    except OSError as exc:  # full: an outage the next run may not meet (exit 1); else the setting (exit 2)
+        outage = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)
+        raise (Unavailable if outage else ConfigError)(
+            f"sync.staging_dir: {staging}: {os_reason(exc)}"
+            + ("; nothing was downloaded (clips stay queued for the next run)" if outage else "")
+        ) from None
     check_ffmpeg(settings)
     return check_destinations(destinations if destinations is not None else build_destinations(settings))
 

@@ -2,7 +2,8 @@
 
 Everything is labelled by account. Run counters are fed by the worker after each sync; the clip backlog
 and the cursor lag are read from the database at scrape time; ``blink_request_seconds`` is fed by the
-``BlinkHTTP.observer`` hook (the account comes from a context variable the worker sets per sync).
+worker's httpx event hooks on each Blink client (``blink.http.metrics_hooks``; the account comes
+from a context variable the worker sets per sync).
 """
 
 from __future__ import annotations
@@ -120,7 +121,7 @@ class Metrics:
             r.register(DatabaseCollector(engine))
 
     def observe_request(self, what: str, status: int, seconds: float) -> None:
-        """The ``BlinkHTTP.observer`` hook."""
+        """Called by the httpx event hooks of the worker's Blink clients (``blink.http.metrics_hooks``)."""
         self.requests.labels(CURRENT_ACCOUNT.get(), request_label(what), str(status)).observe(seconds)
 
     def record_sync(self, report: Any, result: str) -> None:

@@ -24,6 +24,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from archiver.blink.credentials import login_hint
+from archiver.blink.http import metrics_hooks
 from archiver.config import Settings, parse_duration
 from archiver.db.repo import login_needed, signin_blocked
 from archiver.errors import ArchiverError, describe
@@ -63,6 +64,8 @@ class Worker:
         self.engine = engine
         self.transport = transport  # tests can route Blink traffic through an httpx transport
         self.metrics = Metrics(engine)
+        # every Blink client this worker makes reports its requests to the metrics (httpx event hooks)
+        self.http_hooks = metrics_hooks(self.metrics.observe_request)
         self.alerts = AlertTracker.from_settings(settings.notify, Notifier(settings.notify))
         self.unhealthy_after = parse_duration(settings.server.unhealthy_after)
         self.server: WebServer | None = None
@@ -153,7 +156,8 @@ class Worker:
             msg = _one_line(str(exc))
             log.error("sync failed account=%s: %s", name, msg)
             if needs_login(exc):
-                self._login_needed[name] = f"{msg} (run `{login_hint(name)}`)"
+                hint = login_hint(name)
+                self._login_needed[name] = msg if hint in msg else f"{msg} (run `{hint}`)"
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
             await asyncio.to_thread(
@@ -215,7 +219,13 @@ class Worker:
         from archiver.pipeline.runner import sync_all
 
         if self.ha is None:
-            return await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
+            return await sync_all(
+                self.settings,
+                self.engine,
+                accounts=[name],
+                transport=self.transport,
+                http_hooks=self.http_hooks,
+            )
         return await self.ha.observe_sync(
             [name],
             lambda factory: sync_all(
@@ -224,6 +234,7 @@ class Worker:
                 accounts=[name],
                 transport=self.transport,
                 reporter_factory=factory,
+                http_hooks=self.http_hooks,
             ),
         )
 
@@ -364,9 +375,6 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             with suppress(NotImplementedError, RuntimeError):  # not the main thread / Windows
                 loop.add_signal_handler(sig, self.request_stop, sig.name)
-        from archiver.blink.http import BlinkHTTP
-
-        BlinkHTTP.observer = self.metrics.observe_request
         logging.getLogger("apscheduler").setLevel(logging.WARNING)  # job start/stop lines are ours
         srv = self.settings.server
         if srv.enabled:
@@ -423,10 +431,6 @@ class Worker:
             await self.ha.close(offline=True)
         if self.server is not None:
             self.server.stop()
-        from archiver.blink.http import BlinkHTTP
-
-        if BlinkHTTP.observer == self.metrics.observe_request:
-            BlinkHTTP.observer = None
         log.info("worker stopped")
 
 

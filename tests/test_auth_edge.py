@@ -245,3 +245,26 @@ def test_the_notification_and_the_mqtt_state_carry_the_edge_reason(tmp_path: Pat
         tracker.record("default", False, started=start, message=str(exc), error=exc, now=start + 60 * i)
     assert len(sent) == 1 and "cf-ray 8f1c-FRA" in sent[0][1]
     assert json.dumps(sent)  # plain text
+
+
+def test_home_assistant_shows_the_edge_block_as_a_sync_problem_not_a_login(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    from archiver.homeassistant.bridge import HomeAssistant
+    from archiver.pipeline.runner import sync_all
+
+    settings = make_settings(tmp_path, sim, mqtt={"url": "mqtt://127.0.0.1:9"})  # never connected here
+    login(settings, sim)
+    sim.expire_tokens()
+    sim.config.edge_block = {"refresh"}
+    engine = open_engine(settings)
+    for _ in range(2):  # the refusal, then a run held by the back-off (no request)
+        with pytest.raises(EdgeBlocked) as err:
+            asyncio.run(sync_all(settings, engine))
+    assert sim.refresh_attempts == 1
+    ha = HomeAssistant(settings, engine)
+    ha.record_failure("default", err.value)
+    state, _cameras = ha._read_states(["default"])["default"]
+    assert state.sync_problem is True and state.login_needed is False
+    assert EDGE_LINE in state.details["last_error"] and "HTTP 406" in state.details["last_error"]
+    engine.dispose()

@@ -185,3 +185,56 @@ def test_an_address_that_never_answers_does_not_use_up_the_connect_timeout(
     finally:
         for s in (*fillers, blackhole):
             s.close()
+
+
+# ------------------------------------------------------------------ the Blink client uses this transport
+def test_the_blink_clients_run_on_the_asyncio_backend(plain: Server) -> None:
+    """Fails if the fast backend is not the one in use (httpx's default would hand out anyio streams)."""
+    from archiver.blink.http import BlinkHTTP
+    from archiver.blink.transport import AsyncioStream
+    from archiver.config import BlinkSettings
+
+    async def go() -> list[object]:
+        async with BlinkHTTP(BlinkSettings(server_url=plain.url, max_requests_per_second=0)) as http:
+            streams = []
+            for c in (http.client, http.foreign):  # Blink's hosts and the hops off them
+                async with c.stream("GET", f"{plain.url}/clip") as resp:
+                    streams.append(resp.extensions["network_stream"])
+                    await resp.aread()
+            return streams
+
+    streams = asyncio.run(go())
+    assert all(isinstance(s, AsyncioStream) for s in streams), streams
+
+
+def test_httpcore_errors_arrive_as_httpx_errors(plain: Server) -> None:
+    async def go() -> None:
+        async with client(timeout=httpx.Timeout(5, read=0.3)) as c:
+            with pytest.raises(httpx.ReadTimeout):
+                await c.get(f"{plain.url}/silent")
+            with pytest.raises(httpx.ConnectError):
+                await c.get(f"http://127.0.0.1:{free_port()}/")
+            with pytest.raises(httpx.UnsupportedProtocol):
+                await c.get("ftp://127.0.0.1/")
+
+    asyncio.run(go())
+
+
+def test_event_hooks_belong_to_one_client_instance(plain: Server) -> None:
+    """The worker's metrics hooks see its own clients' requests, labelled by what they are for; another
+    client (a CLI command in the same process, a test) is not observed."""
+    from archiver.blink.http import BlinkHTTP, metrics_hooks
+    from archiver.config import BlinkSettings
+
+    seen: list[tuple[str, int, float]] = []
+    settings = BlinkSettings(server_url=plain.url, max_requests_per_second=0)
+
+    async def go() -> None:
+        async with BlinkHTTP(settings, event_hooks=metrics_hooks(lambda *a: seen.append(a))) as observed:
+            await observed.request("GET", f"{plain.url}/clip", authed=False, what="homescreen")
+        async with BlinkHTTP(settings) as other:
+            await other.request("GET", f"{plain.url}/clip", authed=False, what="other")
+
+    asyncio.run(go())
+    assert [(what, status) for what, status, _s in seen] == [("homescreen", 200)]
+    assert 0 <= seen[0][2] < 5

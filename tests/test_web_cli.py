@@ -125,5 +125,5 @@ def test_worker_status_page_says_which_account_needs_a_login(tmp_path: Path) -> 
 
         html = asyncio.run(go())
         engine.dispose()
-    assert "login needed</span>" in html and "2FA PIN" in html and "archiver login --account default" in html
+    assert "login needed</span>" in html and "2FA PIN" in html and "run `archiver login`" in html
     assert sim.config.password not in html

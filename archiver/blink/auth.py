@@ -47,7 +47,7 @@ from archiver.blink.credentials import (
     SignInBlock,
     login_hint,
 )
-from archiver.blink.http import BlinkHTTP, RetryableError
+from archiver.blink.http import BlinkHTTP, Refused, RetryableError
 from archiver.blink.models import OAuthError, TierInfo, TokenResponse, TwoFactorChallenge, TwoFactorVerify
 from archiver.config import BlinkSettings
 from archiver.errors import (
@@ -363,7 +363,12 @@ class Authenticator:
                 f"could not refresh the Blink token ({why}); the refresh token is kept and the next run "
                 "tries again"
             ) from None
-        except AuthError as exc:  # 403/426 from the request policy
+        except Refused as exc:  # 403/426 from the request policy
+            if exc.status == 426:  # this app version is refused: no later run fixes that by itself
+                raise AuthError(
+                    f"Blink refused the token refresh ({exc}); the refresh token is kept: update the "
+                    "archiver (its Blink app version is no longer accepted)"
+                ) from None
             raise RefreshRefused(
                 f"Blink refused the token refresh ({exc}); the refresh token is kept and the next run "
                 "tries again"
@@ -643,4 +648,6 @@ class Authenticator:
         try:
             return TierInfo.model_validate(_json(resp))
         except ValidationError:
-            raise BlinkError("Blink's tier_info answer has no tier/account_id") from None
+            raise BlinkError(
+                "Blink's tier_info answer has no usable tier (a short token) or account_id"
+            ) from None

@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any
 
 import httpx
 from tenacity import (
@@ -77,6 +77,14 @@ class _Wait:
         if isinstance(exc, RetryableError) and exc.retry_after is not None:
             return min(max(base, exc.retry_after), self._max)
         return base
+
+
+class Refused(AuthError):
+    """Blink refused the request outright (403, 426): counted by the circuit breaker."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class MediaRefused(MediaError):
@@ -141,19 +149,42 @@ async def read_capped(resp: httpx.Response, cap: int, what: str) -> bytes:
 
 TokenSource = Callable[[], Awaitable[dict[str, str]]]
 Refresher = Callable[[], Awaitable[None]]
+EventHooks = Mapping[
+    str, list[Callable[[Any], Any]]
+]  # httpx's event_hooks: {"request": [...], "response": [...]}
+WHAT = "archiver.what"  # request extension: what the request is for ("media/changed", "OAuth sign-in", …)
+STARTED = "archiver.started"  # request extension: time.monotonic() when it was sent
+
+
+def metrics_hooks(observe: Callable[[str, int, float], None]) -> dict[str, list[Callable[[Any], Any]]]:
+    """httpx event hooks that call ``observe(what, status, seconds)`` for every response (headers
+    received); an observer that fails never breaks a request."""
+
+    async def on_request(request: httpx.Request) -> None:
+        request.extensions[STARTED] = time.monotonic()
+
+    async def on_response(response: httpx.Response) -> None:
+        request = response.request
+        started = request.extensions.get(STARTED)
+        what = request.extensions.get(WHAT) or request.url.path
+        with suppress(Exception):
+            observe(str(what), response.status_code, time.monotonic() - started if started else 0.0)
+
+    return {"request": [on_request], "response": [on_response]}
 
 
 class BlinkHTTP:
-    """Owns the httpx client (cookies kept: the OAuth flow needs them) and the request policy."""
+    """Owns the httpx client (cookies kept: the OAuth flow needs them) and the request policy.
 
-    # optional metrics hook, called with (what, status, seconds) after each response; never breaks a request
-    observer: ClassVar[Callable[[str, int, float], None] | None] = None
+    ``event_hooks`` are httpx's, installed on this instance's clients (the worker's metrics:
+    :func:`metrics_hooks`); each request carries what it is for in its ``archiver.what`` extension."""
 
     def __init__(
         self,
         settings: BlinkSettings,
         transport: httpx.AsyncBaseTransport | None = None,
         limits: LimitsSettings | None = None,
+        event_hooks: EventHooks | None = None,
     ) -> None:
         self.settings = settings
         self.limits = limits or LimitsSettings()
@@ -163,6 +194,7 @@ class BlinkHTTP:
         # one TLS context for both clients (building one loads the CA bundle: ~20 ms each); same checks
         self._tls = httpx.create_ssl_context() if transport is None else None
         self._foreign: httpx.AsyncClient | None = None
+        self._hooks = {k: list(v) for k, v in (event_hooks or {}).items()}
         self.client = httpx.AsyncClient(
             transport=self._transport_for(limits_),
             verify=self._tls or True,
@@ -170,6 +202,7 @@ class BlinkHTTP:
             headers={"User-Agent": USER_AGENT},
             limits=limits_,
             follow_redirects=False,
+            event_hooks=self._hooks,
         )
         self.limiter = RateLimiter(settings.max_requests_per_second)
         self.stats = HttpStats()
@@ -198,6 +231,7 @@ class BlinkHTTP:
                 verify=self._tls or True,
                 timeout=httpx.Timeout(self.settings.timeout_s, connect=min(10.0, self.settings.timeout_s)),
                 follow_redirects=False,
+                event_hooks=self._hooks,
             )
         return self._foreign
 
@@ -278,7 +312,7 @@ class BlinkHTTP:
         if status in (403, 426):
             self._strike(f"HTTP {status}")
             hint = "an app update is required" if status == 426 else "access refused"
-            raise AuthError(f"{what}: Blink refused the request ({hint}, HTTP {status})")
+            raise Refused(f"{what}: Blink refused the request ({hint}, HTTP {status})", status)
         if status < 400:
             self._strikes = 0
 
@@ -308,11 +342,8 @@ class BlinkHTTP:
                 request.headers.update(await self._auth_headers())
             turn = await self.limiter.acquire()
             self.stats.requests += 1
-            started = time.monotonic()
+            request.extensions[WHAT] = what
             resp = await client.send(request, stream=stream, follow_redirects=follow_redirects and blink)
-            if (observe := type(self).observer) is not None:
-                with suppress(Exception):
-                    observe(what, resp.status_code, time.monotonic() - started)
             if resp.status_code == 401 and authed:
                 await resp.aclose()
                 if not refreshed and self._refresh is not None:

@@ -9,7 +9,8 @@ connection knows it was closed without asking the kernel. Connections are opened
 (aiohappyeyeballs, as aiohttp does), like anyio did. About 6 % less CPU per archived clip
 (``bench/run.py``, scenario 8), more over TLS.
 
-Everything else, pooling, HTTP/1.1, proxies from the environment, is httpx's and httpcore's as usual.
+:class:`AsyncioTransport` is an httpx transport of our own (httpx's public ``AsyncBaseTransport``) that
+owns its httpcore connection pool on that backend; pooling, keep-alive and HTTP/1.1 are httpcore's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import aiohappyeyeballs
@@ -122,16 +124,97 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         await asyncio.sleep(seconds)
 
 
-def asyncio_transport(verify: ssl.SSLContext, limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
-    """httpx's own transport, its connection pool on :class:`AsyncioBackend`. Should a future httpx keep
-    its pool elsewhere, this is simply httpx's default transport."""
-    transport = httpx.AsyncHTTPTransport(verify=verify, limits=limits)
-    if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
-        transport._pool = httpcore.AsyncConnectionPool(
-            ssl_context=verify,
+# httpcore's errors -> httpx's, most specific first (what httpx's own transport maps them to)
+_ERRORS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _httpx_errors() -> Iterator[None]:
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc)) from exc
+        raise
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterable[bytes]) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _httpx_errors():
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        close = getattr(self._stream, "aclose", None)
+        if close is not None:
+            await close()
+
+
+class AsyncioTransport(httpx.AsyncBaseTransport):
+    """An httpx transport (its public contract: ``handle_async_request`` and ``aclose``) that owns an
+    ``httpcore.AsyncConnectionPool`` on :class:`AsyncioBackend`; requests and responses are mapped the
+    way httpx's own ``AsyncHTTPTransport`` maps them. HTTP/1.1; proxies from the environment are not
+    used (an httpx client given a transport never used them)."""
+
+    def __init__(
+        self, ssl_context: ssl.SSLContext, limits: httpx.Limits, backend: AsyncioBackend | None = None
+    ) -> None:
+        self.backend = backend or AsyncioBackend()
+        self.pool = httpcore.AsyncConnectionPool(
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
-            network_backend=AsyncioBackend(),
+            network_backend=self.backend,
         )
-    return transport
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        req = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(
+                scheme=request.url.raw_scheme,
+                host=request.url.raw_host,
+                port=request.url.port,
+                target=request.url.raw_path,
+            ),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _httpx_errors():
+            resp = await self.pool.handle_async_request(req)
+        assert isinstance(resp.stream, AsyncIterable)
+        return httpx.Response(
+            status_code=resp.status,
+            headers=resp.headers,
+            stream=_ResponseStream(resp.stream),
+            extensions=resp.extensions,
+        )
+
+    async def aclose(self) -> None:
+        await self.pool.aclose()
+
+
+def asyncio_transport(verify: ssl.SSLContext, limits: httpx.Limits) -> AsyncioTransport:
+    """The transport every Blink client uses (see :class:`AsyncioTransport`)."""
+    return AsyncioTransport(verify, limits)

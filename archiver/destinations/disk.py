@@ -13,6 +13,8 @@ import errno
 import hashlib
 import os
 import shutil
+import stat
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO, ClassVar
@@ -82,6 +84,40 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
     while view:
         written = os.write(fd, view)
         view = view[written:]
+
+
+PROBE_PREFIX = ".preflight."  # the preflight's probe files: ".preflight.<pid>" (".part" in a destination)
+STALE_PROBE_S = 60.0  # a probe this old belongs to no running preflight (one lives for microseconds)
+
+
+def sweep_probes(folder: Path) -> None:
+    """Remove the probe files earlier preflights left (a run killed mid-probe, an older version)."""
+    try:
+        entries = os.scandir(folder)
+    except OSError:
+        return
+    now = time.time()
+    with entries:
+        for entry in entries:
+            if not entry.name.startswith(PROBE_PREFIX):
+                continue
+            with contextlib.suppress(OSError):
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime > STALE_PROBE_S:
+                    os.unlink(entry.path)
+
+
+def probe_folder(folder: Path, mode: int, suffix: str = "") -> None:
+    """Prove ``folder`` takes a file: write a small probe and remove it whatever happens (a full disk
+    fails the write after the file exists). Stale probes of earlier runs are swept first. Raises OSError."""
+    sweep_probes(folder)
+    probe = folder / f"{PROBE_PREFIX}{os.getpid()}{suffix}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        _write_all(fd, b"ok")
+    finally:
+        os.close(fd)
+        probe.unlink(missing_ok=True)
 
 
 class DiskDestination(DestinationBase):
@@ -196,13 +232,7 @@ class DiskDestination(DestinationBase):
         try:
             if not self.root.is_dir():
                 self._makedirs(self.root)
-            probe = self.root / f".preflight.{os.getpid()}.part"
-            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.file_mode)
-            try:
-                _write_all(fd, b"ok")
-            finally:
-                os.close(fd)
-                probe.unlink(missing_ok=True)
+            probe_folder(self.root, self.file_mode, ".part")
             st = os.statvfs(self.root)
         except OSError as exc:  # a full disk is an outage; a file in the way or no permission is config
             outage = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO)

@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from archiver.blink.api import BlinkAPI
 from archiver.blink.auth import Authenticator, PinProvider
-from archiver.blink.http import BlinkHTTP
+from archiver.blink.http import BlinkHTTP, EventHooks
 from archiver.blink.ratelimit import TransferGate
 from archiver.cloud_cleanup import cloud_cleanup
 from archiver.config import AccountSettings, Settings, parse_duration
@@ -68,6 +68,7 @@ class SyncJob:
         rescan_from: datetime | None = None,
         sources: Mapping[str, SourceFactory] | None = None,
         retry_failed: bool = False,
+        http_hooks: EventHooks | None = None,
     ) -> None:
         validate_template(settings.sync.filename_template)
         self.settings = settings
@@ -87,7 +88,9 @@ class SyncJob:
         row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
         assert row.id is not None
         self.account_id: int = row.id
-        self.http = BlinkHTTP(settings.blink, transport=transport, limits=settings.limits)
+        self.http = BlinkHTTP(
+            settings.blink, transport=transport, limits=settings.limits, event_hooks=http_hooks
+        )
         store = repo.AccountCredentialStore(
             engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
         )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import httpx
 from sqlalchemy.engine import Engine
 
+from archiver.blink.http import EventHooks
 from archiver.config import AccountSettings, Settings
 from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
@@ -39,6 +40,7 @@ def make_account_sync(
     reporter: Reporter | None = None,
     rescan_from: datetime | None = None,
     retry_failed: bool = False,
+    http_hooks: EventHooks | None = None,
 ) -> SyncJob:
     """The sync job of one account with the configured destinations and every enabled source. The media
     processor is always present: even with every option off, USB clips (no Blink thumbnail) get a generated
@@ -55,6 +57,7 @@ def make_account_sync(
         steps=build_steps(settings.processing.steps, processor),
         rescan_from=rescan_from,
         retry_failed=retry_failed,
+        http_hooks=http_hooks,
     )
 
 
@@ -67,6 +70,7 @@ async def sync_all(
     reporter_factory: Callable[[str], Reporter] | None = None,
     rescan_from: datetime | None = None,
     retry_failed: bool = False,
+    http_hooks: EventHooks | None = None,
 ) -> list[SyncReport]:
     """Every (selected) account in turn, each under its lease. Every entry point (CLI, worker, demo,
     Home Assistant) comes through here, so the preflight runs here, once, before the first download:
@@ -97,6 +101,7 @@ async def sync_all(
                 reporter=reporter_factory(account.name) if reporter_factory else None,
                 rescan_from=rescan_from,
                 retry_failed=retry_failed,
+                http_hooks=http_hooks,
             )
             try:
                 reports.append(await job.run())

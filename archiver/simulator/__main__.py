@@ -30,9 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-2fa", action="store_true", help="sign in without a PIN")
     parser.add_argument("--error-rate", type=float, default=0.0)
     parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--token-ttl", type=int, default=14400, help="access token lifetime, seconds")
+    parser.add_argument(
+        "--edge-block",
+        default="",
+        help="OAuth steps Cloudflare answers with a 406 page, comma-separated: "
+        "authorize,signin,verify,token,refresh",
+    )
     args = parser.parse_args(argv)
 
-    config = SimConfig(host=args.host, port=args.port, two_factor=not args.no_2fa)
+    config = SimConfig(
+        host=args.host,
+        port=args.port,
+        two_factor=not args.no_2fa,
+        token_ttl_s=args.token_ttl,
+        edge_block={step.strip() for step in args.edge_block.split(",") if step.strip()},
+    )
     sim = Simulator(config, Faults(error_rate=args.error_rate, latency_s=args.latency))
     build_demo(sim, args.clips, args.local_clips)
     sim.start()

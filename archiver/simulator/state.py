@@ -117,7 +117,7 @@ class SimConfig:
     two_factor_content_type: str | None = "application/json"  # of the 2FA answers; None = no header
     signin_session_ttl_s: float = 600.0  # how long a sign-in (its cookie and CSRF token) takes a PIN
     # every refresh answers: None (normal), "edge-406" (Cloudflare, text/plain), "invalid_grant" (400),
-    # "forbidden" (403, HTML) or "server-error" (503)
+    # "forbidden" (403, HTML), "server-error" (503) or "upgrade" (426)
     refresh_refusal: str | None = None
     # Blink's edge (Cloudflare) answers these OAuth steps with a 406, an HTML page and a cf-ray header,
     # before the credentials are read: "authorize", "signin" (the credentials POST), "verify" (the PIN),
@@ -680,6 +680,8 @@ class SimState:
             raise ApiError(403, "<html><body>Forbidden</body></html>", content_type="text/html")
         if kind == "server-error":
             raise ApiError(503, {"message": "Service Unavailable", "code": 503})
+        if kind == "upgrade":  # this app version is no longer accepted
+            raise ApiError(426, {"message": "Upgrade Required", "code": 426})
 
     def last_pin(self) -> str | None:
         """The PIN of the latest "SMS" (None when none was sent)."""
