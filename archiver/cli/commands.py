@@ -85,7 +85,7 @@ def login(
                 raise ConfigError("no password: use --password-stdin or set blink.password")
             REDACTOR.add(password)
             from archiver.db.engine import open_engine
-            from archiver.pipeline.runner import make_account_sync
+            from archiver.pipeline.runner import open_blink
 
             async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
                 if not sys.stdin.isatty():
@@ -98,7 +98,7 @@ def login(
             acct = acct.model_copy(update={"username": user})
 
             async def go() -> None:
-                sync = make_account_sync(s, engine, acct)
+                sync = open_blink(s, engine, acct)
                 try:
                     await sync.auth.login(user, password, ask_pin)
                 finally:
@@ -118,13 +118,13 @@ def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     from archiver.db import repo
     from archiver.db.engine import open_engine
     from archiver.errors import AuthError
-    from archiver.pipeline.runner import make_account_sync
+    from archiver.pipeline.runner import open_blink
     from archiver.util import aio
 
     engine = open_engine(s)
     hint = "archiver login" if acct.name == "default" else f"archiver login --account {acct.name}"
     # the account's stored Blink login is the one the pending sign-in belongs to: leave it as it is
-    sync = make_account_sync(s, engine, acct.model_copy(update={"username": None}))
+    sync = open_blink(s, engine, acct.model_copy(update={"username": None}))
     pending = repo.pending_signin(engine, sync.account_id)
 
     async def go() -> None:

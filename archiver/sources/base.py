@@ -99,6 +99,7 @@ class SourceReport(Tally):
 
 class Source(Protocol):
     name: ClassVar[str]  # stored in Clip.source; also the registry key
+    needs_blink: ClassVar[bool]  # talks to Blink: the job signs in before a run (else no login at all)
 
     def pending(self) -> Sequence[Clip]:
         """Rows left pending by earlier runs that this source can fetch now."""
@@ -131,6 +132,7 @@ class SourceBase:
     """Defaults for a source: no leftovers, no lanes, counts in a plain ``SourceReport``."""
 
     name: ClassVar[str] = ""
+    needs_blink: ClassVar[bool] = False  # a source that talks to Blink says so
 
     def __init__(self, ctx: SourceContext) -> None:
         self.ctx = ctx
