@@ -249,7 +249,7 @@ def status() -> None:
     from rich.table import Table
 
     from archiver.db.engine import open_engine
-    from archiver.db.summary import SOURCES, STATES, account_summaries  # SQLAlchemy Core: no ORM to load
+    from archiver.db.summary import SOURCES, STATES, account_summaries, source_label  # Core: no ORM
 
     console = Console()
     try:
@@ -269,7 +269,7 @@ def status() -> None:
         for st in STATES:
             table.add_column(st, justify="right")
         for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
-            table.add_row(safe_markup(src), *(str(counts.get((src, st), 0)) for st in STATES))
+            table.add_row(safe_markup(source_label(src)), *(str(counts.get((src, st), 0)) for st in STATES))
         console.print(table)
         cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
         console.print(f"cursor (media/changed since): {cursor}")
