@@ -145,12 +145,12 @@ def settings_for(
 
 def archiver_login(settings: Any) -> Any:
     """Log the archiver in (outside every timing) and return its engine."""
-    from archiver.pipeline.runner import make_account_sync, open_engine
+    from archiver.pipeline.runner import open_blink, open_engine
 
     engine = open_engine(settings)
 
     async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0])
+        sync = open_blink(settings, engine, settings.account_list()[0])
         try:
             await sync.login(settings.blink.username, settings.blink.password.get_secret_value(), None)
         finally:

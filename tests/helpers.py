@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 from sqlalchemy.engine import Engine
 
 from archiver.blink.api import BlinkAPI
@@ -125,6 +126,16 @@ def seed_stored(
                         )
                     )
     return keys
+
+
+def asgi_get(app: Any, path: str, **kw: Any) -> httpx.Response:
+    """One GET to an ASGI app (the web UI) in this process, no socket."""
+
+    async def go() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as c:
+            return await c.get(path, **kw)
+
+    return asyncio.run(go())
 
 
 def sha256(path: Path) -> str:

@@ -36,7 +36,7 @@ from archiver.errors import (
     RefreshUnavailable,
 )
 from archiver.notify import AlertTracker, Notifier
-from archiver.pipeline.runner import make_account_sync, sync_all
+from archiver.pipeline.runner import open_blink, sync_all
 from archiver.simulator import SimConfig, Simulator
 
 
@@ -190,7 +190,7 @@ def login_in_process(
     engine = open_engine(settings)
 
     async def go() -> Credentials:
-        sync = make_account_sync(settings, engine, settings.account_list()[0], transport=transport)
+        sync = open_blink(settings, engine, settings.account_list()[0], transport=transport)
 
         async def ask(challenge: TwoFactorChallenge) -> str | None:
             assert challenge.is_challenge

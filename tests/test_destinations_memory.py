@@ -4,16 +4,15 @@ of the archiver names it (every reader goes through ``open`` / ``location``)."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import httpx
 import pytest
 from destination_suite import DestinationSuite, Tamper
+from helpers import asgi_get as get
 from helpers import seed_stored
 from sqlmodel import select
 
@@ -121,14 +120,6 @@ class TestMemoryConformance(DestinationSuite):
     @pytest.fixture
     def broken(self, tmp_path: Path) -> MemoryDestination:
         return build(tmp_path, broken=True)
-
-
-def get(app: Any, path: str, **kw: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as c:
-            return await c.get(path, **kw)
-
-    return asyncio.run(go())
 
 
 def test_the_web_ui_and_home_assistant_read_a_registered_type_through_the_interface(

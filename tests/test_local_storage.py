@@ -323,8 +323,8 @@ def test_kill_during_upload_wait_then_resume(usb_sim: Simulator, tmp_path: Path)
 
     status = run_cli(["status"], {**env, "COLUMNS": "200"}, timeout=60)
     assert status.returncode == 0, status.stderr
-    local_line = next(line for line in status.stdout.splitlines() if "local" in line)
-    assert "2" in local_line
+    usb_line = next(line for line in status.stdout.splitlines() if line.strip("│┃ ").startswith("USB"))
+    assert "2" in usb_line  # the stored name "local" is shown as the user-facing word
 
 
 def test_a_pending_usb_clip_that_left_the_card_is_reported_not_left_pending(

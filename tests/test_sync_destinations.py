@@ -17,7 +17,7 @@ from archiver.db.engine import open_database, session_scope
 from archiver.db.models import Clip, ClipState, StoredObject
 from archiver.errors import Unavailable
 from archiver.pipeline.report import SyncReport
-from archiver.pipeline.runner import make_account_sync, open_engine
+from archiver.pipeline.runner import build_job, open_engine
 from archiver.simulator import Simulator
 
 
@@ -74,7 +74,7 @@ def test_s3_unreachable_marks_nothing_stored_and_the_next_sync_completes(
 
     async def past_the_preflight() -> SyncReport:  # S3 goes down while the sync runs
         engine = open_engine(dead)
-        job = make_account_sync(dead, engine, dead.account_list()[0])
+        job = build_job(dead, engine, dead.account_list()[0])
         try:
             return await job.run()
         finally:

@@ -167,7 +167,8 @@ def test_camera_filter_only_archives_chosen_cameras(tmp_path: Path, sim: Simulat
     sim.add_clips(b, 3, size=10_000)
     report = run_sync(make_settings(tmp_path, sim, sync={"cameras": ["garage"]}))
     assert report.stored == 3
-    assert all("Garage" in p.as_posix() for p in archive_files(tmp_path / "archive", ".mp4"))
+    clips = archive_files(tmp_path / "archive", ".mp4")
+    assert len(clips) == 3 and all("Garage" in p.as_posix() for p in clips)
 
 
 def test_every_stored_object_has_a_row_with_its_hash(tmp_path: Path, sim: Simulator, camera: int) -> None:

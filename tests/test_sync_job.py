@@ -22,7 +22,8 @@ from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipState
 from archiver.logs import setup_logging
 from archiver.pipeline.fetch import Fetched
-from archiver.pipeline.runner import open_engine, sync_all
+from archiver.pipeline.report import SyncReport
+from archiver.pipeline.runner import build_job, open_engine, sync_all
 from archiver.pipeline.task import Staged
 from archiver.simulator import Simulator
 from archiver.simulator.media import asset_mp4
@@ -139,3 +140,30 @@ def test_progress_total_counts_usb_clips_and_log_lines_go_through_the_bar(
     assert task.total == 5 and task.completed == 5
     assert "homescreen:" in shown.getvalue() and "homescreen:" not in plain.getvalue()
     assert "after the run" in plain.getvalue()  # the plain handler is back once the bar is closed
+
+
+def test_a_source_that_does_not_talk_to_blink_needs_no_blink_login(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The job signs in only for sources that declare ``needs_blink``: a job of a folder source alone
+    archives its recordings without one request to Blink (the account has never logged in)."""
+    monkeypatch.setattr(FolderSource, "fetched", [])
+    monkeypatch.setattr(FolderSource, "recordings", [("own", 7, "Front Door", AT)])
+    settings = make_settings(tmp_path, sim)
+    engine = open_engine(settings)
+
+    async def run() -> SyncReport:
+        job = build_job(settings, engine, settings.account_list()[0], sources={"folder": FolderSource})
+        try:
+            assert not job.needs_blink
+            return await job.run()
+        finally:
+            await job.aclose()
+
+    report = asyncio.run(run())
+    assert report.stored == 1 and report.exit_code == 0, report
+    assert FolderSource.fetched == ["folder:own"]
+    assert sim.request_count() == 0
+    with_cloud = build_job(settings, engine, settings.account_list()[0])  # the default registry
+    assert with_cloud.needs_blink
+    asyncio.run(with_cloud.aclose())

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import ClassVar
 
-import httpx
 import pytest
-from helpers import archive_files, make_settings, run_sync, sha256
+from helpers import archive_files, asgi_get, make_settings, run_sync, sha256
 from sqlmodel import select
 
 from archiver.db.engine import open_database, session_scope
@@ -114,7 +112,7 @@ def test_a_step_added_through_the_registry_alone_is_run_stored_and_listed(
     sidecars = [p for p in jsons if not p.name.endswith(".motion.json")]
     assert len(sidecars) == 2
     assert all("motion" in json.loads(p.read_text())["files"] for p in sidecars)
-    page = _get(create_app(settings, engine), f"/clip/{clip_id}")
+    page = asgi_get(create_app(settings, engine), f"/clip/{clip_id}")
     assert page.status_code == 200 and "motion → disk" in page.text
     engine.dispose()
 
@@ -123,11 +121,3 @@ def test_an_unknown_step_is_a_config_error(tmp_path: Path, sim: Simulator, camer
     settings = make_settings(tmp_path, sim, processing={"steps": ["probe", "detect-cats"]})
     with pytest.raises(ConfigError, match="unknown step 'detect-cats'"):
         run_sync(settings)
-
-
-def _get(app: object, path: str) -> httpx.Response:
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as c:  # type: ignore[arg-type]
-            return await c.get(path)
-
-    return asyncio.run(go())

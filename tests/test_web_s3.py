@@ -4,28 +4,18 @@ browser's Range passed on (206), never a redirect off the origin; thumbnails and
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
 
 import boto3
-import httpx
+from helpers import asgi_get as get
 from helpers import make_settings, run_sync
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 
 from archiver.db.engine import open_engine
 from archiver.simulator import Simulator
 from archiver.web.app import create_app
-
-
-def get(app: Any, path: str, **kw: Any) -> httpx.Response:
-    async def go() -> httpx.Response:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://ui") as c:
-            return await c.get(path, **kw)
-
-    return asyncio.run(go())
 
 
 def test_s3_archive_pages_and_ranged_video(

@@ -91,7 +91,7 @@ def login(
                 raise ConfigError("no password: use --password-stdin or set blink.password")
             REDACTOR.add(password)
             from archiver.db.engine import open_engine
-            from archiver.pipeline.runner import make_account_sync
+            from archiver.pipeline.runner import open_blink
 
             async def ask_pin(challenge: TwoFactorChallenge) -> str | None:
                 if not sys.stdin.isatty():
@@ -104,7 +104,7 @@ def login(
             acct = acct.model_copy(update={"username": user})
 
             async def go() -> None:
-                sync = make_account_sync(s, engine, acct)
+                sync = open_blink(s, engine, acct)
                 try:
                     await sync.auth.login(user, password, ask_pin)
                 finally:
@@ -137,13 +137,13 @@ def _finish_pin(s: Settings, acct: AccountSettings, pin: str) -> str:
     from archiver.db import repo
     from archiver.db.engine import open_engine
     from archiver.errors import AuthError
-    from archiver.pipeline.runner import make_account_sync
+    from archiver.pipeline.runner import open_blink
     from archiver.util import aio
 
     engine = open_engine(s)
     hint = login_hint(acct.name)
     # the account's stored Blink login is the one the pending sign-in belongs to: leave it as it is
-    sync = make_account_sync(s, engine, acct.model_copy(update={"username": None}))
+    sync = open_blink(s, engine, acct.model_copy(update={"username": None}))
     pending = repo.pending_signin(engine, sync.account_id)
 
     async def go() -> None:
@@ -272,7 +272,7 @@ def status() -> None:
     from rich.table import Table
 
     from archiver.db.engine import open_engine
-    from archiver.db.summary import SOURCES, STATES, account_summaries  # SQLAlchemy Core: no ORM to load
+    from archiver.db.summary import SOURCES, STATES, account_summaries, source_label  # Core: no ORM
 
     console = Console()
     try:
@@ -292,7 +292,7 @@ def status() -> None:
         for st in STATES:
             table.add_column(st, justify="right")
         for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
-            table.add_row(safe_markup(src), *(str(counts.get((src, st), 0)) for st in STATES))
+            table.add_row(safe_markup(source_label(src)), *(str(counts.get((src, st), 0)) for st in STATES))
         console.print(table)
         cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
         console.print(f"cursor (media/changed since): {cursor}")

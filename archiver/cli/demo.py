@@ -34,7 +34,7 @@ def demo(
     """Start the built-in Blink simulator, log in (with a 2FA PIN), sync into a demo folder."""
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import make_account_sync, sync_all
+    from archiver.pipeline.runner import open_blink, sync_all
     from archiver.simulator import SimConfig, Simulator
     from archiver.simulator.settings import settings_for
     from archiver.util import aio
@@ -75,7 +75,7 @@ def demo(
                 return DEMO_PIN
 
             async def go() -> list:  # type: ignore[type-arg]
-                sync = make_account_sync(s, engine, account)
+                sync = open_blink(s, engine, account)
                 try:
                     await sync.login(DEMO_USER, DEMO_PASSWORD, pin)
                 finally:

@@ -32,6 +32,15 @@ class _Label(UserDefinedType[str]):
 # (not imported: that loads the ORM; tests/test_summary.py keeps these in step with the enums).
 STATES = ("discovered", "downloaded", "stored", "failed", "pruned", "duplicate")
 SOURCES = ("cloud", "local")
+# What people read for a source (`archiver status`, the web UI). The one user-facing word for the Sync
+# Module's USB storage is "USB"; its stored name stays "local" (Clip.source, identities "local:…") and
+# its config section [local_storage] (Blink's own name for the feature), so archives and configs keep
+# working. Any other source is shown by its registered name.
+SOURCE_LABELS = {"cloud": "cloud", "local": "USB"}
+
+
+def source_label(source: str) -> str:
+    return SOURCE_LABELS.get(source, source)
 
 ACCOUNT = table(
     "account",

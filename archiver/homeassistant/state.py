@@ -292,7 +292,7 @@ def clip_event(
         camera_id=clip.camera_blink_id,
         network=clip.network_name,
         network_id=clip.network_blink_id,
-        source=str(clip.source),  # a plain string once sources are registered by name
+        source=str(clip.source),  # the registered source name ("cloud"; "local" is the USB source)
         recorded_at=_iso(clip.created_at) or "",
         recorded_at_local=local_time(clip.created_at, clip.time_zone).isoformat(),
         time_zone=clip.time_zone,

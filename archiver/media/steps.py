@@ -78,15 +78,19 @@ class Step(Protocol):
 StepFactory = Callable[["MediaProcessor"], "Step | None"]  # None: disabled by the settings
 
 
-class ProbeStep:
+class MediaStep:
+    """A step run with the media processor (its settings, pool and ffmpeg)."""
+
+    def __init__(self, media: MediaProcessor) -> None:
+        self.media = media
+
+
+class ProbeStep(MediaStep):
     """The original's facts (duration, size, codec); a clip that does not probe is failed and retried."""
 
     name: ClassVar[str] = "probe"
     produces: ClassVar[tuple[str, ...]] = ()
     required: ClassVar[bool] = True
-
-    def __init__(self, media: MediaProcessor) -> None:
-        self.media = media
 
     @classmethod
     def build(cls, media: MediaProcessor) -> ProbeStep | None:
@@ -99,15 +103,12 @@ class ProbeStep:
         return []
 
 
-class ThumbnailStep:
+class ThumbnailStep(MediaStep):
     """A still from the clip, when ``processing.thumbnail`` asks for one or the source brought none."""
 
     name: ClassVar[str] = "thumbnail"
     produces: ClassVar[tuple[str, ...]] = ("thumbnail", "generated_thumbnail")
     required: ClassVar[bool] = False
-
-    def __init__(self, media: MediaProcessor) -> None:
-        self.media = media
 
     @classmethod
     def build(cls, media: MediaProcessor) -> ThumbnailStep:
@@ -129,15 +130,12 @@ class ThumbnailStep:
         return [DerivedFile(kind="thumbnail", path=path, suffix=".jpg")]
 
 
-class TranscodeStep:
+class TranscodeStep(MediaStep):
     """Another encoding of the clip (``processing.transcode``); replaces the original unless keep_original."""
 
     name: ClassVar[str] = "transcode"
     produces: ClassVar[tuple[str, ...]] = ("transcode",)
     required: ClassVar[bool] = False
-
-    def __init__(self, media: MediaProcessor) -> None:
-        self.media = media
 
     @classmethod
     def build(cls, media: MediaProcessor) -> TranscodeStep | None:
@@ -164,15 +162,12 @@ class TranscodeStep:
         ]
 
 
-class PreviewStep:
+class PreviewStep(MediaStep):
     """An animated preview (``processing.preview``: webp, or gif where ffmpeg has no webp encoder)."""
 
     name: ClassVar[str] = "preview"
     produces: ClassVar[tuple[str, ...]] = ("preview",)
     required: ClassVar[bool] = False
-
-    def __init__(self, media: MediaProcessor) -> None:
-        self.media = media
 
     @classmethod
     def build(cls, media: MediaProcessor) -> PreviewStep | None:

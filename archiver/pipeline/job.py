@@ -12,8 +12,9 @@ import asyncio
 import logging
 import shutil
 import time
-from collections.abc import AsyncIterator, Awaitable, Hashable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -22,10 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from archiver.blink.api import BlinkAPI
-from archiver.blink.auth import Authenticator, PinProvider
-from archiver.blink.http import BlinkHTTP, EventHooks
-from archiver.blink.ratelimit import TransferGate
-from archiver.cloud_cleanup import cloud_cleanup
+from archiver.blink.ratelimit import LearnedRate, TransferGate
 from archiver.config import AccountSettings, Settings, parse_duration
 from archiver.db import repo
 from archiver.db.models import Clip, ClipState, ObjectKind
@@ -42,8 +40,7 @@ from archiver.pipeline.select import Selection
 from archiver.pipeline.sidecar import write_sidecar
 from archiver.pipeline.store import StagedFile, store_all
 from archiver.pipeline.task import ClipTask, MediaFacts
-from archiver.sources import SOURCES
-from archiver.sources.base import Source, SourceContext, SourceFactory, SourceUnavailable
+from archiver.sources.base import Source, SourceUnavailable
 from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.sync")
@@ -51,33 +48,73 @@ log = logging.getLogger("archiver.sync")
 Item = tuple[Source, Clip]
 
 
+@dataclass(frozen=True)
+class JobRepo:
+    """The database as one account's sync job sees it (every read and write the job itself makes)."""
+
+    engine: Engine
+    account_id: int
+
+    def sources_with_clips(self) -> list[str]:
+        return repo.sources_with_clips(self.engine, self.account_id)
+
+    def settle(self, clip: Clip, order: Sequence[str]) -> dedup.Verdict:
+        return dedup.settle(self.engine, clip, order)
+
+    def store(
+        self,
+        clip_id: int,
+        files: Sequence[StagedFile],
+        destinations: Sequence[Destination],
+        metadata: Mapping[str, str],
+        finish: Callable[[Session], None],
+        *,
+        fresh: bool,
+    ) -> None:
+        store_all(self.engine, clip_id, files, destinations, metadata, finish, fresh=fresh)
+
+    def record_failure(
+        self, clip_id: int, message: str, backoff: tuple[timedelta, timedelta] | None = None
+    ) -> None:
+        repo.record_failure(self.engine, clip_id, message, backoff)
+
+    def save_learned_rate(self, learned: LearnedRate | None) -> None:
+        repo.save_learned_rate(self.engine, self.account_id, learned)
+
+
 class SyncJob:
-    """Wires client, database, sources and destinations for one account; ``run()`` performs one sync."""
+    """One sync of one account from its parts (see ``runner.build_job``); ``run()`` performs it. The
+    constructor does no I/O: the parts were built (and the account row read) by the factory."""
 
     def __init__(
         self,
-        settings: Settings,
-        engine: Engine,
-        account: AccountSettings,
+        api: BlinkAPI,
+        sources: Sequence[Source],
         destinations: Sequence[Destination],
-        *,
-        transport: httpx.AsyncBaseTransport | None = None,
-        reporter: Reporter | None = None,
-        processor: MediaProcessor | None = None,
+        repo: JobRepo,
         steps: Sequence[Step] = (),
-        rescan_from: datetime | None = None,
-        sources: Mapping[str, SourceFactory] | None = None,
+        reporter: Reporter | None = None,
+        *,
+        settings: Settings,
+        account: AccountSettings,
+        order: Sequence[str] | None = None,
         retry_failed: bool = False,
-        http_hooks: EventHooks | None = None,
+        processor: MediaProcessor | None = None,
     ) -> None:
         validate_template(settings.sync.filename_template)
-        self.settings = settings
-        self.engine = engine
-        self.account_settings = account
+        self.api = api
+        self.http = api.http
+        self.sources = list(sources)
         self.destinations = list(destinations)
-        self.reporter = reporter or Reporter()
-        self.processor = processor  # the steps' pool (closed with the job)
+        self.repo = repo
+        self.account_id = repo.account_id
         self.steps = list(steps)
+        self.reporter = reporter or Reporter()
+        self.settings = settings
+        self.account_settings = account
+        self.processor = processor  # the steps' pool (closed with the job)
+        # a source listed earlier wins a duplicate (the registry's order, disabled sources included)
+        self.order = list(order) if order is not None else [s.name for s in self.sources]
         # failed clips wait (sync.retry_backoff…retry_backoff_max) unless a person asked to retry them now
         self.retry_failed = retry_failed
         self.backoff = (
@@ -85,54 +122,26 @@ class SyncJob:
             parse_duration(settings.sync.retry_backoff_max),
         )
         self._backing_off: list[datetime] = []  # next try times of the failed clips this run left alone
-        row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
-        assert row.id is not None
-        self.account_id: int = row.id
-        self.http = BlinkHTTP(
-            settings.blink, transport=transport, limits=settings.limits, event_hooks=http_hooks
-        )
-        store = repo.AccountCredentialStore(
-            engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
-        )
-        self.http.limiter.restore(repo.learned_rate(engine, self.account_id))  # the last run's pace
-        self.auth = Authenticator(
-            self.http,
-            settings.blink,
-            store.load(row),
-            store,
-            username=account.username,
-            password=account.password.get_secret_value() if account.password else None,
-        )
-        self.api = BlinkAPI(self.http, self.auth)
         self.staging = settings.staging_dir / f"account-{self.account_id}"
         self.selection = Selection.of(account)
-        registry = SOURCES if sources is None else sources
-        self.order = list(registry)  # a source listed earlier wins a duplicate
-        context = SourceContext(
-            account_id=self.account_id,
-            account=account,
-            settings=settings,
-            engine=engine,
-            api=self.api,
-            selection=self.selection,
-            rescan_from=rescan_from,
-        )
-        self.sources: list[Source] = [s for build in registry.values() if (s := build(context)) is not None]
         # The transfer slots: a source holds one while a clip's bytes move (and while a Sync Module
         # uploads); probing, hashing and storing happen after it is released, so the network stays busy.
         # Their number follows the link, from sync.concurrency up to sync.max_concurrency.
         sync = settings.sync
         self._transfers = TransferGate(sync.concurrency, max(sync.concurrency, sync.max_concurrency))
         self._seen_sources: set[str] = set()  # sources with clips of this account (the duplicate rule)
+        self.completed = False  # the last run() got through every source before its deadline
+
+    @property
+    def needs_blink(self) -> bool:
+        """Whether a source of this job talks to Blink (then the run starts with a signed-in session)."""
+        return any(s.needs_blink for s in self.sources)
 
     async def aclose(self) -> None:
         self.reporter.close()
         await self.http.aclose()
         if self.processor is not None:
             self.processor.close()
-
-    async def login(self, username: str, password: str, pin: PinProvider | None) -> None:
-        await self.auth.login(username, password, pin)
 
     @asynccontextmanager
     async def transfer(self) -> AsyncIterator[None]:
@@ -147,10 +156,12 @@ class SyncJob:
         report = SyncReport(account=self.account_settings.name)
         self._clean_staging()
         deadline = parse_duration(self.settings.limits.sync_deadline).total_seconds()
+        self.completed = False
         try:
             try:
                 async with asyncio.timeout(deadline):
-                    await self.auth.ensure()
+                    if self.needs_blink:  # a source of files alone needs no Blink login
+                        await self.api.auth.ensure()
                     await self._discover_and_fetch(report)
             except TimeoutError:
                 limit = self.settings.limits.sync_deadline
@@ -161,12 +172,7 @@ class SyncJob:
             except httpx.HTTPError as exc:
                 report.errors.append(f"cannot reach Blink: {one_line(exc)} ({type(exc).__name__})")
             else:
-                if self.settings.cloud_cleanup.enabled:
-                    deleted, errors = await cloud_cleanup(
-                        self.api, self.engine, self.account_id, self.destinations
-                    )
-                    report.cloud_deleted += deleted
-                    report.errors.extend(errors)
+                self.completed = True
         finally:
             for source in self.sources:
                 part = source.report()
@@ -194,7 +200,7 @@ class SyncJob:
     def _remember_rate(self) -> None:
         """Keep what this run learned about Blink's request limit for the next run (best effort)."""
         try:
-            repo.save_learned_rate(self.engine, self.account_id, self.http.limiter.learned())
+            self.repo.save_learned_rate(self.http.limiter.learned())
         except SQLAlchemyError as exc:
             log.warning("could not keep the learned request rate: %s", one_line(exc))
 
@@ -204,7 +210,7 @@ class SyncJob:
         queued: set[int] = set()
         grace = timedelta(minutes=self.settings.sync.partial_grace_minutes)
         now = datetime.now(UTC)
-        present = await asyncio.to_thread(repo.sources_with_clips, self.engine, self.account_id)
+        present = await asyncio.to_thread(self.repo.sources_with_clips)
         self._seen_sources = set(present)
 
         async def run_lane(lane: asyncio.Queue[Item | None]) -> None:
@@ -308,7 +314,7 @@ class SyncJob:
         nothing for the rule."""
         verdict = dedup.FETCH
         if clip.camera_blink_id is not None and len(self._seen_sources) > 1:
-            verdict = await asyncio.to_thread(dedup.settle, self.engine, clip, self.order)
+            verdict = await asyncio.to_thread(self.repo.settle, clip, self.order)
         if verdict.twin is not None and verdict.action != "fetch":
             twin = verdict.twin.identity
             if verdict.action == "duplicate":
@@ -388,7 +394,7 @@ class SyncJob:
                     if self.settings.sync.sidecar:
                         task.files.append(write_sidecar(task, self.account_settings.name))
                     dests = self.destinations
-                    store_all(self.engine, clip_id, task.files, dests, metadata, finish, fresh=fresh)
+                    self.repo.store(clip_id, task.files, dests, metadata, finish, fresh=fresh)
                 finally:
                     shutil.rmtree(work, True)
                     cleaned = True
@@ -397,9 +403,7 @@ class SyncJob:
         except SourceUnavailable:
             raise
         except (AuthError, ConfigError):
-            await asyncio.to_thread(
-                repo.record_failure, self.engine, clip.id, "interrupted: authentication failed"
-            )
+            await asyncio.to_thread(self.repo.record_failure, clip.id, "interrupted: authentication failed")
             raise
         except asyncio.CancelledError:
             raise
@@ -407,7 +411,7 @@ class SyncJob:
             message = one_line(exc)
             if isinstance(exc, NotFoundUpstream):
                 message = f"{message}; will retry"
-            await asyncio.to_thread(repo.record_failure, self.engine, clip.id, message, self.backoff)
+            await asyncio.to_thread(self.repo.record_failure, clip.id, message, self.backoff)
             report.failed += 1
             report.clip_errors.append(f"{clip.identity}: {message}")
             source.settled(clip, "failed")

@@ -5,33 +5,85 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
 from sqlalchemy.engine import Engine
 
-from archiver.blink.http import EventHooks
+from archiver.blink.api import BlinkAPI
+from archiver.blink.auth import Authenticator, PinProvider
+from archiver.blink.http import BlinkHTTP, EventHooks
 from archiver.config import AccountSettings, Settings
+from archiver.db import repo
 from archiver.db.engine import open_engine
 from archiver.destinations import build_destinations
 from archiver.errors import ArchiverError
 from archiver.media.processor import MediaProcessor
 from archiver.media.steps import build_steps
-from archiver.pipeline.job import SyncJob
+from archiver.pipeline.job import JobRepo, SyncJob
 from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
+from archiver.pipeline.select import Selection
+from archiver.sources import SOURCES
+from archiver.sources.base import SourceContext, SourceFactory
 from archiver.util import one_line
 
 if TYPE_CHECKING:
     from archiver.retention import PruneReport  # retention loads only when it runs
 
-__all__ = ["make_account_sync", "open_engine", "prune_after_sync", "sync_all", "sync_and_prune"]
+__all__ = ["build_job", "open_blink", "open_engine", "prune_after_sync", "sync_all", "sync_and_prune"]
 
 log = logging.getLogger("archiver.runner")
 
 
-def make_account_sync(
+@dataclass
+class BlinkSession:
+    """An account's Blink client (HTTP, sign-in, API) over its database row: what `archiver login` needs,
+    and what a job's Blink sources use. No sync job is built for it."""
+
+    account_id: int
+    http: BlinkHTTP
+    auth: Authenticator
+    api: BlinkAPI
+
+    async def login(self, username: str, password: str, pin: PinProvider | None) -> None:
+        await self.auth.login(username, password, pin)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+def open_blink(
+    settings: Settings,
+    engine: Engine,
+    account: AccountSettings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    http_hooks: EventHooks | None = None,
+) -> BlinkSession:
+    """The account's row (created on first use), its stored credentials and the request rate earlier runs
+    learned, wired into a Blink client."""
+    row = repo.get_or_create_account(engine, account.name, account.username, settings.blink.auth)
+    assert row.id is not None
+    http = BlinkHTTP(settings.blink, transport=transport, limits=settings.limits, event_hooks=http_hooks)
+    store = repo.AccountCredentialStore(
+        engine, row.id, account.name, settings.data_dir / f".unsaved-credentials-{row.id}.json"
+    )
+    http.limiter.restore(repo.learned_rate(engine, row.id))  # the last run's pace
+    auth = Authenticator(
+        http,
+        settings.blink,
+        store.load(row),
+        store,
+        username=account.username,
+        password=account.password.get_secret_value() if account.password else None,
+    )
+    return BlinkSession(row.id, http, auth, BlinkAPI(http, auth))
+
+
+def build_job(
     settings: Settings,
     engine: Engine,
     account: AccountSettings,
@@ -40,25 +92,57 @@ def make_account_sync(
     reporter: Reporter | None = None,
     rescan_from: datetime | None = None,
     retry_failed: bool = False,
+    sources: Mapping[str, SourceFactory] | None = None,
     http_hooks: EventHooks | None = None,
 ) -> SyncJob:
-    """The sync job of one account with the configured destinations and every enabled source. The media
-    processor is always present: even with every option off, USB clips (no Blink thumbnail) get a generated
-    one; ffmpeg is only looked up when a job needs it."""
-    processor = MediaProcessor(settings.processing)
-    return SyncJob(
-        settings,
-        engine,
-        account,
-        build_destinations(settings),
-        transport=transport,
-        reporter=reporter,
-        processor=processor,
-        steps=build_steps(settings.processing.steps, processor),
+    """The sync job of one account from its parts: the Blink session, every enabled source (``sources``:
+    the registry, by default :data:`~archiver.sources.SOURCES`), the configured destinations and
+    processing steps. The media processor is always present: even with every option off, USB clips (no
+    Blink thumbnail) get a generated one; ffmpeg is only looked up when a step needs it."""
+    destinations = build_destinations(settings)
+    processor = MediaProcessor(settings.processing)  # no thread until a step runs
+    steps = build_steps(settings.processing.steps, processor)
+    blink = open_blink(settings, engine, account, transport=transport, http_hooks=http_hooks)
+    registry = SOURCES if sources is None else sources
+    context = SourceContext(
+        account_id=blink.account_id,
+        account=account,
+        settings=settings,
+        engine=engine,
+        api=blink.api,
+        selection=Selection.of(account),
         rescan_from=rescan_from,
-        retry_failed=retry_failed,
-        http_hooks=http_hooks,
     )
+    built = [s for make in registry.values() if (s := make(context)) is not None]
+    return SyncJob(
+        blink.api,
+        built,
+        destinations,
+        JobRepo(engine, blink.account_id),
+        steps,
+        reporter,
+        settings=settings,
+        account=account,
+        order=list(registry),  # a source listed earlier wins a duplicate
+        retry_failed=retry_failed,
+        processor=processor,
+    )
+
+
+async def clean_cloud(job: SyncJob, report: SyncReport) -> None:
+    """The opt-in cloud cleanup of one account, after its sync got through (beside the job, not in it):
+    deletes from Blink only clips every destination was re-read to hold."""
+    if not (job.settings.cloud_cleanup.enabled and job.completed):
+        return
+    from archiver.cloud_cleanup import cloud_cleanup
+
+    try:
+        deleted, errors = await cloud_cleanup(job.api, job.repo.engine, job.account_id, job.destinations)
+    except httpx.HTTPError as exc:
+        report.errors.append(f"cannot reach Blink: {one_line(exc)} ({type(exc).__name__})")
+        return
+    report.cloud_deleted += deleted
+    report.errors.extend(errors)
 
 
 async def sync_all(
@@ -93,7 +177,7 @@ async def sync_all(
             if not held:
                 reports.append(SyncReport(account=account.name, skipped_lease=True))
                 continue
-            job = make_account_sync(
+            job = build_job(
                 settings,
                 engine,
                 account,
@@ -104,7 +188,9 @@ async def sync_all(
                 http_hooks=http_hooks,
             )
             try:
-                reports.append(await job.run())
+                report = await job.run()
+                await clean_cloud(job, report)
+                reports.append(report)
             except ArchiverError as exc:
                 if len(selected) == 1:
                     raise

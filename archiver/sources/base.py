@@ -1,9 +1,13 @@
 """The source interface: where clips come from. A source records clip rows (discover) and delivers one
-clip's bytes into a work folder (fetch); the sync job does everything else (filters, duplicates, process,
-store) the same way for every source.
+clip's bytes into a work folder (fetch); the sync job does everything else (filters, duplicates, processing
+steps, store) the same way for every source.
 
-Adding a source: one class implementing ``Source`` (``SourceBase`` gives the defaults) plus one line in
-``archiver.sources.SOURCES``.
+Adding a source: one class implementing ``Source`` (``SourceBase`` gives the defaults; set ``needs_blink``
+when it talks to Blink: only then does a run sign in) plus one line in ``archiver.sources.SOURCES``. Its
+clips are filtered, deduplicated, processed, stored, verified and pruned like the others'; `archiver
+status` and the web UI show it by its name (``archiver.db.summary.source_label``), Home Assistant's clip
+event carries the name. Not yet: the web UI's source filter offers only cloud and USB
+(``web.queries.ClipFilter.source``).
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class SourceReport(Tally):
 
 class Source(Protocol):
     name: ClassVar[str]  # stored in Clip.source; also the registry key
+    needs_blink: ClassVar[bool]  # talks to Blink: the job signs in before a run (else no login at all)
 
     def pending(self) -> Sequence[Clip]:
         """Rows left pending by earlier runs that this source can fetch now."""
@@ -131,6 +136,7 @@ class SourceBase:
     """Defaults for a source: no leftovers, no lanes, counts in a plain ``SourceReport``."""
 
     name: ClassVar[str] = ""
+    needs_blink: ClassVar[bool] = False  # a source that talks to Blink says so
 
     def __init__(self, ctx: SourceContext) -> None:
         self.ctx = ctx

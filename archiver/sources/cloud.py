@@ -225,6 +225,7 @@ async def discover(ctx: SourceContext, result: CloudReport, on_page: Emit | None
 
 class CloudSource(SourceBase):
     name = ClipSource.cloud.value
+    needs_blink = True
 
     @classmethod
     def build(cls, ctx: SourceContext) -> CloudSource:

@@ -155,6 +155,7 @@ def upsert_manifest(
 
 class UsbSource(SourceBase):
     name = ClipSource.local.value
+    needs_blink = True
 
     @classmethod
     def build(cls, ctx: SourceContext) -> UsbSource | None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
-from archiver.db import repo
+from archiver.db import repo, summary
 from archiver.db.models import Account, Clip, ClipSource, ClipState, Cursor, ObjectKind, StoredObject
 from archiver.logs import REDACTOR
 from archiver.util import as_utc
@@ -42,7 +42,7 @@ def local(ts: datetime, tz_name: str | None) -> datetime:
 
 
 def source_label(source: ClipSource | str) -> str:
-    return "USB" if str(source) == ClipSource.local.value else "cloud"
+    return summary.source_label(str(source))
 
 
 # -- rows shown on pages ---------------------------------------------------------------------------------
