@@ -509,6 +509,8 @@ def test_the_guide_stops_before_the_cluster_without_credentials_or_the_ui_passwo
     out = kustomize(base)
     assert out.returncode != 0 and "credentials.env" in out.stderr  # not written yet: nothing applied
     run_guide(root, "k8s-credentials")
+    if shutil.which("kubectl"):
+        run_guide(root, "k8s-render")  # the guide's own check renders
     creds = base / "credentials.env"
     assert oct(creds.stat().st_mode & 0o777) == "0o600"
     secret = find(list(yaml.safe_load_all(kustomize(base).stdout)), "Secret", "blink-archiver-credentials")
