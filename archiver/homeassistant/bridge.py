@@ -302,11 +302,8 @@ class HomeAssistant:
         self, snapshot: dict[str, tuple[AccountState, list[tuple[d.CameraInfo, CameraState, bytes | None]]]]
     ) -> None:
         for name, (acct, cameras) in snapshot.items():
-            before = self._configs.get(name, set())
-            now: set[str] = set()
-            for pub in d.publications(self.topics, name, d.account_entities(self.topics, name, self.mode)):
-                self.link.retain(pub)
-                now.add(pub.topic)
+            before = set(self._configs.get(name, set()))
+            now = self._announce_account(name)
             known = self._announced.setdefault(name, {})
             for cam_id in [c for c in known if c not in {cam.id for cam, _, _ in cameras}]:
                 del known[cam_id]  # gone from the account: its configs are cleared below
@@ -364,8 +361,19 @@ class HomeAssistant:
             self._thumb_clip[(account, camera_id)] = clip.id
         return data
 
+    def _announce_account(self, account: str) -> set[str]:
+        """Announce the account's device and entities (no database read); returns their config topics."""
+        pubs = d.publications(self.topics, account, d.account_entities(self.topics, account, self.mode))
+        for pub in pubs:
+            self.link.retain(pub)  # sent once: the link skips a retained message it already has
+        topics = {p.topic for p in pubs}
+        self._configs.setdefault(account, set()).update(topics)
+        return topics
+
     def _announce_camera(self, account: str, cam: d.CameraInfo) -> set[str]:
-        """Announce the camera's entities (again only when it changed); returns their config topics."""
+        """Announce the camera's entities (again only when it changed; the account's device, its
+        ``via_device``, first); returns their config topics."""
+        self._announce_account(account)
         known = self._announced.setdefault(account, {})
         pubs = d.publications(self.topics, account, d.camera_entities(self.topics, account, cam, self.mode))
         topics = {p.topic for p in pubs}
