@@ -2,12 +2,42 @@
 (function () {
   "use strict";
 
-  // ← / → step to the older / newer clip on a clip page.
+  // ← / → step to the older / newer clip on a clip page; ? shows the keys of the page.
   document.addEventListener("keydown", function (e) {
     if (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
+    var help = document.getElementById("help");
+    if (help && e.key === "?") { help.hidden = !help.hidden; return; }
+    if (help && e.key === "Escape") { help.hidden = true; return; }
     var link = e.key === "ArrowLeft" ? document.getElementById("prev")
              : e.key === "ArrowRight" ? document.getElementById("next") : null;
     if (link) { window.location.href = link.href; }
+  });
+
+  // Hovering a clip in a grid plays it muted in place of its thumbnail (after a short pause).
+  var hoverTimer = null;
+  document.addEventListener("mouseover", function (e) {
+    var a = e.target.closest ? e.target.closest("a.clip") : null;
+    if (!a || a.querySelector("video")) return;
+    var img = a.querySelector("img.thumb");
+    if (!img) return;
+    clearTimeout(hoverTimer);
+    hoverTimer = setTimeout(function () {
+      var v = document.createElement("video");
+      v.className = "thumb preview";
+      v.muted = true; v.loop = true; v.playsInline = true; v.autoplay = true;
+      v.src = a.getAttribute("href").replace("/clip/", "/media/") + "/video";
+      img.hidden = true;
+      img.parentNode.insertBefore(v, img);
+    }, 350);
+  });
+  document.addEventListener("mouseout", function (e) {
+    var a = e.target.closest ? e.target.closest("a.clip") : null;
+    if (!a || (e.relatedTarget && a.contains(e.relatedTarget))) return;
+    clearTimeout(hoverTimer);
+    var v = a.querySelector("video.preview");
+    if (v) { v.pause(); v.removeAttribute("src"); v.remove(); }
+    var img = a.querySelector("img.thumb");
+    if (img) img.hidden = false;
   });
 
   // "Older clips" appends the next page in place (same origin, same HTML) instead of navigating.
@@ -69,7 +99,6 @@
   var open = document.getElementById("tl-open");
   var autoplay = document.getElementById("tl-autoplay");
   var tip = document.getElementById("tl-tip");
-  var help = document.getElementById("help");
   var current = -1;
 
   function play(i) {
@@ -131,8 +160,6 @@
     }
     else if (e.key === "[") { window.location.href = document.getElementById("prevday").href; }
     else if (e.key === "]") { window.location.href = document.getElementById("nextday").href; }
-    else if (e.key === "?") { help.hidden = !help.hidden; }
-    else if (e.key === "Escape") { help.hidden = true; }
   });
   var wanted = /^#clip-(\d+)$/.exec(window.location.hash);
   if (wanted) {
