@@ -162,7 +162,7 @@ def populate(sim: Simulator, folder: Path, clips: int) -> bool:
         rng = random.Random(f"{name}-{anchor.isoformat()}")
         minutes = sorted(rng.randrange(10, DEMO_DAYS * 24 * 60) for _ in range(clips))
         for m in reversed(minutes):
-            add(cam, name, net, hue, anchor - timedelta(minutes=m), False)
+            add(cam, name, net, hue + rng.uniform(-50, 50), anchor - timedelta(minutes=m), False)
         if net == "Cabin":  # older recordings that only the USB stick still has
             for hours in (30, 26):
                 add(cam, name, net, hue, anchor - timedelta(hours=hours, minutes=17), True)

@@ -79,8 +79,8 @@ def render_clip(caption: str, *, seconds: float = 2.0, hue: float = 0.0) -> tupl
         text_arg = str(folder / "caption.txt").replace(":", "\\:")
         graph = (
             f"testsrc2=size=480x270:rate=15:duration={seconds},hue=h={hue},"
-            f"drawtext=fontfile={font_arg}:textfile={text_arg}:expansion=none:x=(w-tw)/2:y=h-th-18:"
-            "fontsize=22:fontcolor=white:box=1:boxcolor=black@0.6:boxborderw=8,split=2[v][t]"
+            f"drawtext=fontfile={font_arg}:textfile={text_arg}:expansion=none:x=(w-tw)/2:y=(h-th)/2:"
+            "fontsize=24:fontcolor=white:box=1:boxcolor=black@0.7:boxborderw=10,split=2[v][t]"
         )
         cmd = [
             ffmpeg, "-hide_banner", "-nostdin", "-v", "error", "-y", "-filter_complex", graph,
