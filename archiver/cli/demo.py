@@ -56,6 +56,7 @@ def demo(
                     local_storage={"poll_interval_s": 0.2, "busy_pause_s": 0.2},
                     destinations=[],
                     accounts=[],
+                    log={"level": "WARNING"},  # the summary below says what happened; -v for the details
                 )
             )
             engine = open_engine(s)

@@ -13,6 +13,11 @@
     if (link) { window.location.href = link.href; }
   });
 
+  // On a phone the filters start folded unless one is set (the clips come first).
+  if (window.matchMedia && window.matchMedia("(max-width: 600px)").matches) {
+    document.querySelectorAll("details.filterbox[data-active='0']").forEach(function (d) { d.open = false; });
+  }
+
   // Hovering a clip in a grid plays it muted in place of its thumbnail (after a short pause).
   var hoverTimer = null;
   document.addEventListener("mouseover", function (e) {
