@@ -573,6 +573,8 @@ def write_video(
     work_dir: str | None = None,
     progress: Callable[[int], None] | None = None,
     timeout_per_clip: float = 300,
+    speed: float = 1.0,
+    burn_in: bool = True,
 ) -> VideoResult:
     """One MP4 of the plan's clips in time order, each with its camera and local time burned in (and a
     pause longer than :data:`GAP_MARK_S` named on the clip after it). Each original is copied out of the
@@ -586,8 +588,10 @@ def write_video(
     from archiver.media.ffmpeg import encoders, path_arg, run
 
     result = VideoResult()
-    font = find_font()
-    if font is None or not has_drawtext(ffmpeg):
+    font = find_font() if burn_in else None
+    if not burn_in:
+        result.burned_in = False
+    elif font is None or not has_drawtext(ffmpeg):
         result.burned_in = False
         result.notes.append(
             "no burned-in camera name and time: "
@@ -626,7 +630,8 @@ def write_video(
                 caption += "\n" + _gap_text((item.created_at - prev_end).total_seconds())
             prev_end = item.created_at + timedelta(seconds=item.duration or 0)
             vf = (
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+                (f"setpts=PTS/{speed:g}," if speed != 1 else "")
+                + f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
                 f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
             )
             if result.burned_in and font is not None:
@@ -667,7 +672,7 @@ def write_video(
             src.unlink()
             segments.append(seg)
             result.clips += 1
-            result.duration += item.duration or 0.0
+            result.duration += (item.duration or 0.0) / speed
             if progress is not None:
                 progress(1)
         listing = scratch / "segments.txt"

@@ -382,6 +382,7 @@ class WebApp:
             "download": VIDEO_KINDS,
             "thumbnail": THUMB_KINDS,
             "preview": (ObjectKind.preview,),
+            "summary": ("daily_summary",),
         }.get(what)
         if kinds is None:
             raise HTTPException(404)

@@ -93,7 +93,7 @@ class ClipFilter(BaseModel):
 
 
 class MediaObject(BaseModel):
-    kind: ObjectKind
+    kind: str  # an ObjectKind value or a processing step's own kind (daily_summary)
     destination: str
     key: str
     size: int
@@ -588,6 +588,7 @@ class TimelineLane(BaseModel):
     camera_id: int
     camera: str
     marks: list[TimelineMark]
+    summary_clip_id: int | None = None  # the clip the day's summary video is recorded on
 
 
 class TimelineGroup(BaseModel):
@@ -658,9 +659,21 @@ def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Tim
         total += len(lane.marks)
         lanes.setdefault(latest.network_name or "?", []).append((lane, latest.time_zone))
     ids = list(marks_by_id)
+    summaries: set[int] = set()
     for i in range(0, len(ids), 900):
         for clip_id in _with_thumbs(s, ids[i : i + 900]):
             marks_by_id[clip_id].has_thumb = True
+        summaries.update(
+            s.exec(
+                select(StoredObject.clip_id).where(
+                    col(StoredObject.clip_id).in_(ids[i : i + 900]), StoredObject.kind == "daily_summary"
+                )
+            ).all()
+        )
+    if (start_hour, hours) == (0, 24):  # a summary is of a whole day
+        for pairs in lanes.values():
+            for lane, _tz in pairs:
+                lane.summary_clip_id = next((m.id for m in lane.marks if m.id in summaries), None)
     groups = []
     zones: set[str] = set()
     for network, pairs in sorted(lanes.items(), key=lambda kv: kv[0].casefold()):

@@ -126,6 +126,19 @@
     if (autoplay.checked && current + 1 < order.length) play(current + 1);
   });
   box.addEventListener("click", function (e) {
+    var summary = e.target.closest ? e.target.closest("a.summary") : null;
+    if (summary && !e.ctrlKey && !e.metaKey && !e.shiftKey) {  // the day's summary video, in the player
+      e.preventDefault();
+      player.hidden = false;
+      video.removeAttribute("data-id");
+      video.poster = "";
+      video.src = summary.getAttribute("href");
+      caption.textContent = "Summary of the day: " + summary.closest(".tl-name").querySelector("a").textContent;
+      open.href = summary.getAttribute("href");
+      var p = video.play();
+      if (p && p.catch) p.catch(function () {});
+      return;
+    }
     var m = e.target.closest ? e.target.closest(".mark") : null;
     if (!m || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
     e.preventDefault();
