@@ -148,9 +148,8 @@ def print_summaries(s: object, engine: object) -> None:
 
     report = run_summaries(s, engine)  # type: ignore[arg-type]
     if report.built:
-        typer.echo(
-            f"daily summaries: {len(report.built)} built ({report.video_s:.0f} s of video, {report.cpu_s:.1f} s CPU)"
-        )
+        made = f"{report.video_s:.0f} s of video, {report.cpu_s:.1f} s CPU"
+        typer.echo(f"daily summaries: {len(report.built)} built ({made})")
     for line in report.failed:
         typer.echo(f"  summary not built: {line}", err=True)
 
