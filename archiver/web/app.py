@@ -306,6 +306,7 @@ class WebApp:
             base=request.url.path,
             query=_keep(q, ("source", "from", "to")),
             export_query=_export_query(name, network, flt),
+            day_zip=_export_query(name, network, ClipFilter()),
         )
 
     async def clips_page(self, request: Request) -> Response:
