@@ -181,9 +181,9 @@ def run_summaries(
     from archiver.media.ffmpeg import find_ffmpeg
 
     report = SummaryReport()
-    dests = list(destinations) if destinations is not None else build_destinations(settings)
     before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
+        dests = list(destinations) if destinations is not None else build_destinations(settings)
         ffmpeg = find_ffmpeg(settings.processing.ffmpeg)
         with Session(engine) as s:
             days = due_days(s)
