@@ -451,6 +451,7 @@ def zip_chunks(
         if problems:
             text = ("\n".join(problems) + "\n").encode()
             zf.writestr(_info("PROBLEMS.txt", made_at, len(text)), text)
+            sums.append(sums_line(hashlib.sha256(text).hexdigest(), "PROBLEMS.txt"))
         sums_data = "".join(sums).encode()
         zf.writestr(_info("SHA256SUMS", made_at, len(sums_data)), sums_data)
         yield sink.take()
