@@ -261,6 +261,15 @@ class ProcessingSettings(Section):
     steps: list[str] = Field(default_factory=lambda: ["probe", "thumbnail", "transcode", "preview"])
 
 
+class SummariesSettings(Section):
+    """Daily summary videos: after a sync, one video per camera and local day whose clips changed."""
+
+    daily: bool = False
+    speed: float = Field(default=1.0, ge=1, le=1000)  # time-lapse factor (1 = real time)
+    burn_in: bool = True  # the camera's name and local time drawn on each clip
+    template: str = "summaries/{network}/{camera}/{date}.mp4"
+
+
 class RetentionSettings(Section):
     max_age_days: float | None = Field(default=None, gt=0)
     keep_last: int | None = Field(default=None, ge=0)  # per camera
@@ -451,6 +460,7 @@ class Settings(BaseSettings):
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    summaries: SummariesSettings = Field(default_factory=SummariesSettings)
     cloud_cleanup: CloudCleanupSettings = Field(default_factory=CloudCleanupSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)

@@ -451,6 +451,7 @@ def zip_chunks(
         if problems:
             text = ("\n".join(problems) + "\n").encode()
             zf.writestr(_info("PROBLEMS.txt", made_at, len(text)), text)
+            sums.append(sums_line(hashlib.sha256(text).hexdigest(), "PROBLEMS.txt"))
         sums_data = "".join(sums).encode()
         zf.writestr(_info("SHA256SUMS", made_at, len(sums_data)), sums_data)
         yield sink.take()
@@ -573,6 +574,8 @@ def write_video(
     work_dir: str | None = None,
     progress: Callable[[int], None] | None = None,
     timeout_per_clip: float = 300,
+    speed: float = 1.0,
+    burn_in: bool = True,
 ) -> VideoResult:
     """One MP4 of the plan's clips in time order, each with its camera and local time burned in (and a
     pause longer than :data:`GAP_MARK_S` named on the clip after it). Each original is copied out of the
@@ -586,8 +589,10 @@ def write_video(
     from archiver.media.ffmpeg import encoders, path_arg, run
 
     result = VideoResult()
-    font = find_font()
-    if font is None or not has_drawtext(ffmpeg):
+    font = find_font() if burn_in else None
+    if not burn_in:
+        result.burned_in = False
+    elif font is None or not has_drawtext(ffmpeg):
         result.burned_in = False
         result.notes.append(
             "no burned-in camera name and time: "
@@ -626,7 +631,8 @@ def write_video(
                 caption += "\n" + _gap_text((item.created_at - prev_end).total_seconds())
             prev_end = item.created_at + timedelta(seconds=item.duration or 0)
             vf = (
-                f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
+                (f"setpts=PTS/{speed:g}," if speed != 1 else "")
+                + f"scale={width}:{height}:force_original_aspect_ratio=decrease,"
                 f"pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25,format=yuv420p"
             )
             if result.burned_in and font is not None:
@@ -667,7 +673,7 @@ def write_video(
             src.unlink()
             segments.append(seg)
             result.clips += 1
-            result.duration += item.duration or 0.0
+            result.duration += (item.duration or 0.0) / speed
             if progress is not None:
                 progress(1)
         listing = scratch / "segments.txt"

@@ -131,6 +131,10 @@ class Worker:
                     await self._after_prune(await asyncio.to_thread(self.prune_once))
                 except Exception as exc:  # prune trouble never stops the worker
                     log.warning("prune after sync failed: %s", _one_line(str(exc)))
+            if not self.stopping and self.settings.summaries.daily:  # never fails the sync
+                from archiver.summaries import run_summaries
+
+                await asyncio.to_thread(run_summaries, self.settings, self.engine)
         except asyncio.CancelledError:
             if not self.stopping:
                 raise  # not our doing

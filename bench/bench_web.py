@@ -1,5 +1,5 @@
-"""Web UI response times on a large archive: the camera page (first page, a deep keyset page, filtered)
-and the cameras page, with 100,000 stored clips of one camera in SQLite.
+"""Web UI response times on a large archive: the camera page (first page, a deep keyset page, filtered),
+the timeline, and the cameras page, with 100,000 stored clips of one camera in SQLite.
 
     python bench/bench_web.py [--clips 100000] [--runs 20] [--database-url URL]
 
@@ -121,6 +121,8 @@ def main() -> None:
                     "camera page, deep": f"/camera/1/2?before={deep_cursor}",
                     "camera page, USB only": "/camera/1/2?source=usb",
                     "camera page, one day": "/camera/1/2?from=2024-06-01&to=2024-06-01",
+                    "timeline, one day": "/timeline?day=2024-06-01",
+                    "timeline, last night": "/timeline?day=2024-06-01&from=-6&hours=14",
                     "cameras page": "/",
                     "find page, all": "/clips",
                     "status page": "/status",
@@ -134,6 +136,7 @@ def main() -> None:
                         times.append((time.perf_counter() - t) * 1000)
                         assert r.status_code == 200, (path, r.status_code)
                         assert "camera page" not in name or "/clip/" in r.text, f"{name}: no clips listed"
+                        assert "timeline" not in name or 'class="mark' in r.text, f"{name}: no marks"
                     times.sort()
                     p95 = times[max(0, int(len(times) * 0.95) - 1)]
                     print(f"{name:28} {statistics.median(times):10.1f} {p95:8.1f}")

@@ -20,8 +20,9 @@ def _env() -> dict[str, str]:
 def test_demo_ends_by_showing_how_to_open_the_ui(tmp_path: Path) -> None:
     res = run_cli(["demo", "--folder", str(tmp_path / "demo"), "--clips", "1"], _env())
     assert res.returncode == 0, res.stderr
-    assert f"ARCHIVER_DATA_DIR={tmp_path / 'demo'} archiver serve" in res.stdout
-    assert "http://127.0.0.1:8080/" in res.stdout and "archiver demo --serve" in res.stdout
+    assert f"ARCHIVER_DATA_DIR={tmp_path / 'demo'} .venv/bin/archiver serve" in res.stdout
+    assert "http://127.0.0.1:8080/" in res.stdout
+    assert f".venv/bin/archiver demo --serve --folder {tmp_path / 'demo'}" in res.stdout  # the same folder
 
 
 def test_demo_serve_serves_the_demo_archive(tmp_path: Path) -> None:

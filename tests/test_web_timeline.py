@@ -59,7 +59,7 @@ def test_timeline_has_a_lane_per_camera_by_network_with_the_local_days_clips(
         expected = clips_of_day(export_archive)
         assert sorted(len(v) for v in expected.values()) == [1, 2, 4]
         for lane in re.findall(r'<div class="tl-lane">(.*?)</div>\s*</div>', html, re.S):
-            name = re.search(r'class="tl-name"[^>]*>([^<]+?) <', lane)[1]  # type: ignore[index]
+            name = re.search(r'class="tl-name"><a href="[^"]*">([^<]+)</a>', lane)[1]  # type: ignore[index]
             ids = [int(i) for i in re.findall(r'data-id="(\d+)"', lane)]
             assert ids == expected.pop(name), name
         assert expected == {}

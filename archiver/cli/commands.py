@@ -261,6 +261,10 @@ def sync(
     except ArchiverError as exc:
         raise fail(exc) from None
     code = print_reports(reports)
+    if s.summaries.daily:  # the camera-days this sync changed get their summary (never changes the exit code)
+        from archiver.cli.export import print_summaries
+
+        print_summaries(s, engine)
     release(engine)
     raise typer.Exit(code)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -14,6 +15,7 @@ from archiver.errors import ArchiverError
 
 if TYPE_CHECKING:
     from archiver.config import Settings
+    from archiver.simulator import Simulator
 
 DEMO_USER = "demo@example.com"
 DEMO_PASSWORD = "demo-password"
@@ -25,7 +27,7 @@ def demo(
     folder: Annotated[Path, typer.Option(help="Where the demo archive and database go.")] = Path(
         "archiver-demo"
     ),
-    clips: Annotated[int, typer.Option(min=1, max=500, help="Cloud clips per camera.")] = 3,
+    clips: Annotated[int, typer.Option(min=1, max=500, help="Cloud clips per camera.")] = 6,
     serve: Annotated[
         bool, typer.Option("--serve", help="Then open the web UI on the demo archive (Ctrl-C stops).")
     ] = False,
@@ -39,21 +41,11 @@ def demo(
     from archiver.simulator.settings import settings_for
     from archiver.util import aio
 
+    folder = folder.resolve()
     with Simulator(
         SimConfig(username=DEMO_USER, password=DEMO_PASSWORD, pin=DEMO_PIN, two_factor=True)
     ) as sim:
-        home = sim.add_network("Home", time_zone="America/Chicago")
-        cabin = sim.add_network("Cabin", time_zone="Europe/Berlin")
-        sm = sim.add_sync_module(cabin, "Cabin Sync Module", local_storage=True)
-        for net, name in ((home, "Front Door"), (home, "Back Yard"), (cabin, "Porch")):
-            cam = sim.add_camera(net, name)
-            sim.add_clips(cam, clips, size=120_000)
-            if net == cabin:  # older recordings that only the USB stick still has
-                for hours in (30, 26):
-                    sim.add_local_clip(
-                        sm, cam, created_at=datetime.now(UTC) - timedelta(hours=hours), size=90_000
-                    )
-        folder = folder.resolve()
+        rendered = populate(sim, folder, clips)
         try:
             s = use_settings(
                 settings_for(
@@ -64,6 +56,7 @@ def demo(
                     local_storage={"poll_interval_s": 0.2, "busy_pause_s": 0.2},
                     destinations=[],
                     accounts=[],
+                    log={"level": "WARNING"},  # the summary below says what happened; -v for the details
                 )
             )
             engine = open_engine(s)
@@ -92,14 +85,89 @@ def demo(
             typer.echo(f"  {p.relative_to(s.archive_dir)}")
         if len(files) > 12:
             typer.echo(f"  ... and {len(files) - 12} more")
-        typer.echo(f"\nsee it with: ARCHIVER_DATA_DIR={folder} archiver status")
+        if not rendered:
+            typer.echo("(clips are the plain test card: no ffmpeg with drawtext and a font to draw them)")
+        exe = _command_name()
+        env = f"ARCHIVER_DATA_DIR={shlex.quote(str(folder))}"
+        typer.echo(f"\nsee it with: {env} {exe} status")
     if not serve:
-        typer.echo(
-            f"browse it with: ARCHIVER_DATA_DIR={folder} archiver serve  (then open http://127.0.0.1:8080/)"
-        )
-        typer.echo("  or run: archiver demo --serve")
+        typer.echo(f"browse it with: {env} {exe} serve  (then open http://127.0.0.1:8080/timeline)")
+        again = "" if folder == Path("archiver-demo").resolve() else f" --folder {shlex.quote(str(folder))}"
+        typer.echo(f"  or run: {exe} demo --serve{again}")
         raise typer.Exit(code)
     serve_archive(s, port)
+
+
+DEMO_CAMERAS = (("Home", "Front Door", 0.0), ("Home", "Back Yard", 120.0), ("Cabin", "Porch", 240.0))
+DEMO_DAYS = 4  # cloud clips are spread over the last few days and hours
+
+
+def _command_name() -> str:
+    """How the user ran this command (``.venv/bin/archiver`` as the README does), for the hints."""
+    import sys
+
+    argv0 = sys.argv[0] if sys.argv else ""
+    if Path(argv0).name == "archiver" and "/" in argv0:
+        cwd = Path.cwd()
+        path = Path(argv0).absolute()
+        shown = str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+        return shlex.quote(shown)
+    return ".venv/bin/archiver" if Path(".venv/bin/archiver").exists() else "archiver"
+
+
+def _anchor(folder: Path) -> datetime:
+    """The instant the demo's recordings are timed from, kept in the folder: a second `archiver demo`
+    offers the same USB recordings (same instants), which are then not stored again."""
+    mark = folder / ".demo-anchor"
+    try:
+        return datetime.fromisoformat(mark.read_text().strip())
+    except (OSError, ValueError):
+        pass
+    anchor = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    mark.write_text(anchor.isoformat() + "\n")
+    return anchor
+
+
+def populate(sim: Simulator, folder: Path, clips: int) -> bool:
+    """Three cameras in two networks: cloud clips at varied hours over the last days, two older USB
+    clips; each clip drawn with its camera's name and local time when ffmpeg can (True)."""
+    import random
+    from zoneinfo import ZoneInfo
+
+    from archiver.simulator import media
+
+    media.clear_renders()
+    anchor = _anchor(folder)
+    zones = {"Home": "America/Chicago", "Cabin": "Europe/Berlin"}
+    nets = {name: sim.add_network(name, time_zone=tz) for name, tz in zones.items()}
+    sm = sim.add_sync_module(nets["Cabin"], "Cabin Sync Module", local_storage=True)
+    drawn = True
+
+    def add(cam: int, name: str, net: str, hue: float, at: datetime, local_clip: bool) -> None:
+        nonlocal drawn
+        caption = f"{name} · {at.astimezone(ZoneInfo(zones[net])):%Y-%m-%d %H:%M:%S %Z}"
+        art = media.render_clip(caption, hue=hue) if drawn else None
+        drawn = art is not None
+        size = len(art[0]) + 4_000 if art else (90_000 if local_clip else 120_000)
+        if local_clip:
+            clip_id = sim.add_local_clip(sm, cam, created_at=at, size=size)
+            key = f"local:{sim.state.local_aliases[clip_id]}"
+        else:
+            key = f"cloud:{sim.add_clip(cam, created_at=at, size=size)}"
+        if art:
+            media.install_render(key, art)
+
+    for net, name, hue in DEMO_CAMERAS:
+        cam = sim.add_camera(nets[net], name)
+        rng = random.Random(f"{name}-{anchor.isoformat()}")
+        minutes = sorted(rng.randrange(10, DEMO_DAYS * 24 * 60) for _ in range(clips))
+        for m in reversed(minutes):
+            add(cam, name, net, hue + rng.uniform(-50, 50), anchor - timedelta(minutes=m), False)
+        if net == "Cabin":  # older recordings that only the USB stick still has
+            for hours in (30, 26):
+                add(cam, name, net, hue, anchor - timedelta(hours=hours, minutes=17), True)
+    return drawn
 
 
 def serve_archive(s: Settings, port: int) -> None:

@@ -140,3 +140,29 @@ def export_cmd(
             raise ExportIncomplete(f"{problems} clips or files could not be exported as archived (see above)")
     except ArchiverError as exc:
         raise fail(exc) from None
+
+
+def print_summaries(s: object, engine: object) -> None:
+    """Build the due daily summaries and say what was made (a failure is a note, never an exit code)."""
+    from archiver.summaries import run_summaries
+
+    report = run_summaries(s, engine)  # type: ignore[arg-type]
+    if report.built:
+        made = f"{report.video_s:.0f} s of video, {report.cpu_s:.1f} s CPU"
+        typer.echo(f"daily summaries: {len(report.built)} built ({made})")
+    for line in report.failed:
+        typer.echo(f"  summary not built: {line}", err=True)
+
+
+@app.command("summaries")
+def summaries_cmd() -> None:
+    """Build the daily summary videos due now (a camera-day with clips archived since its summary)."""
+    from archiver.db.engine import open_engine
+
+    try:
+        s = settings()
+        engine = open_engine(s)
+    except ArchiverError as exc:
+        raise fail(exc) from None
+    print_summaries(s, engine)
+    release(engine)

@@ -3,6 +3,7 @@ worker's /healthz, /readyz and /metrics. Read-only: every route is a GET (or HEA
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from archiver.web.queries import THUMB_KINDS, VIDEO_KINDS, ClipFilter, LoginChec
 from archiver.web.security import AuthMiddleware
 
 HERE = Path(__file__).parent
+log = logging.getLogger("archiver.web")
 CSP = (
     "default-src 'self'; img-src 'self'; media-src 'self'; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
@@ -95,6 +97,31 @@ def fmt_time(ts: datetime | None, with_date: bool = False) -> str:
     return ts.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M:%S")
 
 
+def fmt_zoned(ts: datetime | None, with_date: bool = True) -> str:
+    """A time with its zone's abbreviation ("2026-12-05 20:49 CST"); naive or UTC times say UTC."""
+    if ts is None:
+        return "never"
+    return f"{fmt_time(ts, with_date)} {ts.tzname() or 'UTC'}"
+
+
+def fmt_ago(ts: datetime | None) -> str:
+    if ts is None:
+        return ""
+    from datetime import UTC
+
+    seconds = (datetime.now(UTC) - queries.aware(ts)).total_seconds()
+    if seconds < 0:
+        minutes = round(-seconds / 60)
+        return f"in {minutes} min" if minutes < 120 else f"in {round(minutes / 60)} h"
+    if seconds < 90:
+        return "just now"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 36 * 3600:
+        return f"{round(seconds / 3600)} h ago"
+    return f"{round(seconds / 86400)} days ago"
+
+
 def _templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -103,7 +130,9 @@ def _templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(duration=fmt_duration, bytes=fmt_bytes, day=fmt_day, clock=fmt_time)
+    env.filters.update(
+        duration=fmt_duration, bytes=fmt_bytes, day=fmt_day, clock=fmt_time, zoned=fmt_zoned, ago=fmt_ago
+    )
     return Jinja2Templates(env=env)
 
 
@@ -262,9 +291,12 @@ class WebApp:
         q = request.query_params
         flt = _filter(q, account_id, camera_id, tz_name)
         page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
+        failed = [] if q.get("before") else await self.db(queries.camera_failed, account_id, camera_id)
         return self.render(
             request,
             "camera.html",
+            failed=failed,
+            tz_name=tz_name or "UTC",
             nav="cameras",
             title=name,
             camera=name,
@@ -274,6 +306,7 @@ class WebApp:
             base=request.url.path,
             query=_keep(q, ("source", "from", "to")),
             export_query=_export_query(name, network, flt),
+            day_zip=_export_query(name, network, ClipFilter()),
         )
 
     async def clips_page(self, request: Request) -> Response:
@@ -294,7 +327,8 @@ class WebApp:
             flt=flt,
             choices=choices,
             selected=q.get("camera") or "",
-            tz_label=tz_name or "UTC",
+            tz_label=", ".join(found.zones) or "UTC",
+            one_zone=tz_name is not None,
             base=request.url.path,
             query=_keep(q, ("camera", "source", "from", "to")),
         )
@@ -306,6 +340,12 @@ class WebApp:
         sidecars = [o for o in detail.objects if o.kind == ObjectKind.sidecar]
         doc = await self.media.read_json(sidecars) if sidecars else None
         video = next((o for o in detail.objects if o.kind in VIDEO_KINDS), None)
+        missing = None
+        if video is not None and not await run_in_threadpool(self._readable, detail.objects):
+            missing = ", ".join(
+                f"{o.key} in {o.destination}" for o in detail.objects if o.kind in VIDEO_KINDS
+            )
+            log.warning("clip %s: its video is missing from every destination (%s)", detail.item.id, missing)
         return self.render(
             request,
             "clip.html",
@@ -315,8 +355,25 @@ class WebApp:
             c=detail.item,
             meta=flatten(doc) if doc else [],
             video=video,
+            missing=missing,
             has_thumb=detail.item.has_thumb,
         )
+
+    def _readable(self, objects: list[queries.MediaObject]) -> bool:
+        """Whether some destination still holds one of the clip's videos (a cheap stat, no read)."""
+        by_name = {d.name: d for d in self.destinations}
+        checked = False
+        for o in objects:
+            dest = by_name.get(o.destination)
+            if o.kind not in VIDEO_KINDS or dest is None:
+                continue
+            checked = True
+            try:
+                if dest.stat(o.key) is not None:
+                    return True
+            except Exception:  # unreachable: not known to be missing
+                return True
+        return not checked
 
     async def media_file(self, request: Request) -> Response:
         clip_id = _path_id(request, "clip_id")
@@ -326,6 +383,7 @@ class WebApp:
             "download": VIDEO_KINDS,
             "thumbnail": THUMB_KINDS,
             "preview": (ObjectKind.preview,),
+            "summary": ("daily_summary",),
         }.get(what)
         if kinds is None:
             raise HTTPException(404)
@@ -339,7 +397,15 @@ class WebApp:
             at = queries.local(clip.created_at, clip.time_zone).strftime("%Y-%m-%d_%H-%M-%S")
             suffix = Path(wanted[0].key).suffix or ".mp4"
             name = f"{clip.camera_name or 'clip'}_{at}{suffix}"
-        return await run_in_threadpool(self.media.response, request, wanted, download_name=name)
+        response = await run_in_threadpool(self.media.response, request, wanted, download_name=name)
+        if response.status_code == 404:
+            log.warning(
+                "clip %s: no destination could serve its %s (%s): run `archiver verify --repair`",
+                clip_id,
+                what,
+                ", ".join(f"{o.key} in {o.destination}" for o in wanted) or "none recorded",
+            )
+        return response
 
     async def timeline_page(self, request: Request) -> Response:
         """One local day (or a window of it: ``from`` hour, ``hours``) of every camera on one axis."""

@@ -95,7 +95,7 @@ class ClipFilter(BaseModel):
 
 
 class MediaObject(BaseModel):
-    kind: str  # an ObjectKind value or a processing step's own kind
+    kind: str  # an ObjectKind value or a processing step's own kind (daily_summary)
     destination: str
     key: str
     size: int
@@ -135,6 +135,7 @@ class FailedClip(BaseModel):
     source: str
     attempts: int
     reason: str
+    next_try: datetime | None = None  # local; None: at the next sync
 
 
 class DestinationSize(BaseModel):
@@ -321,18 +322,19 @@ def _day_bounds(flt: ClipFilter) -> tuple[datetime | None, datetime | None]:
 
 
 def clip_page(
-    s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE, all_keys: Keys | None = None
+    s: Session,
+    flt: ClipFilter,
+    cursor: str | None,
+    limit: int = PAGE_SIZE,
+    all_keys: Keys | None = None,
+    key_zones: dict[tuple[int, int | None], str | None] | None = None,
 ) -> ClipPage:
     """Newest first, keyset paged. Each camera's slice is read through the (account, camera, created_at)
-    index and the slices are merged here, so no query sorts the whole table."""
+    index and the slices are merged here, so no query sorts the whole table. ``key_zones``: each camera's
+    zone, so a date filter means each network's own local days (else ``flt.tz_name`` for all)."""
     conds: list[object] = [_stored()]
     if flt.source is not None:
         conds.append(Clip.source == flt.source)
-    start, end = _day_bounds(flt)
-    if start is not None:
-        conds.append(col(Clip.created_at) >= start)
-    if end is not None:
-        conds.append(col(Clip.created_at) < end)
     after = decode_cursor(cursor)
     if after is not None:
         ts, clip_id = after
@@ -350,9 +352,16 @@ def clip_page(
         ]
     rows: list[Clip] = []
     for account_id, camera_id in keys:
+        tz_name = (key_zones or {}).get((account_id, camera_id), flt.tz_name)
+        start, end = _day_bounds(flt.model_copy(update={"tz_name": tz_name}))
+        bounds: list[object] = []
+        if start is not None:
+            bounds.append(col(Clip.created_at) >= start)
+        if end is not None:
+            bounds.append(col(Clip.created_at) < end)
         rows += s.exec(
             select(Clip)
-            .where(Clip.account_id == account_id, _camera_is(camera_id), *conds)  # type: ignore[arg-type]
+            .where(Clip.account_id == account_id, _camera_is(camera_id), *conds, *bounds)  # type: ignore[arg-type]
             .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
             .limit(limit + 1)
         ).all()
@@ -373,27 +382,75 @@ def clip_page(
 
 def camera_choices(s: Session, keys: Keys | None = None) -> list[tuple[str, str]]:
     """(value "account:camera", label) for the filter form, sorted by label."""
+    return [(v, label) for v, label, _tz in _camera_facts(s, keys)]
+
+
+def _camera_facts(s: Session, keys: Keys | None = None) -> list[tuple[str, str, str | None]]:
     out = []
     for account_id, camera_id in camera_keys(s) if keys is None else keys:
         latest = latest_clip(s, account_id, camera_id) if camera_id is not None else None
         if latest is not None:
             name = latest.camera_name or f"camera {camera_id}"
-            out.append((f"{account_id}:{camera_id}", f"{name} — {latest.network_name or '?'}"))
+            out.append(
+                (f"{account_id}:{camera_id}", f"{name} — {latest.network_name or '?'}", latest.time_zone)
+            )
     return sorted(out, key=lambda vl: vl[1].casefold())
 
 
 class FindPage(BaseModel):
     page: ClipPage
     choices: list[tuple[str, str]]
-    tz_name: str | None
+    tz_name: str | None  # the one zone of every camera, or None when they differ
+    zones: list[str]  # every camera's zone
 
 
 def find_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> FindPage:
-    """The filter page: the cameras are listed once (a full index scan on PostgreSQL) for all three parts."""
+    """The filter page: the cameras are listed once (a full index scan on PostgreSQL) for all three parts.
+    Dates are each camera's network's local days, as every time on the page is that network's time."""
     keys = camera_keys(s)
-    tz_name = display_zone(s, keys)
-    page = clip_page(s, flt.model_copy(update={"tz_name": tz_name}), cursor, limit, keys)
-    return FindPage(page=page, choices=camera_choices(s, keys), tz_name=tz_name)
+    facts = _camera_facts(s, keys)
+    key_zones: dict[tuple[int, int | None], str | None] = {}
+    for value, _label, tz_name in facts:
+        acc, _, cam = value.partition(":")
+        key_zones[(int(acc), int(cam))] = tz_name
+    zones = sorted({z or "UTC" for z in key_zones.values()})
+    page = clip_page(s, flt, cursor, limit, keys, key_zones)
+    return FindPage(
+        page=page,
+        choices=[(v, label) for v, label, _ in facts],
+        tz_name=zones[0] if len(zones) == 1 else None,
+        zones=zones,
+    )
+
+
+class FailedRow(BaseModel):
+    at: datetime  # local
+    source: str
+    attempts: int
+    reason: str
+    next_try: datetime | None  # local; None: at the next sync
+
+
+def camera_failed(s: Session, account_id: int, camera_id: int, limit: int = 20) -> list[FailedRow]:
+    """The camera's failed clips, newest first, from the (state, account, camera, created_at) index."""
+    rows = s.exec(
+        select(Clip)
+        .where(
+            Clip.state == ClipState.failed, Clip.account_id == account_id, Clip.camera_blink_id == camera_id
+        )
+        .order_by(col(Clip.created_at).desc())
+        .limit(limit)
+    ).all()
+    return [
+        FailedRow(
+            at=local(c.created_at, c.time_zone),
+            source=source_label(c.source),
+            attempts=c.attempts,
+            reason=REDACTOR.scrub(c.last_error or "unknown")[:300],
+            next_try=local(c.next_attempt_at, c.time_zone) if c.next_attempt_at else None,
+        )
+        for c in rows
+    ]
 
 
 def media_objects(s: Session, clip_id: int) -> list[MediaObject]:
@@ -496,6 +553,7 @@ def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
             source=source_label(c.source),
             attempts=c.attempts,
             reason=REDACTOR.scrub(c.last_error or "unknown")[:500],
+            next_try=local(c.next_attempt_at, c.time_zone) if c.next_attempt_at else None,
         )
         for c in s.exec(
             select(Clip)
@@ -531,6 +589,7 @@ class TimelineLane(BaseModel):
     camera_id: int
     camera: str
     marks: list[TimelineMark]
+    summary_clip_id: int | None = None  # the clip the day's summary video is recorded on
 
 
 class TimelineGroup(BaseModel):
@@ -601,9 +660,21 @@ def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Tim
         total += len(lane.marks)
         lanes.setdefault(latest.network_name or "?", []).append((lane, latest.time_zone))
     ids = list(marks_by_id)
+    summaries: set[int] = set()
     for i in range(0, len(ids), 900):
         for clip_id in _with_thumbs(s, ids[i : i + 900]):
             marks_by_id[clip_id].has_thumb = True
+        summaries.update(
+            s.exec(
+                select(StoredObject.clip_id).where(
+                    col(StoredObject.clip_id).in_(ids[i : i + 900]), StoredObject.kind == "daily_summary"
+                )
+            ).all()
+        )
+    if (start_hour, hours) == (0, 24):  # a summary is of a whole day
+        for pairs in lanes.values():
+            for lane, _tz in pairs:
+                lane.summary_clip_id = next((m.id for m in lane.marks if m.id in summaries), None)
     groups = []
     zones: set[str] = set()
     for network, pairs in sorted(lanes.items(), key=lambda kv: kv[0].casefold()):

@@ -2,12 +2,47 @@
 (function () {
   "use strict";
 
-  // ← / → step to the older / newer clip on a clip page.
+  // ← / → step to the older / newer clip on a clip page; ? shows the keys of the page.
   document.addEventListener("keydown", function (e) {
     if (e.target && /^(INPUT|SELECT|TEXTAREA)$/.test(e.target.tagName)) return;
+    var help = document.getElementById("help");
+    if (help && e.key === "?") { help.hidden = !help.hidden; return; }
+    if (help && e.key === "Escape") { help.hidden = true; return; }
     var link = e.key === "ArrowLeft" ? document.getElementById("prev")
              : e.key === "ArrowRight" ? document.getElementById("next") : null;
     if (link) { window.location.href = link.href; }
+  });
+
+  // On a phone the filters start folded unless one is set (the clips come first).
+  if (window.matchMedia && window.matchMedia("(max-width: 600px)").matches) {
+    document.querySelectorAll("details.filterbox[data-active='0']").forEach(function (d) { d.open = false; });
+  }
+
+  // Hovering a clip in a grid plays it muted in place of its thumbnail (after a short pause).
+  var hoverTimer = null;
+  document.addEventListener("mouseover", function (e) {
+    var a = e.target.closest ? e.target.closest("a.clip") : null;
+    if (!a || a.querySelector("video")) return;
+    var img = a.querySelector("img.thumb");
+    if (!img) return;
+    clearTimeout(hoverTimer);
+    hoverTimer = setTimeout(function () {
+      var v = document.createElement("video");
+      v.className = "thumb preview";
+      v.muted = true; v.loop = true; v.playsInline = true; v.autoplay = true;
+      v.src = a.getAttribute("href").replace("/clip/", "/media/") + "/video";
+      img.hidden = true;
+      img.parentNode.insertBefore(v, img);
+    }, 350);
+  });
+  document.addEventListener("mouseout", function (e) {
+    var a = e.target.closest ? e.target.closest("a.clip") : null;
+    if (!a || (e.relatedTarget && a.contains(e.relatedTarget))) return;
+    clearTimeout(hoverTimer);
+    var v = a.querySelector("video.preview");
+    if (v) { v.pause(); v.removeAttribute("src"); v.remove(); }
+    var img = a.querySelector("img.thumb");
+    if (img) img.hidden = false;
   });
 
   // "Older clips" appends the next page in place (same origin, same HTML) instead of navigating.
@@ -69,7 +104,6 @@
   var open = document.getElementById("tl-open");
   var autoplay = document.getElementById("tl-autoplay");
   var tip = document.getElementById("tl-tip");
-  var help = document.getElementById("help");
   var current = -1;
 
   function play(i) {
@@ -92,6 +126,19 @@
     if (autoplay.checked && current + 1 < order.length) play(current + 1);
   });
   box.addEventListener("click", function (e) {
+    var summary = e.target.closest ? e.target.closest("a.summary") : null;
+    if (summary && !e.ctrlKey && !e.metaKey && !e.shiftKey) {  // the day's summary video, in the player
+      e.preventDefault();
+      player.hidden = false;
+      video.removeAttribute("data-id");
+      video.poster = "";
+      video.src = summary.getAttribute("href");
+      caption.textContent = "Summary of the day: " + summary.closest(".tl-name").querySelector("a").textContent;
+      open.href = summary.getAttribute("href");
+      var p = video.play();
+      if (p && p.catch) p.catch(function () {});
+      return;
+    }
     var m = e.target.closest ? e.target.closest(".mark") : null;
     if (!m || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0) return;
     e.preventDefault();
@@ -131,8 +178,6 @@
     }
     else if (e.key === "[") { window.location.href = document.getElementById("prevday").href; }
     else if (e.key === "]") { window.location.href = document.getElementById("nextday").href; }
-    else if (e.key === "?") { help.hidden = !help.hidden; }
-    else if (e.key === "Escape") { help.hidden = true; }
   });
   var wanted = /^#clip-(\d+)$/.exec(window.location.hash);
   if (wanted) {
