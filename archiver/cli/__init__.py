@@ -74,6 +74,9 @@ def use_settings(s: Settings) -> Settings:
     REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
     for acct in s.accounts:
         REDACTOR.add(acct.password.get_secret_value() if acct.password else None)
+    for dest in s.destinations:  # NAS passwords, fsspec tokens, S3 secret keys
+        for secret in dest.secrets():
+            REDACTOR.add(secret)
     return s
 
 
