@@ -25,6 +25,7 @@ from archiver.destinations.crypt import (
     plain_size,
 )
 from archiver.destinations.s3 import S3Destination
+from archiver.errors import ConfigError
 from archiver.verify import object_problem
 
 KEY = bytes(range(32))
@@ -72,7 +73,9 @@ class TestEncryptedS3WithNamesConformance(DestinationSuite):
     def broken(self, moto_server: str, monkeypatch) -> EncryptedDestination:
         monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
         monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        s3 = S3Destination(S3DestinationSettings(bucket="no-such-bucket", endpoint_url=moto_server), "offsite")
+        s3 = S3Destination(
+            S3DestinationSettings(bucket="no-such-bucket", endpoint_url=moto_server), "offsite"
+        )
         return EncryptedDestination(s3, KEY)
 
 
@@ -198,9 +201,9 @@ def test_keygen_writes_a_private_key_once(tmp_path: Path) -> None:
         keygen(path)
     assert load_key(path, "vault") == key
     path.write_text("blink-archiver-key-v1:AAAA\n")
-    with pytest.raises(DestinationError, match="damaged key"):
+    with pytest.raises(ConfigError, match="damaged key"):
         load_key(path, "vault")
-    with pytest.raises(DestinationError, match="does not exist"):
+    with pytest.raises(ConfigError, match="does not exist"):
         load_key(tmp_path / "none", "vault")
 
 

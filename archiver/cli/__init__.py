@@ -111,7 +111,7 @@ def _explain(exc: BaseException) -> ArchiverError | None:
 
 
 def main() -> None:
-    from archiver.cli import commands, demo, maintenance, web, worker  # noqa: F401  (registers the commands)
+    from archiver.cli import commands, demo, maintenance, storage, web, worker  # noqa: F401  (registers the commands)
 
     try:
         app()

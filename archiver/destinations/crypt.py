@@ -98,28 +98,20 @@ def parse_key(text: str) -> bytes:
 
 
 def load_key(path: Path | None, name: str) -> bytes:
+    """The key of ``[encryption] key_file``; a missing or damaged file is a ConfigError (exit 2)."""
+    from archiver.errors import ConfigError
+
     if path is None:
-        raise DestinationError(
-            f"destination {name!r}: encrypt = true needs [encryption] key_file (`archiver keygen FILE`)",
-            config=True,
-        )
+        raise ConfigError(f"destination {name!r}: encrypt = true needs [encryption] key_file")
     path = Path(path).expanduser()
     try:
-        text = path.read_text()
+        return parse_key(path.read_text())
     except FileNotFoundError:
-        raise DestinationError(
-            f"destination {name!r}: encryption key file {path} does not exist", config=True
-        ) from None
+        raise ConfigError(f"encryption.key_file: {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise DestinationError(
-            f"destination {name!r}: encryption key file {path}: {exc}", config=True
-        ) from None
-    try:
-        return parse_key(text)
+        raise ConfigError(f"encryption.key_file: {path}: {exc}") from None
     except ValueError as exc:
-        raise DestinationError(
-            f"destination {name!r}: encryption key file {path} {exc}", config=True
-        ) from None
+        raise ConfigError(f"encryption.key_file: {path} {exc}") from None
 
 
 def _derive(master: bytes, info: bytes, length: int, salt: bytes | None = None) -> bytes:

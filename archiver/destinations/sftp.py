@@ -10,6 +10,7 @@ replaces the target); the login's password, key passphrase and the ssh agent nev
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -21,6 +22,7 @@ from archiver.destinations.settings import SftpDestinationSettings
 
 
 def _asyncssh() -> Any:
+    logging.getLogger("asyncssh").setLevel(logging.WARNING)  # a line per connection and channel at INFO
     with warnings.catch_warnings():  # asyncssh imports DSA support: cryptography warns at import
         warnings.simplefilter("ignore")
         try:
