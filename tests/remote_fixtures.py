@@ -59,11 +59,20 @@ def _asyncssh() -> Any:
 
 @pytest.fixture(scope="module")
 def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    asyncssh = _asyncssh()
+    _asyncssh()
     pytest.importorskip("sshfs", reason="pip install 'blink-archiver[sftp]'")
-    base = tmp_path_factory.mktemp("sftp")
+    with run_sftp(tmp_path_factory.mktemp("sftp")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def run_sftp(base: Path) -> Iterator[Server]:
+    """asyncssh's SFTP server on 127.0.0.1:<free port> serving ``base/root``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import asyncssh
     root = base / "root"
-    root.mkdir()
+    root.mkdir(parents=True)
     host_key = asyncssh.generate_private_key("ssh-ed25519")
     client_key = asyncssh.generate_private_key("ssh-ed25519")
     (base / "id_ed25519").write_bytes(client_key.export_private_key())
@@ -134,9 +143,18 @@ def sftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def webdav_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     pytest.importorskip("webdav4", reason="pip install 'blink-archiver[webdav]'")
-    wsgidav_app = pytest.importorskip("wsgidav.wsgidav_app", reason="pip install wsgidav cheroot")
-    cheroot_wsgi = pytest.importorskip("cheroot.wsgi", reason="pip install wsgidav cheroot")
-    root = tmp_path_factory.mktemp("webdav")
+    pytest.importorskip("wsgidav.wsgidav_app", reason="pip install wsgidav cheroot")
+    pytest.importorskip("cheroot.wsgi", reason="pip install wsgidav cheroot")
+    with run_webdav(tmp_path_factory.mktemp("webdav")) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def run_webdav(root: Path) -> Iterator[Server]:
+    """WsgiDAV on cheroot on 127.0.0.1:<free port> serving ``root``."""
+    from cheroot import wsgi as cheroot_wsgi
+    from wsgidav import wsgidav_app
+
     config = {
         "provider_mapping": {"/": str(root)},
         "simple_dc": {"user_mapping": {"*": {USER: {"password": PASSWORD}}}},
@@ -200,7 +218,13 @@ def smb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.skip("Samba's smbd is not installed (apt-get install samba)")
     if os.geteuid() != 0:
         pytest.skip("smbd needs root here (it logs users in as themselves)")
-    d = tmp_path_factory.mktemp("smb")
+    with run_smb(tmp_path_factory.mktemp("smb"), smbd, smbpasswd) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def run_smb(d: Path, smbd: str = "/usr/sbin/smbd", smbpasswd: str = "/usr/bin/smbpasswd") -> Iterator[Server]:
+    """Samba's smbd on 127.0.0.1:<free port> with a private config; share "archive" is ``d/share``."""
     for sub in ("private", "lock", "state", "cache", "pid", "ncalrpc", "share"):
         (d / sub).mkdir()
     port = free_port()
