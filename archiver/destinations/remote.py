@@ -18,6 +18,7 @@ import logging
 import os
 import posixpath
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -111,6 +112,7 @@ class FsspecDestination(DestinationBase):
         self.atomic_rename = atomic_rename
         self.retry_wait = retry_wait
         self._fs: Any = None
+        self._lock = threading.Lock()
         self._folders: set[str] = set()  # folders known to exist (a day's folder per camera)
         self._root_name: str | None = None
 
@@ -120,9 +122,13 @@ class FsspecDestination(DestinationBase):
     # -- plumbing -----------------------------------------------------------------------------------
     @property
     def fs(self) -> Any:
-        if self._fs is None:
-            self._fs = self._connect()
-        return self._fs
+        fs = self._fs
+        if fs is None:
+            with self._lock:  # a sync stores from several worker threads: one connection
+                if self._fs is None:
+                    self._fs = self._connect()
+                fs = self._fs
+        return fs
 
     def _reset(self) -> None:
         """Drop the connection: the next operation connects again."""
