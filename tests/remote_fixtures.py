@@ -122,7 +122,17 @@ def run_sftp(base: Path) -> Iterator[Server]:
     known = base / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
     try:
-        yield Server("127.0.0.1", port, root, {"known_hosts": known, "key_file": base / "id_ed25519"})
+        yield Server(
+            "127.0.0.1",
+            port,
+            root,
+            {
+                "known_hosts": known,
+                "key_file": base / "id_ed25519",
+                # drop every client's connection, as a NAS that restarts does
+                "drop": lambda: loop.call_soon_threadsafe(lambda: [c.abort() for c in connections]),
+            },
+        )
     finally:
 
         async def stop() -> None:

@@ -107,6 +107,8 @@ def test_nothing_readable_is_stored(tmp_path: Path) -> None:
     assert [o.key for o in dest.list("Home/Front")] == ["Home/Front Door/2024-05-01/12-00-00_42.mp4"]
     assert list(dest.list("Home/Back")) == []
     assert dest.location("Home/Front Door/2024-05-01/12-00-00_42.mp4") is None
+    assert dest.delete_many(["Home/Front Door/2024-05-01/12-00-00_42.mp4", "Home/x.mp4"]) == {}
+    assert list((tmp_path / "archive").iterdir()) == []  # the emptied (encrypted) folders are tidied too
 
 
 def test_a_flipped_byte_is_corrupt_only_in_the_chunks_that_hold_it(tmp_path: Path) -> None:

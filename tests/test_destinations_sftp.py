@@ -114,3 +114,17 @@ def test_put_leaves_no_temporary_file_and_replaces_a_different_object(
     with pytest.raises(DestinationError, match="does not read back as written"):
         dest.put(old, "cam/b.mp4", sha256="0" * 64, metadata={})
     assert [p.name for p in folder.iterdir()] == ["a.mp4"]
+
+
+def test_a_dropped_connection_is_retried_on_a_new_one(sftp_server: Server, tmp_path: Path) -> None:
+    dest = sftpdest(sftp_server, tmp_path)
+    src, sha = make_file(tmp_path / "r.mp4", b"retry" * 1000)
+    dest.put(src, "cam/r.mp4", sha256=sha, metadata={})
+    sftp_server.extra["drop"]()
+    time.sleep(0.2)
+    assert dest.hash("cam/r.mp4") == sha  # the first try meets the dead connection; the next reconnects
+    src2, sha2 = make_file(tmp_path / "s.mp4", b"again" * 1000)
+    sftp_server.extra["drop"]()
+    time.sleep(0.2)
+    dest.put(src2, "cam/s.mp4", sha256=sha2, metadata={})
+    assert sorted(o.key for o in dest.list()) == ["cam/r.mp4", "cam/s.mp4"]

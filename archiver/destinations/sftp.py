@@ -143,6 +143,8 @@ class SftpDestination(FsspecDestination):
             return "permission denied", True
         if isinstance(exc, asyncssh.sftp.SFTPNoSpaceOnFilesystem | asyncssh.sftp.SFTPQuotaExceeded):
             return "no space left on the server", False
+        if isinstance(exc, asyncssh.sftp.SFTPConnectionLost | asyncssh.sftp.SFTPNoConnection):
+            return f"connection lost ({one_line(exc.reason)})", False
         if isinstance(exc, asyncssh.sftp.SFTPError):
             return f"the server said: {one_line(exc.reason)}", False
         if isinstance(exc, asyncssh.DisconnectError | asyncssh.ConnectionLost):
@@ -153,8 +155,13 @@ class SftpDestination(FsspecDestination):
         asyncssh = _asyncssh()
         if isinstance(exc, asyncssh.HostKeyNotVerifiable | asyncssh.PermissionDenied):
             return False
-        if isinstance(
-            exc, asyncssh.DisconnectError | asyncssh.ConnectionLost | asyncssh.sftp.SFTPConnectionLost
-        ):
+        lost = (
+            asyncssh.DisconnectError,
+            asyncssh.ConnectionLost,
+            asyncssh.ChannelOpenError,
+            asyncssh.sftp.SFTPConnectionLost,
+            asyncssh.sftp.SFTPNoConnection,
+        )
+        if isinstance(exc, lost):
             return True
         return super().transient(exc)
