@@ -137,3 +137,28 @@ def test_sync_to_sftp_and_encrypted_s3_then_verify_copy_and_tamper(setup, sftp_s
     assert res.returncode == 1
     assert f"corrupt: offsite:{clip} " in res.stderr and "fails authentication" in res.stderr
     assert "1 corrupt" in res.stdout
+
+
+def test_a_refused_nas_login_stops_the_sync_with_one_line_and_exit_2(
+    tmp_path: Path, sim: Simulator, camera: int, sftp_server: Server
+) -> None:
+    sim.add_clips(camera, 1, size=10_000)
+    cfg = sim_config(
+        tmp_path,
+        sim,
+        f"""
+[[destinations]]
+type = "sftp"
+name = "nas"
+host = "127.0.0.1"
+port = {sftp_server.port}
+username = "{USER}"
+password = "not-the-Pa55word"
+known_hosts = "{sftp_server.extra["known_hosts"]}"
+""",
+    )
+    res = run_cli(["-c", str(cfg), "sync"], cli_env(tmp_path / "data", sim))
+    assert res.returncode == 2, res.stdout + res.stderr
+    errors = [line for line in res.stderr.splitlines() if "login refused" in line]
+    assert len(errors) == 1 and "'nas'" in errors[0]
+    assert "not-the-Pa55word" not in res.stdout + res.stderr

@@ -509,8 +509,7 @@ def generic(cfg: Any, name: str) -> FsspecDestination:
             config=True,
         ) from None
     parts = urlsplit(cfg.url)
-    port = f":{parts.port}" if parts.port else ""
-    where = f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
+    where = f"{parts.scheme}://{parts.netloc}{parts.path}"  # no user info: the settings refuse it
     dest: FsspecDestination
 
     def connect() -> Any:
