@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -435,6 +443,12 @@ class LogSettings(Section):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class EncryptionSettings(Section):
+    """The key of every destination with ``encrypt = true`` (``archiver keygen FILE`` makes one)."""
+
+    key_file: Path | None = None
+
+
 class AccountSettings(Section):
     name: str = "default"
     username: str | None = None
@@ -459,6 +473,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
+    encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     summaries: SummariesSettings = Field(default_factory=SummariesSettings)
     cloud_cleanup: CloudCleanupSettings = Field(default_factory=CloudCleanupSettings)
@@ -482,6 +497,17 @@ class Settings(BaseSettings):
         if settings_cls.model_config.get("toml_file"):
             sources.append(TomlConfigSettingsSource(settings_cls))
         return tuple(sources)
+
+    @model_validator(mode="after")
+    def _encrypted_destinations_have_a_key(self) -> Settings:
+        if self.encryption.key_file is None:
+            for i, d in enumerate(self.destinations):
+                if d.encrypt:
+                    raise ValueError(
+                        f"destinations[{i}] has encrypt = true but [encryption] key_file is not set "
+                        "(make a key with `archiver keygen FILE`)"
+                    )
+        return self
 
     # -- derived values -------------------------------------------------------------------------
     @property

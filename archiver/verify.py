@@ -21,7 +21,13 @@ from sqlalchemy import update
 from sqlmodel import Session, select
 
 from archiver.db.models import Clip, ClipSource, ClipState, StoredObject, utcnow
-from archiver.destinations.base import Destination, DestinationError, is_temporary_key, unreachable
+from archiver.destinations.base import (
+    Destination,
+    DestinationError,
+    ObjectCorrupt,
+    is_temporary_key,
+    unreachable,
+)
 from archiver.util import sha256_file
 
 log = logging.getLogger(__name__)
@@ -64,7 +70,11 @@ def object_problem(dest: Destination, key: str, size: int, sha256: str) -> tuple
         return "missing", ""
     if info.size != size:
         return "corrupt", f"size {info.size}, expected {size}"
-    if (actual := dest.hash(key)) != sha256:
+    try:
+        actual = dest.hash(key)
+    except ObjectCorrupt as exc:  # an encrypted object whose MAC fails
+        return "corrupt", str(exc)
+    if actual != sha256:
         return "corrupt", f"sha256 {actual[:12]}…, expected {sha256[:12]}…"
     return None
 

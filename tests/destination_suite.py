@@ -18,6 +18,7 @@ import pytest
 
 from archiver.destinations import BACKENDS, Capability, Destination, DestinationError
 from archiver.destinations.base import preflight_all, read_all, stream, unreachable
+from archiver.destinations.registry import LAYERS
 
 Tamper = Callable[[str, bytes], None]
 
@@ -40,7 +41,7 @@ class DestinationSuite:
         assert isinstance(dest, Destination)
         assert isinstance(dest.capabilities, frozenset)
         assert all(isinstance(c, Capability) for c in dest.capabilities)
-        assert any(type(dest).__name__.lower().startswith(t) for t in BACKENDS)
+        assert type(dest).__name__.lower().startswith((*BACKENDS, *LAYERS))
 
     def test_round_trip(self, dest: Destination, tmp_path: Path) -> None:
         data = os.urandom(300_000)

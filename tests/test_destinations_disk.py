@@ -79,13 +79,20 @@ def test_preflight_creates_the_root_and_leaves_nothing(tmp_path: Path) -> None:
     assert list((tmp_path / "new" / "archive").iterdir()) == []
 
 
+MINIMAL = {  # the settings each registered type cannot do without
+    "disk": {},
+    "s3": {"bucket": "b"},
+    "sftp": {"host": "nas.invalid", "username": "u", "password": "p"},
+    "webdav": {"url": "https://nas.invalid/dav"},
+    "smb": {"host": "nas.invalid", "share": "archive"},
+    "fsspec": {"url": "memory://archive"},
+}
+
+
 def test_every_registered_type_builds_from_its_settings(tmp_path: Path) -> None:
-    assert set(BACKENDS) == {"disk", "s3"}
+    assert set(BACKENDS) == set(MINIMAL)
     built = build_destinations(
-        Settings(
-            data_dir=tmp_path,
-            destinations=[{"type": t, **({"bucket": "b"} if t == "s3" else {})} for t in BACKENDS],
-        )
+        Settings(data_dir=tmp_path, destinations=[{"type": t, **MINIMAL[t]} for t in BACKENDS])
     )
     assert [d.name for d in built] == list(BACKENDS)
     assert [type(d).__name__.lower() for d in built] == [f"{t}destination" for t in BACKENDS]

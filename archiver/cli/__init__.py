@@ -74,6 +74,9 @@ def use_settings(s: Settings) -> Settings:
     REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
     for acct in s.accounts:
         REDACTOR.add(acct.password.get_secret_value() if acct.password else None)
+    for dest in s.destinations:  # NAS passwords, fsspec tokens, S3 secret keys
+        for secret in dest.secrets():
+            REDACTOR.add(secret)
     return s
 
 
@@ -108,7 +111,15 @@ def _explain(exc: BaseException) -> ArchiverError | None:
 
 
 def main() -> None:
-    from archiver.cli import commands, demo, export, maintenance, web, worker  # noqa: F401  (registers the commands)
+    from archiver.cli import (  # noqa: F401  (registers the commands)
+        commands,
+        demo,
+        export,
+        maintenance,
+        storage,
+        web,
+        worker,
+    )
 
     try:
         app()

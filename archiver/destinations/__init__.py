@@ -60,5 +60,10 @@ def build_destinations(settings: Settings) -> list[Destination]:
     """
     configs = settings.destination_list()
     names = unique_names([c.name or c.type for c in configs])
-    ctx = BuildContext(archive_dir=settings.archive_dir, staging_dir=settings.staging_dir)
+    ctx = BuildContext(
+        archive_dir=settings.archive_dir,
+        staging_dir=settings.staging_dir,
+        data_dir=settings.data_dir,
+        encryption_key_file=settings.encryption.key_file,
+    )
     return [create(cfg, name, ctx) for cfg, name in zip(configs, names, strict=True)]

@@ -28,6 +28,11 @@ class DestinationError(Exception):
         self.config = config
 
 
+class ObjectCorrupt(DestinationError):
+    """The object is there but its bytes fail their own integrity check (an encrypted object's MAC):
+    ``hash`` or ``open`` raise it, and verify reports the object as corrupt."""
+
+
 class ObjectInfo(BaseModel):
     key: str
     size: int

@@ -23,7 +23,11 @@ from pydantic import Field
 from archiver.destinations.settings import (
     DestinationSettingsBase,
     DiskDestinationSettings,
+    FsspecDestinationSettings,
     S3DestinationSettings,
+    SftpDestinationSettings,
+    SmbDestinationSettings,
+    WebdavDestinationSettings,
 )
 
 if TYPE_CHECKING:
@@ -36,6 +40,8 @@ class BuildContext:
 
     archive_dir: Path  # the default folder (<data_dir>/archive)
     staging_dir: Path  # never listed as part of an archive that contains it
+    data_dir: Path | None = None  # where a backend keeps its own state (sftp's accept-new host keys)
+    encryption_key_file: Path | None = None  # [encryption] key_file, for destinations with encrypt = true
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,41 @@ def _s3(cfg: S3DestinationSettings, name: str, ctx: BuildContext) -> Destination
     return S3Destination(cfg, name)
 
 
+def _fsspec(cfg: FsspecDestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.remote import generic
+
+    return generic(cfg, name)
+
+
+def _sftp(cfg: SftpDestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.sftp import SftpDestination
+
+    return SftpDestination(cfg, name, data_dir=ctx.data_dir or ctx.archive_dir.parent)
+
+
+def _webdav(cfg: WebdavDestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.webdav import WebdavDestination
+
+    return WebdavDestination(cfg, name)
+
+
+def _smb(cfg: SmbDestinationSettings, name: str, ctx: BuildContext) -> Destination:
+    from archiver.destinations.smb import SmbDestination
+
+    return SmbDestination(cfg, name)
+
+
 _BACKENDS: dict[str, Backend] = {
     b.type: b
     for b in (
         Backend("disk", DiskDestinationSettings, _disk, "a folder on a local or mounted filesystem"),
         Backend("s3", S3DestinationSettings, _s3, "an S3 bucket (AWS, MinIO, Ceph, Garage, R2)"),
+        Backend("sftp", SftpDestinationSettings, _sftp, "a folder on an SSH server (sftp extra)"),
+        Backend(
+            "webdav", WebdavDestinationSettings, _webdav, "a folder on a WebDAV server (webdav extra)"
+        ),
+        Backend("smb", SmbDestinationSettings, _smb, "a folder in a Windows/Samba share (smb extra)"),
+        Backend("fsspec", FsspecDestinationSettings, _fsspec, "any fsspec filesystem (its package)"),
     )
 }
 BACKENDS: Mapping[str, Backend] = MappingProxyType(_BACKENDS)  # read-only view; see register()
@@ -102,5 +138,16 @@ def unregister(type_: str) -> None:
     _BACKENDS.pop(type_, None)
 
 
+# Layers ``create`` may put around any backend (class names start with these, as backends' start with
+# their type): "encrypted" for ``encrypt = true``.
+LAYERS = ("encrypted",)
+
+
 def create(cfg: DestinationSettingsBase, name: str, ctx: BuildContext) -> Destination:
-    return BACKENDS[cfg.type].factory(cfg, name, ctx)
+    dest = BACKENDS[cfg.type].factory(cfg, name, ctx)
+    if cfg.encrypt:
+        from archiver.destinations.crypt import EncryptedDestination, load_key
+
+        key = load_key(ctx.encryption_key_file, name)
+        dest = EncryptedDestination(dest, key, encrypt_names=cfg.encrypt_names)
+    return dest
