@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from archiver.util import aio, one_line
 if TYPE_CHECKING:
     from archiver.db.models import Account
     from archiver.homeassistant.bridge import HomeAssistant
-    from archiver.pipeline.report import SyncReport
+    from archiver.pipeline.report import Reporter, SyncReport
     from archiver.retention import PruneReport
     from archiver.verify import VerifyReport
     from archiver.web.server import WebServer
@@ -209,20 +210,33 @@ class Worker:
             )
 
     async def _sync_all(self, name: str) -> list[SyncReport]:
+        from archiver.analysis.runner import with_analysis
         from archiver.pipeline.runner import sync_all
 
-        if self.ha is None:
-            return await sync_all(self.settings, self.engine, accounts=[name], transport=self.transport)
-        return await self.ha.observe_sync(
-            [name],
-            lambda factory: sync_all(
-                self.settings,
-                self.engine,
-                accounts=[name],
-                transport=self.transport,
-                reporter_factory=factory,
-            ),
-        )
+        def run(analysis: Callable[[str], Reporter] | None) -> Awaitable[list[SyncReport]]:
+            if self.ha is None:
+                return sync_all(
+                    self.settings,
+                    self.engine,
+                    accounts=[name],
+                    transport=self.transport,
+                    reporter_factory=analysis,
+                )
+            return self.ha.observe_sync(
+                [name],
+                lambda factory: sync_all(
+                    self.settings,
+                    self.engine,
+                    accounts=[name],
+                    transport=self.transport,
+                    reporter_factory=factory,
+                ),
+                analysis,
+            )
+
+        # stored clips are analysed beside the sync, then those left from earlier runs (archiver.analysis)
+        reports: list[SyncReport] = await with_analysis(self.settings, self.engine, run)
+        return reports
 
     async def sync_now(self, name: str) -> None:
         """Home Assistant's "sync now" button (debounced by the bridge; the account lease still rules)."""

@@ -108,7 +108,7 @@ def _explain(exc: BaseException) -> ArchiverError | None:
 
 
 def main() -> None:
-    from archiver.cli import commands, demo, maintenance, web, worker  # noqa: F401  (registers the commands)
+    from archiver.cli import analyze, commands, demo, maintenance, web, worker  # noqa: F401  (registers them)
 
     try:
         app()
