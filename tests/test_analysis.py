@@ -252,3 +252,96 @@ def test_the_person_detector_finds_the_person_in_a_real_photograph(person_scenes
 
 def test_the_person_detector_finds_nobody_in_an_empty_scene(person_scenes: dict[str, Path]) -> None:
     assert _person_detector().analyze(person_scenes["empty"]).tags == []  # type: ignore[attr-defined]
+
+
+# -- onnx (a user's YOLO model through onnxruntime, optional extra) -------------------------------------
+
+LABELS = ["person", "car", "dog"]
+# cx, cy, w, h (input pixels) and one score per label: what a YOLOv8 export answers, one row per box
+BOXES = [
+    (10, 10, 8, 16, [0.90, 0.0, 0.0]),  # person
+    (11, 10, 8, 16, [0.80, 0.0, 0.0]),  # the same person again: merged by NMS
+    (25, 20, 6, 10, [0.70, 0.0, 0.0]),  # a second person elsewhere
+    (10, 10, 8, 16, [0.0, 0.85, 0.0]),  # a car on the same spot: another label, kept
+    (5, 25, 4, 4, [0.0, 0.0, 0.95]),  # a dog: not in the allow-list
+    (20, 5, 4, 4, [0.30, 0.0, 0.0]),  # a person under min_confidence
+]
+
+
+def tiny_yolo(path: Path, v5: bool = False) -> Path:
+    """A real ONNX model built with onnx's helper API: it answers ``BOXES`` for any 32x32 image (the image
+    is used: its mean times zero is added, so onnxruntime runs a real graph on it)."""
+    onnx = pytest.importorskip("onnx", reason="needs onnx to build the test model")
+    from onnx import TensorProto, helper
+
+    if v5:  # [1, boxes, 5 + classes] with objectness 1.0
+        rows = [[cx, cy, w, h, 1.0, *scores] for cx, cy, w, h, scores in BOXES]
+        shape = [1, len(BOXES), 5 + len(LABELS)]
+        values = [v for row in rows for v in row]
+    else:  # [1, 4 + classes, boxes]
+        cols = [[cx, cy, w, h, *scores] for cx, cy, w, h, scores in BOXES]
+        shape = [1, 4 + len(LABELS), len(BOXES)]
+        values = [cols[b][k] for k in range(shape[1]) for b in range(len(BOXES))]
+    const = helper.make_tensor("boxes", TensorProto.FLOAT, shape, values)
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceMean", ["images"], ["mean"], keepdims=0),
+            helper.make_node("Mul", ["mean", "zero"], ["nothing"]),
+            helper.make_node("Add", ["boxes", "nothing"], ["output0"]),
+        ],
+        "tiny-yolo",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+        [helper.make_tensor_value_info("output0", TensorProto.FLOAT, shape)],
+        initializer=[const, zero],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
+
+
+def onnx_settings(tmp_path: Path, v5: bool = False) -> dict[str, object]:
+    pytest.importorskip("onnxruntime", reason="needs onnxruntime (extra analysis-onnx)")
+    labels = tmp_path / "labels.txt"
+    labels.write_text("\n".join(LABELS) + "\n")
+    model = tiny_yolo(tmp_path / "tiny.onnx", v5=v5)
+    return {"model": str(model), "labels": str(labels), "allow": ["person", "car"], "frames": 2}
+
+
+@pytest.mark.parametrize("v5", [False, True], ids=["yolov8-layout", "yolov5-layout"])
+def test_the_onnx_detector_decodes_yolo_output_keeps_allowed_labels_and_merges_overlaps(
+    tmp_path: Path, scenes: dict[str, Path], v5: bool
+) -> None:
+    [detector] = build_detectors(AnalysisSettings(detectors=["onnx"], onnx=onnx_settings(tmp_path, v5)))
+    found = detector.analyze(scenes["moving"])
+    per_frame: dict[float, list[tuple[str, float]]] = {}
+    for t in found.tags:
+        per_frame.setdefault(t.at_s, []).append((t.label, t.confidence))
+    assert len(per_frame) == 2  # two frames sampled
+    for tags in per_frame.values():
+        assert sorted(tags) == [("car", 0.85), ("person", 0.7), ("person", 0.9)]
+
+
+def test_onnx_tags_go_through_the_pipeline_into_the_sidecar_and_the_database(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 2, size=20_000)
+    analysis = {"detectors": ["motion", "onnx"], "onnx": onnx_settings(tmp_path)}
+    settings = make_settings(tmp_path, sim, analysis=analysis)
+    engine = open_engine(settings)
+    try:
+        [report] = asyncio.run(
+            with_analysis(settings, engine, lambda f: sync_all(settings, engine, reporter_factory=f))
+        )
+        assert report.stored == 2
+        for p in archive_files(settings.archive_dir, ".json"):
+            doc = json.loads(p.read_text())["analysis"]
+            assert doc["detectors"] == {"motion": "1", "onnx": "1"} and doc["activity"] is not None
+            assert {t["label"] for t in doc["tags"]} == {"person", "car"}
+        with session_scope(engine) as s:
+            labels = [t.label for t in s.exec(select(ClipTag))]
+        assert sorted(set(labels)) == ["car", "person"] and len(labels) == 2 * 2 * 3
+    finally:
+        engine.dispose()

@@ -10,6 +10,8 @@ frame is scaled to it, not letter-boxed) and returns one tensor in either YOLO l
 - ``[1, boxes, 5 + classes]`` (YOLOv5/v7): ``cx, cy, w, h, objectness`` then class scores (the
   confidence is objectness x class score).
 
+With a labels file the class count tells the layouts apart; without one the longer axis is the boxes.
+
 Boxes under ``min_confidence`` or with a label outside ``allow`` (when set) are dropped, overlapping
 boxes of one label are merged by non-maximum suppression (``iou``), and each remaining box becomes a tag
 at the frame's time.
@@ -61,11 +63,17 @@ def decode(
     a = a.reshape(a.shape[-2:]) if a.ndim == 3 else a
     if a.ndim != 2 or min(a.shape) < 5:
         raise ValueError(f"not a YOLO output: shape {tuple(np.shape(output))}")
-    if a.shape[0] < a.shape[1]:  # [4 + classes, boxes]: YOLOv8 and later
-        rows = a.T
+    nc = len(labels)
+    if nc and a.shape[0] == 4 + nc:  # the labels say which layout; else the longer axis is the boxes
+        v8, rows = True, a.T
+    elif nc and a.shape[1] in (4 + nc, 5 + nc):
+        v8, rows = a.shape[1] == 4 + nc, a
+    else:
+        v8 = a.shape[0] < a.shape[1]
+        rows = a.T if v8 else a
+    if v8:  # [4 + classes, boxes]: YOLOv8 and later
         scores = rows[:, 4:]
     else:  # [boxes, 5 + classes]: YOLOv5/v7, with objectness
-        rows = a
         scores = rows[:, 5:] * rows[:, 4:5]
     if scores.shape[1] == 0:
         raise ValueError(f"not a YOLO output: shape {tuple(np.shape(output))} has no class scores")
