@@ -71,10 +71,8 @@ def decode(
     else:
         v8 = a.shape[0] < a.shape[1]
         rows = a.T if v8 else a
-    if v8:  # [4 + classes, boxes]: YOLOv8 and later
-        scores = rows[:, 4:]
-    else:  # [boxes, 5 + classes]: YOLOv5/v7, with objectness
-        scores = rows[:, 5:] * rows[:, 4:5]
+    # YOLOv8 and later: class scores only; YOLOv5/v7: objectness x class score
+    scores = rows[:, 4:] if v8 else rows[:, 5:] * rows[:, 4:5]
     if scores.shape[1] == 0:
         raise ValueError(f"not a YOLO output: shape {tuple(np.shape(output))} has no class scores")
     cls = scores.argmax(axis=1)
