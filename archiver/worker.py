@@ -120,6 +120,10 @@ class Worker:
                 if self.stopping:
                     break
                 await self.sync_account(account.name)
+            if (
+                not self.stopping
+            ):  # which camera went quiet (archiver.silence): raised once, cleared by a clip
+                await self._silence_check()
             retention = self.settings.retention
             if not self.stopping and retention.configured and retention.prune_after_sync:
                 try:  # once per tick, under the job:prune lease
@@ -131,6 +135,14 @@ class Worker:
                 raise  # not our doing
         finally:
             self._sync_started = None
+
+    async def _silence_check(self) -> None:
+        from archiver.silence import check
+
+        try:
+            await asyncio.to_thread(check, self.engine, self.settings.silence, self.alerts.notifier)
+        except Exception as exc:  # the watch never stops the worker
+            log.warning("silence watch failed: %s", _one_line(str(exc)))
 
     def login_needed(self, account: Account) -> str | None:
         """For the web UI's status page: what the database says, or the last sync's login error."""

@@ -17,6 +17,7 @@ from archiver.logs import REDACTOR, escape_controls, safe_markup
 # `archiver status` and `--help` start in a fraction of the time.
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.engine import Engine
 
     from archiver.blink.models import TwoFactorChallenge
     from archiver.config import AccountSettings, Settings
@@ -243,8 +244,20 @@ def sync(
     except ArchiverError as exc:
         raise fail(exc) from None
     code = print_reports(reports)
+    _silence_check(s, engine)
     release(engine)
     raise typer.Exit(code)
+
+
+def _silence_check(s: Settings, engine: Engine) -> None:
+    """After a one-shot sync (a CronJob): which camera went quiet (archiver.silence); never fails it."""
+    from archiver.notify import Notifier
+    from archiver.silence import check
+
+    try:
+        check(engine, s.silence, Notifier(s.notify))
+    except Exception as exc:
+        typer.echo(f"  silence watch: {REDACTOR.scrub(str(exc))[:200]}", err=True)
 
 
 @app.command()
