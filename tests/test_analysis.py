@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from helpers import archive_files, cli_env, make_settings, run_cli, run_sync, sha256
 from media_fixtures import ffmpeg_exe
-from sqlmodel import select
+from sqlmodel import delete, select
 
 from archiver.analysis import DETECTORS, Detection, Tag, build_detectors
 from archiver.analysis.motion import MotionDetector, activity
 from archiver.analysis.runner import analyze_clip, pending_clips, with_analysis
+from archiver.analysis.store import import_sidecar, last_tagged, summary
 from archiver.config import AnalysisSettings
 from archiver.db.engine import open_engine, session_scope
 from archiver.db.models import Clip, ClipAnalysis, ClipTag, StoredObject
@@ -342,6 +343,26 @@ def test_onnx_tags_go_through_the_pipeline_into_the_sidecar_and_the_database(
             assert {t["label"] for t in doc["tags"]} == {"person", "car"}
         with session_scope(engine) as s:
             labels = [t.label for t in s.exec(select(ClipTag))]
+            newest = max(c.created_at for c in s.exec(select(Clip)))
+            assert last_tagged(s, camera, "person") == newest and last_tagged(s, camera, "dog") is None
         assert sorted(set(labels)) == ["car", "person"] and len(labels) == 2 * 2 * 3
+
+        # reindex's hook: the database's scores and tags rebuilt from the sidecars alone
+        with session_scope(engine) as s:
+            before = {c: summary(s, c) for c in s.exec(select(Clip.id))}
+            s.exec(delete(ClipTag))
+            s.exec(delete(ClipAnalysis))
+        with session_scope(engine) as s:
+            for p in archive_files(settings.archive_dir, ".json"):
+                doc = json.loads(p.read_text())
+                clip_id = s.exec(select(Clip.id).where(Clip.blink_id == doc["id"])).one()
+                assert import_sidecar(s, clip_id, doc)
+        with session_scope(engine) as s:
+            after = {c: summary(s, c) for c in s.exec(select(Clip.id))}
+        for c, doc in before.items():
+            assert doc is not None and after[c] is not None
+            assert {k: v for k, v in after[c].items() if k != "analyzed_at"} == {
+                k: v for k, v in doc.items() if k != "analyzed_at"
+            }
     finally:
         engine.dispose()

@@ -152,8 +152,13 @@ def analyze_clip(
             record_success(s, clip_id, results)
             s.flush()
             doc = summary(s, clip_id) or {}
-        if settings.sync.sidecar:
-            rewritten = rewrite_sidecar(destinations, objects, doc, workdir)
+        with session_scope(engine) as s:  # pruned meanwhile: never put a sidecar back for a clip gone
+            clip = s.get(Clip, clip_id)
+            current = list(s.exec(select(StoredObject).where(StoredObject.clip_id == clip_id)))
+            for o in current:
+                s.expunge(o)
+        if settings.sync.sidecar and clip is not None and clip.state == ClipState.stored:
+            rewritten = rewrite_sidecar(destinations, current, doc, workdir)
             if rewritten:
                 with session_scope(engine) as s:
                     for o, size, digest in rewritten:

@@ -83,3 +83,36 @@ def clips_with_tag(s: Session, label: str, clip_ids: Sequence[int] | None = None
     if clip_ids is not None:
         q = q.where(ClipTag.clip_id.in_(list(clip_ids)))  # type: ignore[attr-defined]
     return set(s.exec(q))
+
+
+def import_sidecar(s: Session, clip_id: int, doc: dict[str, object]) -> bool:
+    """Hook for ``archiver reindex``: the database's scores and tags from a sidecar's ``"analysis"``
+    (the archive is the truth). False when the sidecar has none (the clip is analysed again later)."""
+    analysis = doc.get("analysis")
+    if not isinstance(analysis, dict) or not isinstance(analysis.get("detectors"), dict):
+        return False
+    tags = [Tag.model_validate(t) for t in analysis.get("tags") or []]
+    activity = analysis.get("activity")
+    found = Detection(activity=activity if isinstance(activity, (int, float)) else None, tags=tags)
+    detectors = {str(k): str(v) for k, v in analysis["detectors"].items()}
+    # every tag is attributed to the first tag-giving detector (the sidecar does not say which gave it)
+    results: dict[str, tuple[str, Detection]] = {name: (v, Detection()) for name, v in detectors.items()}
+    first = next((n for n in detectors if n != "motion"), next(iter(detectors), "motion"))
+    results[first] = (detectors.get(first, "0"), found)
+    record_success(s, clip_id, results)
+    return True
+
+
+def last_tagged(s: Session, camera_blink_id: int, label: str) -> datetime | None:
+    """Hook for Home Assistant's "<camera> last person" sensor: when the newest clip of the camera with
+    ``label`` was recorded."""
+    from sqlalchemy import func
+
+    from archiver.db.models import Clip
+
+    q = (
+        select(func.max(Clip.created_at))
+        .join(ClipTag, ClipTag.clip_id == Clip.id)  # type: ignore[arg-type]
+        .where(Clip.camera_blink_id == camera_blink_id, ClipTag.label == label)
+    )
+    return s.exec(q).first()
