@@ -225,17 +225,11 @@ class Worker:
         from archiver.analysis.runner import with_analysis
         from archiver.pipeline.runner import sync_all
 
-        def run(analysis: Callable[[str], Reporter] | None) -> Awaitable[list[SyncReport]]:
-            if self.ha is None:
-                return sync_all(
-                    self.settings,
-                    self.engine,
-                    accounts=[name],
-                    transport=self.transport,
-                    reporter_factory=analysis,
-                )
-            return self.ha.observe_sync(
-                [name],
+        def run(inner: Callable[[str], Reporter] | None) -> Awaitable[list[SyncReport]]:
+            # stored clips are analysed beside the sync (archiver.analysis), before the states go out
+            return with_analysis(
+                self.settings,
+                self.engine,
                 lambda factory: sync_all(
                     self.settings,
                     self.engine,
@@ -243,12 +237,12 @@ class Worker:
                     transport=self.transport,
                     reporter_factory=factory,
                 ),
-                analysis,
+                inner,
             )
 
-        # stored clips are analysed beside the sync, then those left from earlier runs (archiver.analysis)
-        reports: list[SyncReport] = await with_analysis(self.settings, self.engine, run)
-        return reports
+        if self.ha is None:
+            return await run(None)
+        return await self.ha.observe_sync([name], run)
 
     async def sync_now(self, name: str) -> None:
         """Home Assistant's "sync now" button (debounced by the bridge; the account lease still rules)."""

@@ -307,7 +307,8 @@ async def with_analysis(
     inner: ReporterFactory | None = None,
 ) -> Any:
     """Run a sync (``run(reporter_factory)``) with the analysis worker beside it: clips are analysed as
-    they are stored, then clips left from earlier runs (catch-up); the sync's result passes through.
+    they are stored, then clips left from earlier runs (catch-up); returns once the analysis drained, with
+    the sync's result (so Home Assistant's states, published after this, count the grown sidecars).
     Analysis off, or its detectors unavailable (logged): just the sync."""
     if not settings.analysis.enabled or not settings.analysis.detectors:
         return await run(inner)
@@ -329,3 +330,18 @@ async def with_analysis(
         raise
     await worker.finish()
     return result
+
+
+async def sync_and_prune_analysed(
+    settings: Settings, engine: Engine, *, reporter_factory: ReporterFactory | None = None, **kwargs: Any
+) -> list[Any]:
+    """``archiver sync``'s ``sync_and_prune`` with the analysis beside it (see :func:`with_analysis`)."""
+    from archiver.pipeline.runner import sync_and_prune
+
+    reports: list[Any] = await with_analysis(
+        settings,
+        engine,
+        lambda factory: sync_and_prune(settings, engine, reporter_factory=factory, **kwargs),
+        reporter_factory,
+    )
+    return reports

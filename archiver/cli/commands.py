@@ -211,7 +211,7 @@ def sync(
     ] = False,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
-    from archiver.analysis.runner import with_analysis
+    from archiver.analysis.runner import sync_and_prune_analysed
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
@@ -223,18 +223,14 @@ def sync(
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)  # the runner's preflight checks staging, ffmpeg, destinations first
         reports = aio.run(
-            with_analysis(  # stored clips are analysed beside the sync (archiver.analysis)
+            sync_and_prune_with_mqtt(
                 s,
                 engine,
-                lambda factory: sync_and_prune_with_mqtt(
-                    s,
-                    engine,
-                    accounts=account,
-                    reporter_factory=factory,
-                    rescan_from=rescan,
-                    retry_failed=retry_failed,
-                ),
-                make_reporter,
+                accounts=account,
+                reporter_factory=make_reporter,
+                sync=sync_and_prune_analysed,  # stored clips are analysed beside the sync (archiver.analysis)
+                rescan_from=rescan,
+                retry_failed=retry_failed,
             )
         )
     except AccountsFailed as exc:  # the other accounts were synced: their reports, then the one line
