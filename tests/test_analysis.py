@@ -152,6 +152,31 @@ def test_clips_are_analysed_after_they_are_stored_and_the_sidecar_and_database_s
         engine.dispose()
 
 
+def test_the_analysis_queue_is_bounded_and_what_it_could_not_take_is_caught_up_later(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 4, size=20_000)
+    settings = make_settings(tmp_path, sim, analysis={"queue": 1}, sync={"concurrency": 4})
+    engine = open_engine(settings)
+
+    def analysed() -> int:
+        with session_scope(engine) as s:
+            return len([r for r in s.exec(select(ClipAnalysis)) if r.analyzed_at is not None])
+
+    try:
+        [report] = asyncio.run(
+            with_analysis(settings, engine, lambda f: sync_all(settings, engine, reporter_factory=f))
+        )
+        assert report.stored == 4 and 1 <= analysed() <= 4  # archiving never waited for the queue
+        for _ in range(4):  # each later sync catches up on what is left
+            asyncio.run(
+                with_analysis(settings, engine, lambda f: sync_all(settings, engine, reporter_factory=f))
+            )
+        assert analysed() == 4
+    finally:
+        engine.dispose()
+
+
 def test_a_failed_analysis_is_recorded_and_retried_later_without_failing_the_clip(
     tmp_path: Path, sim: Simulator, camera: int
 ) -> None:
