@@ -278,6 +278,62 @@ class SummariesSettings(Section):
     template: str = "summaries/{network}/{camera}/{date}.mp4"
 
 
+class PersonSettings(Section):
+    """``person``: OpenCV's built-in HOG people detector (extra ``analysis-person``)."""
+
+    min_confidence: float = Field(default=0.6, ge=0.0, le=1.0)
+    frames: int = Field(default=4, ge=1, le=32)  # evenly spread over the clip
+    width: int = Field(default=640, ge=128, le=1920)  # frames are scaled to this width first
+
+
+class OnnxSettings(Section):
+    """``onnx``: a user's YOLO-format ONNX model through onnxruntime (extra ``analysis-onnx``)."""
+
+    model: Path | None = None  # the .onnx file (never downloaded)
+    labels: Path | None = None  # one class name a line, in the model's order (default: class0, class1…)
+    min_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    iou: float = Field(default=0.45, gt=0.0, le=1.0)  # non-maximum suppression overlap
+    allow: list[str] = Field(default_factory=list)  # labels kept (person, car, dog…); empty: all
+    frames: int = Field(default=4, ge=1, le=32)
+
+
+class AnalysisSettings(Section):
+    """What is in each clip (issue 24): detectors registered by name (archiver.analysis.DETECTORS)."""
+
+    enabled: bool = True
+    detectors: list[str] = Field(default_factory=lambda: ["motion"])
+    queue: int = Field(default=1000, ge=1)  # clips waiting for the worker; more wait for the next pass
+    workers: int = Field(default=1, ge=1, le=8)  # clips analysed at once (CPU: one is plenty)
+    retry_after: str = "1h"  # a failed analysis is tried again after this, doubling
+    max_attempts: int = Field(default=5, ge=1)
+    person: PersonSettings = Field(default_factory=PersonSettings)
+    onnx: OnnxSettings = Field(default_factory=OnnxSettings)
+
+    @field_validator("retry_after")
+    @classmethod
+    def _duration(cls, v: str) -> str | None:
+        return check_duration(v)
+
+
+class SilenceSettings(Section):
+    """Which camera went quiet: raised once when a camera recorded nothing for
+    ``max(min_silence, factor x its usual gap)``; the usual gap is the ``percentile`` of the gaps between
+    its clips over ``window_days``."""
+
+    enabled: bool = True
+    min_silence: str = "24h"
+    factor: float = Field(default=3.0, ge=1.0)
+    window_days: float = Field(default=14, gt=0)
+    percentile: float = Field(default=95, gt=0, le=100)
+    min_gaps: int = Field(default=5, ge=1)  # fewer gaps in the window: the usual gap is the whole window
+    sync_modules: bool = True  # also: a Sync Module offline, USB storage no longer active
+
+    @field_validator("min_silence")
+    @classmethod
+    def _duration(cls, v: str) -> str | None:
+        return check_duration(v)
+
+
 class RetentionSettings(Section):
     max_age_days: float | None = Field(default=None, gt=0)
     keep_last: int | None = Field(default=None, ge=0)  # per camera
@@ -472,6 +528,8 @@ class Settings(BaseSettings):
     local_storage: LocalStorageSettings = Field(default_factory=LocalStorageSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
+    analysis: AnalysisSettings = Field(default_factory=AnalysisSettings)
+    silence: SilenceSettings = Field(default_factory=SilenceSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     encryption: EncryptionSettings = Field(default_factory=EncryptionSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)

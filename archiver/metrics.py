@@ -119,6 +119,9 @@ class Metrics:
         )
         if engine is not None:
             r.register(DatabaseCollector(engine))
+            from archiver.silence import SilenceCollector
+
+            r.register(SilenceCollector(engine))  # archiver_silence_alerts (archiver.silence)
 
     def observe_request(self, what: str, status: int, seconds: float) -> None:
         """Called by the httpx event hooks of the worker's Blink clients (``blink.http.metrics_hooks``)."""

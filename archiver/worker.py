@@ -14,6 +14,7 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from archiver.util import aio, one_line
 if TYPE_CHECKING:
     from archiver.db.models import Account
     from archiver.homeassistant.bridge import HomeAssistant
-    from archiver.pipeline.report import SyncReport
+    from archiver.pipeline.report import Reporter, SyncReport
     from archiver.retention import PruneReport
     from archiver.verify import VerifyReport
     from archiver.web.server import WebServer
@@ -125,6 +126,10 @@ class Worker:
                 if self.stopping:
                     break
                 await self.sync_account(account.name)
+            if (
+                not self.stopping
+            ):  # which camera went quiet (archiver.silence): raised once, cleared by a clip
+                await self._silence_check()
             retention = self.settings.retention
             if not self.stopping and retention.configured and retention.prune_after_sync:
                 try:  # once per tick, under the job:prune lease
@@ -140,6 +145,14 @@ class Worker:
                 raise  # not our doing
         finally:
             self._sync_started = None
+
+    async def _silence_check(self) -> None:
+        from archiver.silence import check
+
+        try:
+            await asyncio.to_thread(check, self.engine, self.settings.silence, self.alerts.notifier)
+        except Exception as exc:  # the watch never stops the worker
+            log.warning("silence watch failed: %s", _one_line(str(exc)))
 
     def login_needed(self, account: Account) -> str | None:
         """For the web UI's status page: what the database says, or the last sync's login error."""
@@ -220,27 +233,28 @@ class Worker:
             )
 
     async def _sync_all(self, name: str) -> list[SyncReport]:
+        from archiver.analysis.runner import with_analysis
         from archiver.pipeline.runner import sync_all
 
-        if self.ha is None:
-            return await sync_all(
+        def run(inner: Callable[[str], Reporter] | None) -> Awaitable[list[SyncReport]]:
+            # stored clips are analysed beside the sync (archiver.analysis), before the states go out
+            return with_analysis(
                 self.settings,
                 self.engine,
-                accounts=[name],
-                transport=self.transport,
-                http_hooks=self.http_hooks,
+                lambda factory: sync_all(
+                    self.settings,
+                    self.engine,
+                    accounts=[name],
+                    transport=self.transport,
+                    reporter_factory=factory,
+                    http_hooks=self.http_hooks,
+                ),
+                inner,
             )
-        return await self.ha.observe_sync(
-            [name],
-            lambda factory: sync_all(
-                self.settings,
-                self.engine,
-                accounts=[name],
-                transport=self.transport,
-                reporter_factory=factory,
-                http_hooks=self.http_hooks,
-            ),
-        )
+
+        if self.ha is None:
+            return await run(None)
+        return await self.ha.observe_sync([name], run)
 
     async def sync_now(self, name: str) -> None:
         """Home Assistant's "sync now" button (debounced by the bridge; the account lease still rules)."""

@@ -27,6 +27,8 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
 8.  CPU per clip: 100 x 512 KiB with the default processing, whole processes, vs blinkpy.
 9.  Start-up, whole processes: ``--help``, ``status`` and a no-op ``sync`` at 100,000 clips (inside 6).
 10. Requests per archived clip: the default (thumbnail made from the clip) against ``thumbnail = "blink"``.
+11. Analysis: CPU of the ``motion`` detector on a 30 s 1080p clip (budget 0.3 s), and a backlog's wall
+    time with the analysis worker beside the sync and without it (no effect expected).
 
 All figures are from one run on a shared machine: compare the ratios, not the absolute seconds.
 
@@ -49,14 +51,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import MIB, Bench, print_table
-from scenarios import backlog, cpu, limit, memory, noop, requests, scale
+from scenarios import analysis, backlog, cpu, limit, memory, noop, requests, scale
 
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (about two minutes)")
     ap.add_argument(
-        "--only", default="1,1w,2,3,4,5,6,7,8,10", help="comma-separated scenarios (default: all)"
+        "--only", default="1,1w,2,3,4,5,6,7,8,10,11", help="comma-separated scenarios (default: all)"
     )
     ap.add_argument("--clips", type=int, help="backlog clips (default 100, quick 25)")
     ap.add_argument("--clip-kib", type=int, default=512)
@@ -71,6 +73,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--retry-after", type=float, default=2.0, help="scenario 7: its Retry-After")
     ap.add_argument("--limit-clips", type=int, help="scenario 7 clips per run (default 60, quick 20)")
     ap.add_argument("--cpu-clips", type=int, help="scenario 8 clips (default 100, quick 40)")
+    ap.add_argument(
+        "--analysis-s", type=int, help="scenario 11: the 1080p clip's length (default 30, quick 10)"
+    )
     ap.add_argument("--startup-reps", type=int, default=3, help="scenario 9: best of this many runs")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = ap.parse_args()
@@ -79,6 +84,7 @@ def parse_args() -> argparse.Namespace:
     args.scale = args.scale or (20_000 if args.quick else 100_000)
     args.limit_clips = args.limit_clips or (20 if args.quick else 60)
     args.cpu_clips = args.cpu_clips or (40 if args.quick else 100)
+    args.analysis_s = args.analysis_s or (10 if args.quick else 30)
     if args.extra_concurrency is None:
         args.extra_concurrency = 0 if args.quick else 8
     return args
@@ -128,6 +134,7 @@ def main() -> int:
         ("2", backlog.polite),
         ("5", memory.memory),
         ("6", scale.scale),
+        ("11", analysis.analysis_cpu),
     )
     try:
         for key, fn in steps:

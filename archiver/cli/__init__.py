@@ -112,6 +112,7 @@ def _explain(exc: BaseException) -> ArchiverError | None:
 
 def main() -> None:
     from archiver.cli import (  # noqa: F401  (registers the commands)
+        analyze,
         commands,
         demo,
         export,

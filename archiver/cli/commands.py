@@ -18,6 +18,7 @@ from archiver.util import as_utc
 # `archiver status` and `--help` start in a fraction of the time.
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.engine import Engine
 
     from archiver.blink.models import TwoFactorChallenge
     from archiver.config import AccountSettings, Settings
@@ -234,6 +235,7 @@ def sync(
     ] = False,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
+    from archiver.analysis.runner import sync_and_prune_analysed
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
     from archiver.homeassistant.oneshot import sync_and_prune_with_mqtt  # sync_and_prune without [mqtt]
@@ -250,6 +252,7 @@ def sync(
                 engine,
                 accounts=account,
                 reporter_factory=make_reporter,
+                sync=sync_and_prune_analysed,  # stored clips are analysed beside the sync (archiver.analysis)
                 rescan_from=rescan,
                 retry_failed=retry_failed,
             )
@@ -265,8 +268,20 @@ def sync(
         from archiver.cli.export import print_summaries
 
         print_summaries(s, engine)
+    _silence_check(s, engine)
     release(engine)
     raise typer.Exit(code)
+
+
+def _silence_check(s: Settings, engine: Engine) -> None:
+    """After a one-shot sync (a CronJob): which camera went quiet (archiver.silence); never fails it."""
+    from archiver.notify import Notifier
+    from archiver.silence import check
+
+    try:
+        check(engine, s.silence, Notifier(s.notify))
+    except Exception as exc:
+        typer.echo(f"  silence watch: {REDACTOR.scrub(str(exc))[:200]}", err=True)
 
 
 @app.command()

@@ -208,3 +208,51 @@ class RateMemory(SQLModel, table=True):
     rate: float  # requests/s the next run starts with
     ceiling: float  # requests/s at which Blink last answered 429
     updated_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+# -- what is in each clip (issue 24, archiver.analysis) and which camera went quiet (archiver.silence) --
+
+
+class ClipAnalysis(SQLModel, table=True):
+    """A clip's analysis: the activity score (indexed for "minimum activity" filters), which detector
+    versions ran, and a failure with when to try again. An index of the sidecar's ``"analysis"``."""
+
+    __tablename__ = "clip_analysis"
+
+    clip_id: int = Field(foreign_key="clip.id", primary_key=True)
+    activity: float | None = Field(default=None, index=True)
+    detectors: str = "{}"  # JSON {name: version} of the detectors whose results are recorded
+    analyzed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    attempts: int = 0  # failed attempts since the last success
+    error: str | None = None
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class ClipTag(SQLModel, table=True):
+    """One detection of a clip (``person`` at 3.2 s, 0.81); indexed by label, then clip."""
+
+    __tablename__ = "clip_tag"
+    __table_args__ = (Index("ix_clip_tag_label_clip", "label", "clip_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    clip_id: int = Field(foreign_key="clip.id", index=True)
+    detector: str
+    label: str
+    confidence: float
+    at_s: float
+
+
+class SilenceAlert(SQLModel, table=True):
+    """An open "camera silent" / "Sync Module offline" / "USB storage inactive" alert: raised once,
+    removed when it clears."""
+
+    __tablename__ = "silence_alert"
+    __table_args__ = (UniqueConstraint("account_id", "kind", "subject"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: int = Field(foreign_key="account.id", index=True)
+    kind: str  # camera_silent | sync_module_offline | usb_inactive
+    subject: str  # the camera's or Sync Module's Blink id
+    name: str
+    raised_at: datetime = Field(sa_column=_ts(nullable=False))
+    detail: str | None = None

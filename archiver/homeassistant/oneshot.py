@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -18,6 +18,7 @@ async def sync_and_prune_with_mqtt(
     *,
     accounts: list[str] | None = None,
     reporter_factory: Callable[[str], Reporter] | None = None,
+    sync: Callable[..., Awaitable[list[SyncReport]]] = sync_and_prune,  # e.g. with the analysis beside it
     **kwargs: Any,
 ) -> list[SyncReport]:
     """``sync_and_prune`` (what ``archiver sync`` runs), publishing clip events and states when ``[mqtt]``
@@ -27,9 +28,7 @@ async def sync_and_prune_with_mqtt(
     CronJob's entities stay usable (its states expire: ``expire_after``); a run that dies leaves its
     last will (``offline``)."""
     if not settings.mqtt.enabled:
-        return await sync_and_prune(
-            settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs
-        )
+        return await sync(settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs)
     from archiver.homeassistant.bridge import CONNECT_GRACE_S, HomeAssistant  # loads MQTT only when used
 
     ha = HomeAssistant(settings, engine)
@@ -38,9 +37,7 @@ async def sync_and_prune_with_mqtt(
     try:
         return await ha.observe_sync(
             names,
-            lambda factory: sync_and_prune(
-                settings, engine, accounts=accounts, reporter_factory=factory, **kwargs
-            ),
+            lambda factory: sync(settings, engine, accounts=accounts, reporter_factory=factory, **kwargs),
             reporter_factory,
         )
     finally:
