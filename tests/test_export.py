@@ -27,7 +27,8 @@ from sqlmodel import Session, select
 from archiver.db.engine import open_engine
 from archiver.db.models import Clip, ClipState, ObjectKind, StoredObject
 from archiver.destinations import build_destinations
-from archiver.export import ExportError, Selection, parse_bound, plan, write_zip
+from archiver.export import ExportError, Selection, find_font, has_drawtext, parse_bound, plan, write_zip
+from archiver.media.ffmpeg import find_ffmpeg
 
 SHA256SUM = shutil.which("sha256sum")
 
@@ -295,15 +296,18 @@ def test_video_is_one_decodable_mp4_of_the_clips_with_camera_and_time_burned_in(
         duration = float(c.duration or 0) / 1e6
         width, height = stream.codec_context.width, stream.codec_context.height
     assert frames and abs(duration - total) <= 0.1 * total, (duration, total)
-    assert "note:" not in r.stderr  # burned in (Debian's ffmpeg or imageio's has drawtext; a font is there)
     original = export_archive.settings.archive_dir / expected[0].archive_key  # type: ignore[operator]
     with av.open(str(original)) as c:
         plain = rgb_rows(next(c.decode(c.streams.video[0])), width, height)
     first = rgb_rows(frames[0], width, height)
     box = (range(0, height // 8), range(0, width // 2))  # where the caption is drawn
     rest = (range(height // 2, height, 4), range(0, width, 1))
-    assert mean_diff(first, plain, *box) > 20  # the text changed those pixels
     assert mean_diff(first, plain, *rest) < 12  # the picture itself is the clip's
+    if find_font() is None or not has_drawtext(find_ffmpeg()):  # no font (fonts-dejavu-core) or drawtext
+        assert "no burned-in camera name and time" in r.stderr
+        return
+    assert "note:" not in r.stderr
+    assert mean_diff(first, plain, *box) > 20  # the text changed those pixels
     stat = original.stat()
     assert (
         hashlib.sha256(original.read_bytes()).hexdigest() == expected[0].sha256
