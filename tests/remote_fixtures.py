@@ -232,6 +232,14 @@ def smb_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies (a killed run leaves no smbd behind)."""
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 @contextlib.contextmanager
 def run_smb(d: Path, smbd: str = "/usr/sbin/smbd", smbpasswd: str = "/usr/bin/smbpasswd") -> Iterator[Server]:
     """Samba's smbd on 127.0.0.1:<free port> with a private config; share "archive" is ``d/share``."""
@@ -252,6 +260,7 @@ def run_smb(d: Path, smbd: str = "/usr/sbin/smbd", smbpasswd: str = "/usr/bin/sm
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent,
     )
     try:
         _wait_for_port(port)

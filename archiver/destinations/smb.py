@@ -46,11 +46,15 @@ class SmbDestination(FsspecDestination):
         return "\\\\" + self.cfg.host + path.replace("/", "\\")
 
     def _open_fs(self) -> Any:
-        _smbclient()  # the clear message when the extra is missing
+        smbclient = _smbclient()  # the clear message when the extra is missing
         import smbprotocol.exceptions as smbexc
         from fsspec.implementations.smb import SMBFileSystem
 
         cfg = self.cfg
+        # smbclient pools one connection per server and reuses a session by user name alone: drop it, so
+        # that this login is really checked and a reconnect starts clean
+        with contextlib.suppress(Exception):
+            smbclient.delete_session(cfg.host, port=cfg.port)
         try:
             return SMBFileSystem(
                 cfg.host,
