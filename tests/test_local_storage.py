@@ -251,7 +251,7 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(usb_sim: Simulator, t
     assert local.duplicate_of == cloud.id and cloud.state == ClipState.stored
     status = run_cli(["status"], cli_env(tmp_path, usb_sim, COLUMNS="200"), timeout=60)
     header = next(line for line in status.stdout.splitlines() if "source" in line)
-    local_line = next(line for line in status.stdout.splitlines() if " local " in line)
+    local_line = next(line for line in status.stdout.splitlines() if " USB " in line)  # stored as "local"
     cells = [c.strip() for c in header.split("┃")], [c.strip() for c in local_line.split("│")]
     assert dict(zip(*cells, strict=True))["duplicate"] == "1", status.stdout
     assert (
@@ -317,7 +317,7 @@ def test_kill_during_upload_wait_then_resume(usb_sim: Simulator, tmp_path: Path)
     assert len(local) == 2 and {c.state for c in local} == {ClipState.stored}
     engine = open_engine(settings)
     with session_scope(engine) as s:
-        clips = [o for o in s.exec(select(StoredObject)) if o.kind.value == "clip"]
+        clips = [o for o in s.exec(select(StoredObject)) if o.kind == "clip"]
     engine.dispose()
     assert len(clips) == 2 and len({o.clip_id for o in clips}) == 2
 
