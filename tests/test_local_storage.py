@@ -251,7 +251,7 @@ def test_same_recording_in_cloud_and_on_usb_is_stored_once(usb_sim: Simulator, t
     assert local.duplicate_of == cloud.id and cloud.state == ClipState.stored
     status = run_cli(["status"], cli_env(tmp_path, usb_sim, COLUMNS="200"), timeout=60)
     header = next(line for line in status.stdout.splitlines() if "source" in line)
-    local_line = next(line for line in status.stdout.splitlines() if " local " in line)
+    local_line = next(line for line in status.stdout.splitlines() if " USB " in line)  # stored as "local"
     cells = [c.strip() for c in header.split("┃")], [c.strip() for c in local_line.split("│")]
     assert dict(zip(*cells, strict=True))["duplicate"] == "1", status.stdout
     assert (
