@@ -168,3 +168,22 @@ def test_a_refused_refresh_exits_by_who_can_fix_it(
         err.value.exit_code == code and says in str(err.value) and "refresh token is kept" in str(err.value)
     )
     assert sim.login_count == 1  # no sign-in instead of the refresh
+
+
+def test_the_spill_file_keeps_the_edge_back_off_and_the_token_age(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from archiver.blink.credentials import Credentials, SignInBlock, read_spill, spill
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    creds = Credentials(
+        hardware_id="HW",
+        access_token="a",
+        refresh_token="r",
+        expires_at=now + timedelta(seconds=50),
+        issued_at=now,
+        account_id=1,
+        block=SignInBlock(until=now + timedelta(minutes=15), count=2, reason="OAuth sign-in: HTTP 406"),
+    )
+    spill(tmp_path / "spill.json", creds)
+    assert read_spill(tmp_path / "spill.json") == creds
