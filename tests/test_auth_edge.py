@@ -38,7 +38,8 @@ def sim() -> Any:
 
 
 def login(settings: Settings, sim: Simulator) -> None:
-    """A person's terminal login (the PIN read from the simulated SMS)."""
+    """A person's `archiver login` on a terminal, in process (the PIN read from the simulated SMS);
+    raises what it raises."""
     engine = open_engine(settings)
 
     async def go() -> None:
@@ -52,8 +53,10 @@ def login(settings: Settings, sim: Simulator) -> None:
         finally:
             await sync.aclose()
 
-    asyncio.run(go())
-    engine.dispose()
+    try:
+        asyncio.run(go())
+    finally:
+        engine.dispose()
 
 
 def account_row(settings: Settings) -> Account:
@@ -143,27 +146,6 @@ def test_worker_at_a_cloudflare_406_signs_in_once_backs_off_goes_unready_and_not
     engine.dispose()
 
 
-def person_login(settings: Settings, sim: Simulator, *, pin: bool = True) -> None:
-    """``archiver login`` in process; raises what it raises."""
-    engine = open_engine(settings)
-
-    async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0])
-
-        async def ask(challenge: TwoFactorChallenge) -> str | None:
-            return sim.last_pin()
-
-        try:
-            await sync.auth.login(USER, PASSWORD, ask if pin else None)
-        finally:
-            await sync.aclose()
-
-    try:
-        asyncio.run(go())
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize("step", ["authorize", "verify", "token"])
 def test_each_sign_in_step_refused_by_the_edge_is_said_with_status_and_ray(
     tmp_path: Path, sim: Simulator, step: str
@@ -171,13 +153,13 @@ def test_each_sign_in_step_refused_by_the_edge_is_said_with_status_and_ray(
     settings = make_settings(tmp_path, sim)
     sim.config.edge_block = {step}
     with pytest.raises(EdgeBlocked) as err:
-        person_login(settings, sim)
+        login(settings, sim)
     line = str(err.value)
     assert line.startswith(EDGE_LINE) and "HTTP 406, cf-ray " in line and "\n" not in line
     assert err.value.exit_code == 1 and sim.edge_refusals == [step]
     assert account_row(settings).signin_blocks == 1
     sim.config.edge_block = set()
-    person_login(settings, sim)  # a person tries again at once: no back-off for them
+    login(settings, sim)  # a person tries again at once: no back-off for them
     assert account_row(settings).signin_blocked_until is None
 
 
