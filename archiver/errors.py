@@ -14,12 +14,16 @@ class ConfigError(ArchiverError):
 
 
 class AuthError(ArchiverError):
-    """Login failed: wrong credentials, refused client, no token."""
+    """Login failed: wrong credentials, refused client, no token. ``login_required``: only a person
+    running `archiver login` fixes it (the one thing ``notify.needs_login`` and Home Assistant ask)."""
 
     exit_code = 2
+    login_required = False
 
 
 class TwoFactorRequired(AuthError):
+    login_required = True
+
     def __init__(self, message: str = "Blink asks for a 2FA PIN: run `archiver login` to enter it") -> None:
         super().__init__(message)
 
@@ -39,6 +43,15 @@ class BadCredentials(AuthError):
 class LoginNeeded(AuthError):
     """The account is marked "login needed": no machine signs in again until a person runs
     ``archiver login`` (an automatic sign-in stopped at a PIN or a refused password)."""
+
+    login_required = True
+
+
+class SessionRejected(AuthError):
+    """No usable session: none stored and no password to sign in with, or Blink rejected the token even
+    after a refresh. A person runs `archiver login`."""
+
+    login_required = True
 
 
 class RefreshRefused(AuthError):
@@ -69,6 +82,8 @@ class EdgeBlocked(AuthError):
 
 class AccountBlocked(AuthError):
     """Circuit breaker: repeated 401/403/426 or a lock-out; stop instead of hammering."""
+
+    login_required = True
 
 
 class BlinkError(ArchiverError):

@@ -16,14 +16,7 @@ from typing import TYPE_CHECKING
 
 from archiver.blink.credentials import login_hint
 from archiver.config import NotifySettings, parse_duration
-from archiver.errors import (
-    AuthError,
-    EdgeBlocked,
-    LoginNeeded,
-    RefreshRefused,
-    RefreshUnavailable,
-    TwoFactorRequired,
-)
+from archiver.errors import AuthError, EdgeBlocked
 from archiver.logs import REDACTOR
 
 if TYPE_CHECKING:
@@ -33,12 +26,10 @@ log = logging.getLogger("archiver.notify")
 
 
 def needs_login(exc: BaseException | None) -> bool:
-    """A PIN / fresh login is needed: only a person can fix this, so say so at once."""
-    if isinstance(exc, TwoFactorRequired | LoginNeeded):
-        return True
-    if isinstance(exc, RefreshRefused | RefreshUnavailable | EdgeBlocked):
-        return False  # the token is kept and the next run tries again; a long streak is reported as failing
-    return isinstance(exc, AuthError) and "archiver login" in str(exc)
+    """A PIN / fresh login is needed: only a person can fix this, so say so at once. The error says
+    so itself (``AuthError.login_required``); a refused refresh or an edge block does not: the token is
+    kept and a later run tries again (a long streak is reported as failing)."""
+    return isinstance(exc, AuthError) and exc.login_required
 
 
 class Notifier:

@@ -38,7 +38,8 @@ def sim() -> Any:
 
 
 def login(settings: Settings, sim: Simulator) -> None:
-    """A person's terminal login (the PIN read from the simulated SMS)."""
+    """A person's `archiver login` on a terminal, in process (the PIN read from the simulated SMS);
+    raises what it raises."""
     engine = open_engine(settings)
 
     async def go() -> None:
@@ -52,8 +53,10 @@ def login(settings: Settings, sim: Simulator) -> None:
         finally:
             await sync.aclose()
 
-    asyncio.run(go())
-    engine.dispose()
+    try:
+        asyncio.run(go())
+    finally:
+        engine.dispose()
 
 
 def account_row(settings: Settings) -> Account:
@@ -143,46 +146,52 @@ def test_worker_at_a_cloudflare_406_signs_in_once_backs_off_goes_unready_and_not
     engine.dispose()
 
 
-@pytest.mark.parametrize("step", ["authorize", "signin", "verify", "token"])
-def test_login_refused_by_the_edge_says_so_with_status_and_ray_and_exit_1(
+@pytest.mark.parametrize("step", ["authorize", "verify", "token"])
+def test_each_sign_in_step_refused_by_the_edge_is_said_with_status_and_ray(
     tmp_path: Path, sim: Simulator, step: str
 ) -> None:
+    settings = make_settings(tmp_path, sim)
+    sim.config.edge_block = {step}
+    with pytest.raises(EdgeBlocked) as err:
+        login(settings, sim)
+    line = str(err.value)
+    assert line.startswith(EDGE_LINE) and "HTTP 406, cf-ray " in line and "\n" not in line
+    assert err.value.exit_code == 1 and sim.edge_refusals == [step]
+    assert account_row(settings).signin_blocks == 1
+    sim.config.edge_block = set()
+    login(settings, sim)  # a person tries again at once: no back-off for them
+    assert account_row(settings).signin_blocked_until is None
+
+
+def test_login_refused_by_the_edge_exits_1_with_one_line_and_status_says_so(
+    tmp_path: Path, sim: Simulator
+) -> None:
     env = cli_env(tmp_path, sim)
-    if step == "verify":  # the PIN step: the sign-in itself went through and waits for its PIN
-        res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD + "\n")
-        assert res.returncode == 2 and "--pin" in res.stderr
-        sim.config.edge_block = {step}
-        res = run_cli(["login", "--pin", "-"], env, input=(sim.last_pin() or "") + "\n")
-    else:
-        sim.config.edge_block = {step}
-        if step == "token":  # the code exchange comes after the PIN
-            sim.config.two_factor = False
-        res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD + "\n")
+    sim.config.edge_block = {"signin"}
+    res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD + "\n")
     assert res.returncode == 1, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {EDGE_LINE}"), res.stderr
-    assert "HTTP 406, cf-ray " in lines[0] and "`archiver login` tries at once" in lines[0]
-    assert sim.edge_refusals == [step]
+    assert "OAuth sign-in: HTTP 406, cf-ray " in lines[0] and "`archiver login` tries at once" in lines[0]
     status = run_cli(["status"], env)
     assert "sign-in blocked" in status.stdout and "HTTP 406" in status.stdout
-    # a person tries again at once (no back-off for them) and it works once the edge lets it through
-    sim.config.edge_block = set()
-    sim.config.two_factor = False
-    res = run_cli(["login", "--username", USER, "--password-stdin"], env, input=PASSWORD + "\n")
-    assert res.returncode == 0, res.stderr
-    assert "sign-in blocked" not in run_cli(["status"], env).stdout
 
 
 def test_a_refresh_refused_by_the_edge_keeps_the_token_and_waits(tmp_path: Path, sim: Simulator) -> None:
+    from archiver.pipeline.runner import sync_all
+
     settings = make_settings(tmp_path, sim)
     login(settings, sim)
     token = account_row(settings).refresh_token
     sim.expire_tokens()
     sim.config.edge_block = {"refresh"}
-    env = cli_env(tmp_path, sim)
-    for _ in range(3):
-        res = run_cli(["sync"], env)
-        assert res.returncode == 1 and EDGE_LINE in res.stderr and "token refresh: HTTP 406" in res.stderr
+    res = run_cli(["sync"], cli_env(tmp_path, sim))
+    assert res.returncode == 1 and EDGE_LINE in res.stderr and "token refresh: HTTP 406" in res.stderr
+    engine = open_engine(settings)
+    for _ in range(2):  # held by the back-off: not even the refresh is sent
+        with pytest.raises(EdgeBlocked):
+            asyncio.run(sync_all(settings, engine))
+    engine.dispose()
     assert sim.refresh_attempts == 1 and sim.edge_refusals == ["refresh"]
     assert account_row(settings).refresh_token == token  # kept for when the edge lets it through
 

@@ -168,3 +168,54 @@ def test_a_refused_refresh_exits_by_who_can_fix_it(
         err.value.exit_code == code and says in str(err.value) and "refresh token is kept" in str(err.value)
     )
     assert sim.login_count == 1  # no sign-in instead of the refresh
+
+
+def test_the_spill_file_keeps_the_edge_back_off_and_the_token_age(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from archiver.blink.credentials import Credentials, SignInBlock, read_spill, spill
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    creds = Credentials(
+        hardware_id="HW",
+        access_token="a",
+        refresh_token="r",
+        expires_at=now + timedelta(seconds=50),
+        issued_at=now,
+        account_id=1,
+        block=SignInBlock(until=now + timedelta(minutes=15), count=2, reason="OAuth sign-in: HTTP 406"),
+    )
+    spill(tmp_path / "spill.json", creds)
+    assert read_spill(tmp_path / "spill.json") == creds
+
+
+def test_the_edge_back_off_is_kept_per_account_in_the_database(database_url: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlmodel import select
+
+    from archiver.blink.credentials import SignInBlock
+    from archiver.db import repo
+    from archiver.db.engine import make_engine, migrate, session_scope
+    from archiver.db.models import Account
+
+    engine = make_engine(database_url)
+    migrate(engine)
+    try:
+        row = repo.get_or_create_account(engine, "home", "a@example.com", "oauth")
+        until = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=30)
+        block = SignInBlock(until=until, count=2, reason="OAuth sign-in: HTTP 406, cf-ray 8f1c-FRA")
+        creds = repo.credentials_of(row)
+        repo.save_credentials(engine, row.id or 0, type(creds)(**{**creds.__dict__, "block": block}))
+        with session_scope(engine) as s:
+            acct = s.exec(select(Account).where(Account.name == "home")).one()
+            assert repo.credentials_of(acct).block == block
+            line = repo.signin_blocked_of(acct, "home")
+            assert line is not None and "cf-ray 8f1c-FRA" in line and "archiver login --account home" in line
+            assert repo.signin_blocked_of(acct, "home", now=until + timedelta(seconds=1)) is None
+        assert repo.signin_blocked(engine, "home") == line
+        # a successful renewal clears it
+        repo.save_credentials(engine, row.id or 0, creds)
+        assert repo.signin_blocked(engine, "home") is None
+    finally:
+        engine.dispose()

@@ -11,7 +11,7 @@ from ha_schema import parse_topic, validate
 
 from archiver.config import AccountSettings, load_settings
 from archiver.db.models import Account, Clip
-from archiver.errors import AuthError, ConfigError, TwoFactorRequired
+from archiver.errors import AuthError, ConfigError, SessionRejected, TwoFactorRequired
 from archiver.homeassistant.bridge import one_shot_expiry
 from archiver.homeassistant.discovery import (
     CameraInfo,
@@ -227,7 +227,7 @@ def test_mqtt_settings_come_from_the_environment_and_bad_urls_are_one_line_error
     ("password", "token", "error", "needed"),
     [
         (None, "tok", TwoFactorRequired(), True),
-        ("pw", "tok", AuthError("session expired: run `archiver login`"), True),
+        ("pw", "tok", SessionRejected("session expired: run `archiver login`"), True),
         ("pw", "tok", AuthError("wrong password"), False),
         (None, None, None, True),  # never logged in and no password to log in with
         ("pw", None, None, False),  # the archiver logs in by itself

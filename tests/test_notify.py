@@ -22,7 +22,7 @@ from helpers import free_port
 from pydantic import SecretStr
 
 from archiver.config import NotifySettings
-from archiver.errors import AuthError, TwoFactorRequired
+from archiver.errors import AuthError, SessionRejected, TwoFactorRequired
 from archiver.logs import REDACTOR
 from archiver.notify import AlertTracker, Notifier
 from archiver.simulator import Faults, SimConfig, Simulator
@@ -109,7 +109,7 @@ def test_pin_needed_notifies_at_once() -> None:
     t.record("a", False, started=100, error=TwoFactorRequired(), now=5000)
     assert len(fake.sent) == 1  # the login message covers this streak
     t2, fake2 = tracker(3600)
-    t2.record("a", False, started=0, error=AuthError("session expired: run `archiver login`"), now=1)
+    t2.record("a", False, started=0, error=SessionRejected("session expired: run `archiver login`"), now=1)
     assert "archiver login" in fake2.sent[0][0]
     t3, fake3 = tracker(3600)
     t3.record("a", False, started=0, error=AuthError("Blink rejected the username or password"), now=1)

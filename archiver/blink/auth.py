@@ -59,6 +59,7 @@ from archiver.errors import (
     PinNeeded,
     RefreshRefused,
     RefreshUnavailable,
+    SessionRejected,
 )
 from archiver.logs import REDACTOR
 
@@ -299,7 +300,7 @@ class Authenticator:
                 return
         except EdgeBlocked as exc:
             raise self._edge_blocked(exc) from None
-        raise AuthError(
+        raise SessionRejected(
             f"no valid Blink session: run `{self._login_hint()}` (or set blink.username/password)"
         )
 

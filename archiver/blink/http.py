@@ -29,7 +29,7 @@ from tenacity import (
 from archiver.blink.ratelimit import RateLimiter
 from archiver.blink.transport import asyncio_transport
 from archiver.config import BlinkSettings, LimitsSettings
-from archiver.errors import AccountBlocked, AuthError, BlinkError, EdgeBlocked, MediaError
+from archiver.errors import AccountBlocked, AuthError, BlinkError, EdgeBlocked, MediaError, SessionRejected
 
 log = logging.getLogger("archiver.blink")
 
@@ -351,7 +351,7 @@ class BlinkHTTP:
                     await self._refresh()
                     continue
                 self._strike("HTTP 401")
-                raise AuthError(f"{what}: Blink rejected the token (HTTP 401); run `archiver login`")
+                raise SessionRejected(f"{what}: Blink rejected the token (HTTP 401); run `archiver login`")
             if media and resp.status_code in (401, 403) and not (authed and resp.status_code == 401):
                 await resp.aclose()
                 raise MediaRefused(f"{what}: refused (HTTP {resp.status_code})")
