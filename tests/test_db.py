@@ -132,3 +132,23 @@ def test_verify_runs_sqlites_quick_check_and_names_reindex(tmp_path: Path) -> No
         problems = database_problems(s)
     assert problems and all("archiver reindex" in p for p in problems)
     assert "malformed" in problems[0] or "page" in problems[0]
+    from helpers import run_cli
+
+    out = run_cli(["verify"], {"PATH": "/usr/bin:/bin", "ARCHIVER_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 1
+    assert any(line.strip().startswith("error: database: ") and "archiver reindex" in line
+               for line in out.stderr.splitlines()), out.stderr  # fmt: skip
+
+
+def test_a_damaged_file_found_while_running_is_one_line_naming_reindex() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import DatabaseError
+
+    from archiver.errors import describe
+
+    for reason in ("database disk image is malformed", "file is not a database"):
+        err = describe(DatabaseError("SELECT 1", {}, sqlite3.DatabaseError(reason)))
+        assert err is not None and err.exit_code == 2
+        assert str(err).startswith(f"database: the SQLite file is damaged ({reason})")
+        assert "`archiver reindex`" in str(err)
