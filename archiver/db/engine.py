@@ -312,6 +312,8 @@ def upgrade_to(url: str | URL, target: str = "head") -> None:
         if revision is not None:
             _check_known(revision)
         _repair_half_schema(conn, revision)
+        if revision == HEAD_REVISION and target == "head":
+            return  # another process upgraded it while this one waited for the lock
         if revision is None and target == "head" and not _tables(conn):
             _create_head(conn)
             return
