@@ -168,7 +168,8 @@ def migration_connection(url: str | URL) -> Iterator[Connection]:
                     table, rowid, parent, _ = bad[0]
                     raise ConfigError(
                         f"database: the upgrade would leave {len(bad)} broken reference(s) (first: "
-                        f"{table} row {rowid} -> {parent}); nothing was changed"
+                        f"{table} row {rowid} -> {parent}); nothing was changed: move the database aside "
+                        "and run `archiver reindex`"
                     )
     finally:
         engine.dispose()
