@@ -9,7 +9,14 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import Session, SQLModel, select
 
-from archiver.db.engine import HEAD_REVISION, _alembic_config, current_revision, make_engine, open_database
+from archiver.db.engine import (
+    HEAD_REVISION,
+    _alembic_config,
+    current_revision,
+    make_engine,
+    open_database,
+    upgrade_to,
+)
 
 
 def test_head_revision_constant_matches_the_migration_scripts(tmp_path: Path) -> None:
@@ -18,11 +25,108 @@ def test_head_revision_constant_matches_the_migration_scripts(tmp_path: Path) ->
 
 
 def test_migrations_build_exactly_the_models_schema(database_url: str) -> None:
-    engine = open_database(database_url)
+    upgrade_to(database_url, HEAD_REVISION)  # every revision from an empty database (alembic)
+    engine = make_engine(database_url)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     assert diff == []
     assert current_revision(engine) == HEAD_REVISION
+
+
+def _schema(url: str) -> dict[str, object]:
+    """Everything a later revision can depend on, per table: columns (type, nullability, default), primary
+    key, foreign keys, indexes and unique constraints with their names; PostgreSQL's enum types. Not the
+    column order (a batch copy goes by name), not SQLite's VARCHAR lengths (it ignores them) and not how a
+    default is quoted."""
+    import re
+
+    from sqlalchemy import inspect, text
+
+    engine = make_engine(url)
+    insp = inspect(engine)
+    sqlite = engine.dialect.name == "sqlite"
+
+    def kind(t: object) -> str:
+        return re.sub(r"VARCHAR\(\d+\)", "VARCHAR", str(t)) if sqlite else str(t)
+
+    out: dict[str, object] = {}
+    for t in sorted(insp.get_table_names()):
+        columns = sorted(
+            (c["name"], kind(c["type"]), c["nullable"], str(c.get("default")).strip("'"))
+            for c in insp.get_columns(t)
+        )
+        out[t] = {
+            "columns": columns,
+            "pk": insp.get_pk_constraint(t)["constrained_columns"],
+            "fks": sorted(
+                (
+                    f["name"] or "",
+                    tuple(f["constrained_columns"]),
+                    f["referred_table"],
+                    tuple(f["referred_columns"]),
+                )
+                for f in insp.get_foreign_keys(t)
+            ),
+            "indexes": sorted(
+                (i["name"], tuple(i["column_names"]), i["unique"]) for i in insp.get_indexes(t)
+            ),
+            "unique": sorted(
+                (u["name"] or "", tuple(u["column_names"])) for u in insp.get_unique_constraints(t)
+            ),
+        }
+    if not sqlite:
+        with engine.connect() as conn:
+            out["enum types"] = [
+                tuple(map(str, r))
+                for r in conn.execute(
+                    text(
+                        "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)::text"
+                        " FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname ORDER BY 1"
+                    )
+                )
+            ]
+    engine.dispose()
+    return out
+
+
+def test_a_first_start_makes_the_schema_the_migrations_make(database_url: str, tmp_path: Path) -> None:
+    """An empty database gets the models' tables and the head stamp in one transaction, without alembic:
+    the same schema as every revision run from the first."""
+    open_database(database_url).dispose()
+    assert current_revision(make_engine(database_url)) == HEAD_REVISION
+    if database_url.startswith("sqlite"):
+        migrated = f"sqlite:///{tmp_path / 'migrated.db'}"
+    else:
+        import psycopg
+        from sqlalchemy.engine import make_url
+
+        u = make_url(database_url)
+        with psycopg.connect(u.set(drivername="postgresql").render_as_string(False), autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{u.database}_m"')
+        migrated = u.set(database=f"{u.database}_m").render_as_string(hide_password=False)
+    try:
+        upgrade_to(migrated, HEAD_REVISION)
+        assert _schema(database_url) == _schema(migrated)
+    finally:
+        if not database_url.startswith("sqlite"):
+            with psycopg.connect(
+                u.set(drivername="postgresql").render_as_string(False), autocommit=True
+            ) as c:
+                c.execute(f'DROP DATABASE "{u.database}_m" WITH (FORCE)')
+
+
+def test_a_first_start_does_not_load_alembic(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom archiver.cli import main\nsys.argv = ['archiver', 'status']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\nprint('alembic' in sys.modules, file=sys.stderr)\n"
+    )
+    env = {"ARCHIVER_DATA_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert out.stderr.strip().splitlines()[-1] == "False", out.stderr
+    assert current_revision(make_engine(f"sqlite:///{tmp_path / 'archiver.db'}")) == HEAD_REVISION
 
 
 def test_opening_an_existing_database_again_is_a_no_op(tmp_path: Path) -> None:
@@ -132,3 +236,23 @@ def test_verify_runs_sqlites_quick_check_and_names_reindex(tmp_path: Path) -> No
         problems = database_problems(s)
     assert problems and all("archiver reindex" in p for p in problems)
     assert "malformed" in problems[0] or "page" in problems[0]
+    from helpers import run_cli
+
+    out = run_cli(["verify"], {"PATH": "/usr/bin:/bin", "ARCHIVER_DATA_DIR": str(tmp_path)})
+    assert out.returncode == 1
+    assert any(line.strip().startswith("error: database: ") and "archiver reindex" in line
+               for line in out.stderr.splitlines()), out.stderr  # fmt: skip
+
+
+def test_a_damaged_file_found_while_running_is_one_line_naming_reindex() -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import DatabaseError
+
+    from archiver.errors import describe
+
+    for reason in ("database disk image is malformed", "file is not a database"):
+        err = describe(DatabaseError("SELECT 1", {}, sqlite3.DatabaseError(reason)))
+        assert err is not None and err.exit_code == 2
+        assert str(err).startswith(f"database: the SQLite file is damaged ({reason})")
+        assert "`archiver reindex`" in str(err)

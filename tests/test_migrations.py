@@ -159,7 +159,11 @@ def test_a_released_database_upgrades_with_every_row_and_the_next_sync_downloads
     engine.dispose()
 
     with Simulator(SimConfig(two_factor=False)) as sim:
-        build_world(sim)
+        ids = build_world(sim)
+        archived = {c["identity"] for c in after["clip"] if c["source"] == "cloud" and c["state"] == "stored"}
+        assert {f"cloud:{i}" for i in ids} == archived, (
+            "the simulator numbers clips differently: see make_release_db"
+        )
         settings = usb_settings(tmp_path / "data", sim, database={"url": url})
         report = run_sync(settings)
         assert report.ok, report

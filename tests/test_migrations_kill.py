@@ -42,10 +42,16 @@ def _fork_status(data_dir: Path, kill_at: int | None = None) -> int:
     """`archiver status` in a forked child (the modules are loaded already). It kills itself with SIGKILL
     just before its ``kill_at``-th database statement or commit (None: it counts them into
     ``data_dir``/statements instead); its output goes to ``data_dir``/out."""
-    import alembic.command  # noqa: F401  (loaded once here, not in every child)
+    # what the command loads, loaded once here: not in every child (nor under the import lock of a thread
+    # of this process, which a forked child could never take)
+    import alembic.command  # noqa: F401
+    import rich.console
+    import rich.table  # noqa: F401
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    import archiver.db.models
+    import archiver.db.summary  # noqa: F401
     from archiver.cli import commands, demo, maintenance, web, worker  # noqa: F401
 
     out = os.open(data_dir / "out", os.O_WRONLY | os.O_CREAT, 0o600)

@@ -168,7 +168,8 @@ def migration_connection(url: str | URL) -> Iterator[Connection]:
                     table, rowid, parent, _ = bad[0]
                     raise ConfigError(
                         f"database: the upgrade would leave {len(bad)} broken reference(s) (first: "
-                        f"{table} row {rowid} -> {parent}); nothing was changed"
+                        f"{table} row {rowid} -> {parent}); nothing was changed: move the database aside "
+                        "and run `archiver reindex`"
                     )
     finally:
         engine.dispose()
@@ -290,13 +291,12 @@ def _undo_partial_revision(conn: Connection, revision: str) -> None:
                 ) from None
 
 
-def _check_known(script, revision: str | None) -> None:  # type: ignore[no-untyped-def]
+def _check_known(revision: str) -> None:
+    from alembic.script import ScriptDirectory
     from alembic.util.exc import CommandError
 
-    if revision is None:
-        return
     try:
-        script.get_revision(revision)
+        ScriptDirectory.from_config(_alembic_config()).get_revision(revision)
     except CommandError:
         raise ConfigError(
             f"database: its schema revision {revision} is newer than this release knows (newest "
@@ -305,19 +305,25 @@ def _check_known(script, revision: str | None) -> None:  # type: ignore[no-untyp
 
 
 def upgrade_to(url: str | URL, target: str = "head") -> None:
-    """Bring the schema to ``target`` in one locked transaction (see :func:`migration_connection`)."""
-    from alembic import command
-    from alembic.script import ScriptDirectory
-
+    """Bring the schema to ``target`` in one locked transaction (see :func:`migration_connection`). An
+    empty database brought to ``"head"`` gets the models' tables and the head stamp (:func:`_create_head`):
+    no alembic, no eight revisions on a first start."""
     with migration_connection(url) as conn:
         revision = _read_revision(conn) if _has_version_table(conn) else None
-        cfg = _alembic_config(connection=conn)
-        _check_known(ScriptDirectory.from_config(cfg), revision)
+        if revision is not None:
+            _check_known(revision)
         _repair_half_schema(conn, revision)
+        if revision == HEAD_REVISION and target == "head":
+            return  # another process upgraded it while this one waited for the lock
+        if revision is None and target == "head" and not _tables(conn):
+            _create_head(conn)
+            return
         if revision is not None and revision != HEAD_REVISION:
             _undo_partial_revision(conn, revision)
+        from alembic import command
+
         try:
-            command.upgrade(cfg, target)
+            command.upgrade(_alembic_config(connection=conn), target)
         except OperationalError as exc:
             if revision is None or is_corrupt(exc):
                 raise
@@ -329,6 +335,27 @@ def upgrade_to(url: str | URL, target: str = "head") -> None:
                     "run `archiver reindex`"
                 ) from None
             raise
+
+
+def _tables(conn: Connection) -> list[str]:
+    from sqlalchemy import inspect
+
+    return list(inspect(conn).get_table_names())
+
+
+def _create_head(conn: Connection) -> None:
+    """The head schema on an empty database: the models' tables and alembic's stamp, in the caller's
+    transaction. tests/test_db.py keeps it equal to what the migrations make, on SQLite and PostgreSQL."""
+    from sqlmodel import SQLModel
+
+    import archiver.db.models  # noqa: F401  (registers the tables)
+
+    SQLModel.metadata.create_all(conn)
+    conn.exec_driver_sql(  # alembic's own version table
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": HEAD_REVISION})
 
 
 def _has_version_table(conn: Connection) -> bool:

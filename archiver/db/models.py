@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -165,9 +165,10 @@ class Clip(SQLModel, table=True):
     discovered_at: datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     stored_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     cloud_deleted_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    duplicate_of: int | None = Field(
-        default=None, foreign_key="clip.id", index=True
-    )  # the stored twin (state duplicate)
+    duplicate_of: int | None = Field(  # the stored twin (state duplicate); the key named as 0003 names it
+        default=None,
+        sa_column=Column(Integer, ForeignKey("clip.id", name="fk_clip_duplicate_of_clip"), index=True),
+    )
     # The key this clip owns in every destination (unique across modules and accounts): the template's
     # key, or that key with a "-2", "-3"... suffix when another clip owned it first.
     archive_key: str | None = Field(default=None, unique=True, index=True)
