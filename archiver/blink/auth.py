@@ -260,14 +260,15 @@ class Authenticator:
 
     async def refresh(self) -> None:
         """Called on a 401: refresh once (the startup path: ios client, UUID hardware_id in the body).
-        A token in the first half of its life is not refreshed again: Blink refusing a token it has just
-        issued is not cured by another one (that is how refresh storms start)."""
+        A token a refresh gave, in the first half of its life, is not refreshed again: Blink refusing a
+        token it has just issued is not cured by another one (that is how refresh storms start). A
+        sign-in's token gets its one refresh (Blink revoked it, or the clock is off)."""
         stale = self.creds.access_token
         async with self._lock:
             now = self._clock()
             if self.creds.access_token != stale and self.creds.valid(now):
                 return  # another task refreshed while we waited
-            if self.creds.young(now) and self.creds.issued_at is not None:
+            if self.creds.refreshed and self.creds.young(now) and self.creds.issued_at is not None:
                 age = (now - self.creds.issued_at).total_seconds()
                 raise RefreshRefused(
                     f"Blink rejected a token it issued {age:.0f} s ago (HTTP 401); it is not refreshed "
@@ -391,6 +392,7 @@ class Authenticator:
                     refresh_token=token.refresh_token or self.creds.refresh_token,
                     expires_at=token.expires_at(now),
                     issued_at=now,
+                    refreshed=True,
                     block=None,
                 )
             )
@@ -626,6 +628,7 @@ class Authenticator:
             refresh_token=token.refresh_token,
             expires_at=token.expires_at(now),
             issued_at=now,
+            refreshed=False,
             login_needed=None,
             block=None,
         )

@@ -72,6 +72,9 @@ class Credentials:
     block: SignInBlock | None = None
     # when this process received the access token (not stored: only then is its lifetime known)
     issued_at: datetime | None = None
+    # the access token came from a refresh (not a sign-in): a 401 on it in its first half-life is not
+    # answered by another refresh (a sign-in's token gets one)
+    refreshed: bool = False
 
     def lifetime(self) -> timedelta | None:
         if self.issued_at is None or self.expires_at is None:
