@@ -233,10 +233,12 @@ def test_a_sync_finds_the_simulators_limit_and_the_next_run_starts_at_it(
     """End to end against the simulator's rate-limit knob: the user allows 40/s, the server 10/s."""
     sim.faults.rate_limit_rps = 10
     sim.faults.retry_after_s = 1
-    sim.add_clips(camera, 12, size=10_000)
+    # 24 clips: about 30 requests with one request per clip (the generated thumbnail), enough to find
+    # the limit and settle under it
+    sim.add_clips(camera, 24, size=10_000)
     settings = make_settings(tmp_path, sim, blink={"max_requests_per_second": 40})
     first = run_sync(settings)
-    assert first.exit_code == 0 and first.stored == 12
+    assert first.exit_code == 0 and first.stored == 24
     assert 1 <= first.throttled <= 4
 
     engine = open_database(settings.database_url)
