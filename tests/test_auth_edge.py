@@ -23,7 +23,7 @@ from archiver.db.engine import open_engine, session_scope
 from archiver.db.models import Account
 from archiver.errors import EdgeBlocked
 from archiver.notify import AlertTracker, Notifier
-from archiver.pipeline.runner import make_account_sync
+from archiver.pipeline.runner import open_blink
 from archiver.simulator import SimConfig, Simulator
 
 EDGE_LINE = "Blink's edge (Cloudflare) refused the request; waiting before trying again"
@@ -43,7 +43,7 @@ def login(settings: Settings, sim: Simulator) -> None:
     engine = open_engine(settings)
 
     async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0])
+        sync = open_blink(settings, engine, settings.account_list()[0])
 
         async def ask(challenge: TwoFactorChallenge) -> str | None:
             return sim.last_pin()

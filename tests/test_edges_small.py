@@ -127,13 +127,13 @@ def test_a_login_whose_tier_is_a_host_name_stops_with_one_line(tmp_path: Path) -
     import asyncio
 
     from archiver.db.engine import open_engine
-    from archiver.pipeline.runner import make_account_sync
+    from archiver.pipeline.runner import open_blink
 
     with Simulator(SimConfig(two_factor=False, tier="attacker.example")) as sim:
         settings = make_settings(tmp_path, sim)
 
         async def go() -> None:
-            sync = make_account_sync(settings, open_engine(settings), settings.account_list()[0])
+            sync = open_blink(settings, open_engine(settings), settings.account_list()[0])
             try:
                 await sync.auth.login(sim.config.username, sim.config.password, None)
             finally:

@@ -27,13 +27,13 @@ def start_sign_in(tmp_path: Path, sim: Simulator) -> dict[str, str]:
 
     from archiver.db.engine import open_engine
     from archiver.errors import PinNeeded
-    from archiver.pipeline.runner import make_account_sync
+    from archiver.pipeline.runner import open_blink
 
     settings = make_settings(tmp_path, sim)
     engine = open_engine(settings)
 
     async def go() -> None:
-        sync = make_account_sync(settings, engine, settings.account_list()[0])
+        sync = open_blink(settings, engine, settings.account_list()[0])
         try:
             await sync.auth.login(USER, PASSWORD, None)
         finally:
