@@ -63,8 +63,8 @@ class Cdn:
     """The second origin of ``redirect_media``: serves the media, refuses any auth header or cookie."""
 
     def __init__(self, sim: Simulator) -> None:
+        from .knobs import Faults
         from .server import _Server
-        from .state import Faults
 
         self.sim = sim
         self.faults = Faults()

@@ -37,9 +37,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .common import MEDIA_NOT_FOUND, ApiError
+from .knobs import Faults, SimConfig
 from .media import ClipBody, asset_jpeg, asset_mp4
+from .oauth import SentPin
 from .quirks import Cdn, MediaQuirks, gzip_json
-from .state import MEDIA_NOT_FOUND, ApiError, Faults, SentPin, SimConfig, SimState
+from .state import SimState
 
 SESSION_COOKIE = "blink_sim_session"
 _CHUNK = 64 * 1024
@@ -110,7 +113,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], Handler, str]] = []
 
 
 def route(method: str, pattern: str, kind: str = "api") -> Callable[[Handler], Handler]:
-    """Register a handler; ``kind`` is "auth" (OAuth/legacy login) or "api" (REST and media)."""
+    """Register a handler; ``kind`` is "auth" (the OAuth sign-in) or "api" (REST and media)."""
 
     def deco(fn: Handler) -> Handler:
         _ROUTES.append((method, re.compile(pattern + r"/?$"), fn, kind))
@@ -120,7 +123,7 @@ def route(method: str, pattern: str, kind: str = "api") -> Callable[[Handler], H
 
 
 def _is_auth_path(path: str) -> bool:
-    return path.startswith("/oauth/") or path.startswith("/api/v5/account/login") or "/pin/verify" in path
+    return path.startswith("/oauth/")
 
 
 # ---------------------------------------------------------------------------------------------- OAuth
@@ -164,32 +167,11 @@ def _token(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
     return Response.json(data, headers={"Cache-Control": "no-store"})
 
 
-# --------------------------------------------------------------------------------------------- legacy
-@route("POST", r"/api/v5/account/login", "auth")
-def _legacy_login(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
-    return Response.json(sim.state.legacy_login(req.json()))
-
-
-def _legacy_token(req: Request) -> str | None:
-    return req.headers.get("TOKEN-AUTH") or req.headers.get("TOKEN_AUTH")
-
-
-@route("POST", r"/api/v4/account/(?P<aid>\d+)/client/(?P<cid>\d+)/pin/verify", "auth")
-@route(
-    "POST",
-    r"/api/v5/accounts/(?P<aid>\d+)/users/\d+/clients/(?P<cid>\d+)/client_verification/pin/verify",
-    "auth",
-)
-def _legacy_pin(sim: Simulator, req: Request, m: re.Match[str]) -> Response:
-    pin = str(req.json().get("pin", ""))
-    return Response.json(sim.state.legacy_pin_verify(_legacy_token(req), int(m["aid"]), int(m["cid"]), pin))
-
-
 # ----------------------------------------------------------------------------------------------- REST
 def _authed(sim: Simulator, req: Request, m: re.Match[str] | None = None) -> None:
     auth = req.headers.get("Authorization") or ""
     bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
-    sim.state.check_auth(bearer, _legacy_token(req))
+    sim.state.check_auth(bearer)
     if m is not None and "aid" in m.groupdict():
         sim.state.check_account(int(m["aid"]))
 
