@@ -245,34 +245,6 @@ def test_refresh_rotation_and_expiry(sim: Simulator, world: dict[str, int]) -> N
         assert r.status_code == 401 and r.json() == {"message": "Unauthorized Access", "code": 101}
 
 
-def test_legacy_login_and_pin() -> None:
-    with Simulator(SimConfig(legacy_enabled=True)) as sim:
-        c = httpx.Client(base_url=sim.url)
-        r = c.post(
-            "/api/v5/account/login", json={"email": "demo@example.com", "password": "bad", "unique_id": "x"}
-        )
-        assert r.status_code == 401
-        r = c.post(
-            "/api/v5/account/login",
-            json={"email": "demo@example.com", "password": "demo-password", "unique_id": "u-1"},
-        )
-        body = r.json()
-        assert body["account"]["client_verification_required"] is True and body["account"]["tier"] == "u011"
-        token, cid = body["auth"]["token"], body["account"]["client_id"]
-        assert c.get(f"/api/v3/accounts/{AID}/homescreen", headers={"TOKEN-AUTH": token}).status_code == 401
-        url = f"/api/v4/account/{AID}/client/{cid}/pin/verify"
-        assert c.post(url, json={"pin": "999999"}, headers={"TOKEN-AUTH": token}).status_code == 400
-        r = c.post(url, json={"pin": "123456"}, headers={"TOKEN-AUTH": token})
-        assert r.json()["valid"] is True
-        assert c.get(f"/api/v3/accounts/{AID}/homescreen", headers={"TOKEN_AUTH": token}).status_code == 200
-        assert (
-            c.get(f"/api/v3/accounts/{AID + 1}/homescreen", headers={"TOKEN-AUTH": token}).status_code == 403
-        )
-    with Simulator(SimConfig(legacy_enabled=False)) as sim:
-        r = httpx.post(sim.url + "/api/v5/account/login", json={"email": "demo@example.com", "password": "x"})
-        assert r.status_code == 426
-
-
 # ------------------------------------------------------------------------------------------- REST
 def test_homescreen(sim: Simulator, world: dict[str, int]) -> None:
     client, headers, _ = login(sim)

@@ -12,8 +12,8 @@ with Simulator(SimConfig(two_factor=False)) as sim:
 and USB behaviours of the real service and of hostile servers (CDN redirects, 403 clips, skewed Date…).
 """
 
+from .knobs import Faults, SimConfig
 from .quirks import MediaQuirks
 from .server import RequestRecord, Simulator
-from .state import Faults, SimConfig
 
 __all__ = ["Faults", "MediaQuirks", "RequestRecord", "SimConfig", "Simulator"]

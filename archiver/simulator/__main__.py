@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import threading
 
+from .knobs import Faults, SimConfig
 from .server import Simulator
-from .state import Faults, SimConfig
 
 
 def build_demo(sim: Simulator, clips: int, local_clips: int) -> None:

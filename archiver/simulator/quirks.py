@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .server import Request, Response, Simulator
+    from .server import Simulator
+    from .wire import Request, Response
 
 AUTH_HEADERS = ("authorization", "token-auth", "token_auth", "cookie")
 
@@ -63,15 +64,15 @@ class Cdn:
     """The second origin of ``redirect_media``: serves the media, refuses any auth header or cookie."""
 
     def __init__(self, sim: Simulator) -> None:
-        from .server import _Server
-        from .state import Faults
+        from .httpd import LoopbackServer
+        from .knobs import Faults
 
         self.sim = sim
         self.faults = Faults()
         self.refused: list[tuple[str, list[str]]] = []  # (path, auth header names) of refused requests
         self.served: list[str] = []
         self._lock = threading.Lock()
-        self._server = _Server((sim.config.host, 0), self)  # type: ignore[arg-type]
+        self._server = LoopbackServer((sim.config.host, 0), self)  # type: ignore[arg-type]
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="sim-cdn"
         )
@@ -85,7 +86,7 @@ class Cdn:
         pass
 
     def _handle(self, req: Request) -> Response:
-        from .server import Response, _media_response
+        from .wire import Response, media_response
 
         carried = [h for h in AUTH_HEADERS if req.headers.get(h)]
         if carried:
@@ -102,7 +103,7 @@ class Cdn:
             return Response(404, b"<Error><Code>NoSuchKey</Code></Error>", "application/xml")
         state = self.sim.state
         if kind == "clip":
-            return _media_response(req, state.clip_body(media_id))
+            return media_response(req, state.clip_body(media_id))
         return Response(200, state.thumbnail_bytes(media_id), "image/jpeg", media=True)
 
     def stop(self) -> None:
