@@ -424,7 +424,7 @@ def test_processor_probe_without_pyav_runs_ffmpeg(
     and checks the decode."""
     monkeypatch.setattr(probe_mod, "pyav", lambda: None)
     spy = RunSpy(monkeypatch)
-    res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
+    res = _process(ProcessingSettings(thumbnail="blink"), clip_copy, tmp_path / "work")
     # the header from ffprobe when there is one (Debian's ffmpeg), else from ffmpeg; then the decode check
     *header, decode = [argv for _, _, argv in spy.calls]
     assert "-xerror" in decode and len(header) <= 1
@@ -439,7 +439,7 @@ def test_processor_probe_without_pyav_uses_a_system_ffprobe(
     """With Debian's ffmpeg installed: ffprobe reads the metadata, ffmpeg checks the decode."""
     monkeypatch.setattr(probe_mod, "pyav", lambda: None)
     spy = RunSpy(monkeypatch)
-    res = _process(ProcessingSettings(), clip_copy, tmp_path / "work")
+    res = _process(ProcessingSettings(thumbnail="blink"), clip_copy, tmp_path / "work")
     assert [Path(argv[0]).name for _, _, argv in spy.calls] == ["ffprobe", "ffmpeg"]
     assert "-xerror" in spy.calls[1][2]
     assert res.info and res.info.width == 320
