@@ -94,9 +94,11 @@ def test_the_clip_event_carries_activity_and_tags_once_the_analysis_finished(
         events = [m.json() for m in fired()]
         clips = clip_events(listener)
         found = configs(broker)
-        state = json.loads(retained(broker, f"blink-archiver/default/camera/{cam}/state")[
-            f"blink-archiver/default/camera/{cam}/state"
-        ])
+        state = json.loads(
+            retained(broker, f"blink-archiver/default/camera/{cam}/state")[
+                f"blink-archiver/default/camera/{cam}/state"
+            ]
+        )
     finally:
         listener.close()
 

@@ -245,7 +245,7 @@ class Mode(BaseModel):
     links: Links = Links()
     last_person: bool = False  # a tag detector (person, onnx) is on: "<camera> last person"
     silence: bool = False  # the silence watch is on: "<camera> silent"
-    sync_module_alerts: bool = False  # ... and reports Sync Modules: "Sync Module offline", "USB storage inactive"
+    sync_module_alerts: bool = False  # ... for Sync Modules: "Sync Module offline", "USB storage inactive"
 
 
 def tags_person(settings: Settings) -> bool:

@@ -28,9 +28,8 @@ async def sync_and_prune_with_mqtt(
     end a broker still connecting gets what is left of a short deadline, one that refused gets none: an
     unreachable broker costs the sync nothing. Availability is left ``online`` at a clean exit, so a
     CronJob's entities stay usable (its states expire: ``expire_after``); a run that dies leaves its
-    last will (``offline``). ``after``: run (in a thread) once the sync is done, before the process lets go
-    of the broker (the silence watch), when the sync returned; True when it changed what Home Assistant shows: the states go out
-    again."""
+    last will (``offline``). ``after`` (the silence watch) runs in a thread once the sync returned, before
+    the broker is let go; True when it changed what Home Assistant shows: the states go out again."""
     if not settings.mqtt.enabled:
         reports = await sync(settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs)
         if after is not None:
