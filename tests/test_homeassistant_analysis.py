@@ -183,3 +183,31 @@ def test_a_camera_that_went_quiet_is_a_problem_in_home_assistant_until_its_next_
     sim.add_clip(busy, size=20_000)  # it records again: the next sync clears it
     assert one_shot(settings, after=silence)[0].stored == 1
     assert json.loads(retained(broker, topic)[topic])["silent"] is False
+
+
+def test_the_onnx_detectors_tags_reach_the_event_through_the_real_pipeline(
+    tmp_path: Path, broker: Broker, sim: Simulator
+) -> None:
+    from test_analysis import onnx_settings  # the tiny YOLO model built with onnx's helper API
+
+    net = sim.add_network("Home")
+    cam = sim.add_camera(net, "Porch")
+    sim.add_clips(cam, 1, size=20_000)
+    analysis = {"detectors": ["motion", "onnx"], "onnx": onnx_settings(tmp_path)}
+    settings = make_settings(tmp_path, sim, mqtt={"url": broker.url}, analysis=analysis)
+    listener = Listener(broker, ["blink-archiver/#"])
+    try:
+        assert one_shot(settings)[0].stored == 1
+        listener.wait(lambda: bool(clip_events(listener)), 10, "the clip event")
+        [event] = clip_events(listener)
+        found = configs(broker)
+    finally:
+        listener.close()
+    assert event["analyzed"] is True and event["activity"] is not None
+    assert event["labels"] == ["car", "person"]
+    assert {(t["label"], t["confidence"]) for t in event["tags"]} == {
+        ("person", 0.9),
+        ("person", 0.7),
+        ("car", 0.85),
+    }
+    assert f"homeassistant/sensor/{NODE}/camera_{cam}_last_person/config" in found  # onnx keeps "person"
