@@ -211,3 +211,53 @@ def test_the_onnx_detectors_tags_reach_the_event_through_the_real_pipeline(
         ("car", 0.85),
     }
     assert f"homeassistant/sensor/{NODE}/camera_{cam}_last_person/config" in found  # onnx keeps "person"
+
+
+def test_the_worker_raises_silent_once_with_one_notification_and_home_assistant_sees_it(
+    tmp_path: Path, broker: Broker, sim: Simulator
+) -> None:
+    from test_silence import Webhook
+
+    from archiver.worker import Worker
+
+    hook = Webhook()
+    hook.thread.start()
+    net = sim.add_network("Home")
+    busy = sim.add_camera(net, "Driveway")
+    now = datetime.now(UTC)
+    for hours in range(48 + 2 * 8, 48, -2):
+        sim.add_clip(busy, created_at=now - timedelta(hours=hours), size=20_000)
+    settings = make_settings(
+        tmp_path,
+        sim,
+        mqtt={"url": broker.url},
+        notify={"urls": [hook.url]},
+        analysis={"enabled": False},
+        schedule={"interval": "1h"},
+    )
+    topic = f"blink-archiver/default/camera/{busy}/state"
+    listener = Listener(broker, [topic])
+    engine = open_engine(settings)
+
+    def silent() -> bool:
+        states = [m.json() for m in listener.topic(topic)]
+        return bool(states) and states[-1]["silent"] is True
+
+    async def scenario() -> None:
+        worker = Worker(settings, engine)
+        run = asyncio.create_task(worker.run())
+        deadline = time.monotonic() + 30
+        while not (silent() and hook.titles()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        worker.request_stop()
+        await asyncio.wait_for(run, 20)
+
+    try:
+        asyncio.run(scenario())
+        assert silent(), [m.json() for m in listener.topic(topic)]
+        assert [t for t in hook.titles() if "silent" in t] == ["Driveway: camera silent"]
+    finally:
+        listener.close()
+        engine.dispose()
+        hook.httpd.shutdown()
+        hook.httpd.server_close()
