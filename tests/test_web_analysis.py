@@ -151,6 +151,8 @@ def test_quiet_clips_are_dimmed_and_each_clip_carries_its_tag_chips(analysed: An
                 ["person"] if clip_id in analysed.person else ["car"] if clip_id == analysed.car else []
             )
             assert chips == expected, block
+        clip_page = get(app, f"/clip/{analysed.person[0]}").text
+        assert "<dt>Activity</dt><dd>0.40" in clip_page and 'href="/clips?tag=person">person</a>' in clip_page
         timeline = get(app, f"/timeline?day={analysed.archive.day.isoformat()}").text
         for clip_id in analysed.quiet:
             assert re.search(rf'class="mark [^"]*quiet[^"]*"[^>]*data-id="{clip_id}"', timeline)
