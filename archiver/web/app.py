@@ -441,9 +441,9 @@ class WebApp:
         tl = await self.db(queries.timeline, day, start_hour, hours, flt)
         step = 3 if hours > 12 else (2 if hours > 6 else 1)
         ticks = [f"{(start_hour + h) % 24:02d}:00" for h in range(0, hours, step)]
-        window = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
-        narrowed = _keep(q, ("tag", "min_activity"))
-        window += f"&{narrowed}" if narrowed else ""
+        span = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
+        narrowed = _keep(q, ("tag", "min_activity"))  # the day links keep the filter
+        window = span + (f"&{narrowed}" if narrowed else "")
         now_hour = datetime.now(queries.zone(tl.zones[0].split(" ")[0] if tl.zones else None)).hour
         return self.render(
             request,
@@ -453,6 +453,7 @@ class WebApp:
             t=tl,
             flt=flt,
             narrowed=narrowed,
+            span=span,
             ticks=ticks,
             step=step,
             window=window,
