@@ -446,6 +446,14 @@ class MqttSettings(Section):
     discovery_prefix: str = "homeassistant"
     base_topic: str = "blink-archiver"
     ca_file: Path | None = None  # mqtts with a private CA; default: the system's CAs
+    # a clip event waits (at most this long after the clip was stored) for the clip's analysis, so it
+    # carries ``activity`` and ``tags``; past it the event goes out without them
+    analysis_wait: str = "5s"
+
+    @field_validator("analysis_wait")
+    @classmethod
+    def _analysis_wait(cls, v: str) -> str | None:
+        return check_duration(v)
 
     @field_validator("url")
     @classmethod

@@ -74,6 +74,8 @@ class Selection(BaseModel):
     end: Bound | None = None
     source: str | None = None  # "cloud" | "local"
     clip_ids: list[int] = Field(default_factory=list)  # explicit clips (the web UI's checkboxes)
+    tags: list[str] = Field(default_factory=list)  # clips with any of these tags (person, car...)
+    min_activity: float | None = Field(default=None, ge=0.0, le=1.0)  # clips at least this active
 
     def describe(self) -> str:
         parts = []
@@ -89,6 +91,10 @@ class Selection(BaseModel):
             parts.append(f"source {self.source}")
         if self.clip_ids:
             parts.append(f"{len(self.clip_ids)} chosen clips")
+        if self.tags:
+            parts.append("tagged " + " or ".join(self.tags))
+        if self.min_activity:
+            parts.append(f"activity at least {self.min_activity:g}")
         return ", ".join(parts) or "every clip"
 
 
@@ -181,9 +187,10 @@ def _matches(clip: Clip, sel: Selection) -> bool:
 def plan(s: Session, sel: Selection, destination: str) -> ExportPlan:
     """The stored clips ``sel`` names, oldest first, with the files ``destination`` holds for each. Raises
     :class:`ExportError` for an unknown camera or network and for an empty selection."""
+    from archiver.analysis.store import clip_filters
     from archiver.web import queries
 
-    conds: list[object] = [col(Clip.state) == ClipState.stored]
+    conds: list[object] = [col(Clip.state) == ClipState.stored, *clip_filters(sel.tags, sel.min_activity)]
     if sel.source:
         conds.append(Clip.source == sel.source)
     lo = hi = None

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationError, computed_field
 from sqlalchemy import exists, insert
@@ -34,7 +34,16 @@ from sqlmodel import Session, col, select
 
 from archiver.db import repo
 from archiver.db.engine import session_scope
-from archiver.db.models import Account, Clip, ClipSource, ClipState, ObjectKind, StoredObject, utcnow
+from archiver.db.models import (
+    Account,
+    Clip,
+    ClipAnalysis,
+    ClipSource,
+    ClipState,
+    ObjectKind,
+    StoredObject,
+    utcnow,
+)
 from archiver.destinations.base import (
     Destination,
     DestinationError,
@@ -68,6 +77,7 @@ class ReindexReport(BaseModel):
     completed: int = 0  # clips the database had as not yet archived, now stored
     known: int = 0  # clips already recorded as stored under the same key
     objects: int = 0  # object rows added (every destination)
+    analyses: int = 0  # clips whose analysis (activity, tags) came back from the sidecar's "analysis"
     elsewhere: dict[str, int] = Field(default_factory=dict)  # of which in another destination
     accounts: list[str] = Field(default_factory=list)  # accounts created
     cursors: dict[str, datetime] = Field(default_factory=dict)  # account -> its cloud cursor
@@ -122,6 +132,12 @@ class _Holdings:
         if self.listed is not None:
             return self.listed.get(key)
         return self.dest.stat(key)
+
+
+def _analysis_of(doc: Sidecar) -> dict[str, Any] | None:
+    """The sidecar's ``"analysis"`` block (written once a clip's analysis is done), if any."""
+    value = (doc.model_extra or {}).get("analysis")
+    return value if isinstance(value, dict) else None
 
 
 def _listing(dest: Destination) -> dict[str, ObjectInfo]:
@@ -296,6 +312,7 @@ class _Merge:
         }
         added: list[tuple[dict[str, object], _Found]] = []  # new clips' columns
         rows: list[tuple[int, _Row]] = []  # object rows of clips the database knew
+        analysed: list[tuple[int, _Found]] = []  # clips the database knew whose sidecar has an analysis
         for name, found in by_account.items():
             account_id = self.account_id(name)
             known: dict[str, Clip | _New] = {}
@@ -338,6 +355,8 @@ class _Merge:
                     )
                     continue
                 owners[item.archive_key] = clip
+                if clip.id is not None and _analysis_of(doc) is not None:
+                    analysed.append((clip.id, item))
                 if isinstance(clip, Clip) and clip.archive_key is None and not self.dry_run:
                     clip.archive_key = item.archive_key
                     s.add(clip)
@@ -364,7 +383,36 @@ class _Merge:
             ).scalars()
             for clip_id, (_, item) in zip(ids, added, strict=True):
                 rows.extend((clip_id, row) for row in item.rows)
+                if _analysis_of(item.doc) is not None:
+                    analysed.append((clip_id, item))
         self._insert(s, rows)
+        counts.analyses += self._analyses(s, analysed)
+
+    @staticmethod
+    def _analyses(s: Session, items: Sequence[tuple[int, _Found]]) -> int:
+        """The sidecars' ``"analysis"`` (activity, tags) for the clips the database has none of (the
+        archive is the truth; a clip analysed here since is left as it is)."""
+        if not items:
+            return 0
+        from archiver.analysis.store import import_sidecar
+
+        have = set(
+            s.exec(
+                select(ClipAnalysis.clip_id).where(
+                    col(ClipAnalysis.clip_id).in_([i for i, _ in items]),
+                    col(ClipAnalysis.analyzed_at).is_not(None),
+                )
+            )
+        )
+        done = 0
+        for clip_id, item in items:
+            if clip_id in have:
+                continue
+            try:
+                done += import_sidecar(s, clip_id, {"analysis": _analysis_of(item.doc)})
+            except ValueError as exc:  # a damaged "analysis": the clip is analysed again later
+                log.warning("%s: its analysis is unreadable (analysed again later): %s", item.key, exc)
+        return done
 
     @staticmethod
     def _objects(s: Session, clip_ids: Sequence[int]) -> dict[int, dict[tuple[str, str], str]]:
@@ -460,6 +508,7 @@ class _Counts:
     completed: int = 0
     known: int = 0
     objects: int = 0
+    analyses: int = 0
     elsewhere: dict[str, int] = field(default_factory=dict)
     conflicts: list[str] = field(default_factory=list)
 
@@ -473,6 +522,7 @@ class _Counts:
         report.completed += self.completed
         report.known += self.known
         report.objects += self.objects
+        report.analyses += self.analyses
         for name, n in self.elsewhere.items():
             if name != report.destination:
                 report.elsewhere[name] = report.elsewhere.get(name, 0) + n

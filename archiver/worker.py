@@ -150,7 +150,9 @@ class Worker:
         from archiver.silence import check
 
         try:
-            await asyncio.to_thread(check, self.engine, self.settings.silence, self.alerts.notifier)
+            report = await asyncio.to_thread(check, self.engine, self.settings.silence, self.alerts.notifier)
+            if self.ha is not None and (report.raised or report.cleared):  # HA's "<camera> silent" follows
+                await self.ha.publish_states()
         except Exception as exc:  # the watch never stops the worker
             log.warning("silence watch failed: %s", _one_line(str(exc)))
 

@@ -99,7 +99,9 @@ def test_oneshot_sync_publishes_discovery_states_and_one_event_per_archived_clip
 
         # discovery: every retained config is one Home Assistant accepts
         configs = retained(broker, "homeassistant/#")
-        assert len(configs) == 5 + 2 * 4  # one-shot: no "sync now" button; 4 entities per camera
+        # one-shot: no "sync now" button; 5 entities per camera (with the silence watch's "silent"), 2 more
+        # for the account (Sync Module offline, USB storage inactive)
+        assert len(configs) == 7 + 2 * 5
         for topic, body in configs.items():
             parsed = parse_topic(topic)
             assert parsed is not None

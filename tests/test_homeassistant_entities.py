@@ -110,6 +110,8 @@ def test_categories_camera_devices_and_an_event_per_stored_clip_with_its_url(
         "Last sync",
         "Failed clips",
         "Archive size",
+        "Sync Module offline",  # the silence watch (on by default)
+        "USB storage inactive",
     }
     assert all(c["device"]["configuration_url"] == PUBLIC + "/" for c in account.values())
 
@@ -119,7 +121,7 @@ def test_categories_camera_devices_and_an_event_per_stored_clip_with_its_url(
     engine.dispose()
     for cam, name in ((front, "Front Door"), (back, "Back Yard")):
         mine = {c["name"]: c for t, c in found.items() if f"/camera_{cam}_" in t}
-        assert set(mine) == {"Last clip", "Clips archived", "Last clip thumbnail", "Clip"}
+        assert set(mine) == {"Last clip", "Clips archived", "Last clip thumbnail", "Clip", "Silent"}
         for cfg in mine.values():
             assert cfg["device"]["name"] == name and cfg["device"]["via_device"] == NODE
             account_id = row_of[str(ids[0])].account_id
@@ -153,7 +155,7 @@ def test_a_camera_removed_from_the_account_loses_its_entities(
     )
     one_shot(settings)
     before = configs(broker)
-    assert sum(f"/camera_{back}_" in t for t in before) == 4
+    assert sum(f"/camera_{back}_" in t for t in before) == 5  # with "silent" (the silence watch)
 
     sim.remove_camera(back)  # a new process: it only knows what the broker holds
     one_shot(settings)
@@ -195,7 +197,8 @@ def test_cronjob_mode_states_expire_and_the_workers_button_goes(
     cron = configs(broker)
     assert not any("command_topic" in c for c in cron.values()), "nothing listens to the button"
     states = [c for t, c in cron.items() if parse_topic(t)[0] in ("sensor", "binary_sensor")]  # type: ignore[index]
-    assert len(states) == 5 + 2 and all(c["expire_after"] == 3600 for c in states)
+    # the account's 5 + 2 of the silence watch, the camera's 2 + "silent"
+    assert len(states) == 7 + 3 and all(c["expire_after"] == 3600 for c in states)
     assert retained(broker, "blink-archiver/status")["blink-archiver/status"] == b"online"
 
 
@@ -246,5 +249,5 @@ def test_home_assistants_birth_message_gets_everything_announced_again(
     finally:
         listener.close()
         engine.dispose()
-    assert len(first) == 6 + 4
+    assert len(first) == 8 + 5  # with the silence watch's 2 account and 1 camera entities
     assert set(again) == first

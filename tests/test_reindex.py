@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import make_settings, run_sync
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import select
 
 from archiver.db import repo
@@ -35,7 +35,13 @@ def _put(dest: DiskDestination, tmp: Path, key: str, data: bytes) -> SidecarFile
 
 
 def archive_clip(
-    dest: DiskDestination, tmp: Path, n: int, *, account: str = "default", legacy: bool = False
+    dest: DiskDestination,
+    tmp: Path,
+    n: int,
+    *,
+    account: str = "default",
+    legacy: bool = False,
+    analysis: dict[str, object] | None = None,
 ) -> str:
     """A clip as a sync stores it: clip, thumbnail, sidecar. Returns the archive key."""
     stem = f"Home/Front Door/2024-05-01/12-00-{n:02d}_{n}"
@@ -54,6 +60,7 @@ def archive_clip(
         time_zone="America/Chicago",
         stored_at=T0,
         files=files,
+        **({"analysis": analysis} if analysis is not None else {}),
     )
     data = doc.dumps()
     if legacy:  # what the release before the schema field wrote
@@ -348,3 +355,35 @@ def test_an_unknown_destination_name_is_a_configuration_error(tmp_path: Path) ->
     with pytest.raises(ConfigError, match=r"--destination 'nas': no such destination \(configured: disk\)"):
         run_reindex(settings, engine, destination="nas")
     assert run_reindex(settings, engine, destination="disk").found == 0
+
+
+def test_reindex_restores_the_analysis_from_the_sidecars(tmp_path: Path) -> None:
+    from archiver.analysis.store import summary
+    from archiver.db.models import ClipAnalysis, ClipTag
+
+    dest = DiskDestination(tmp_path / "archive")
+    analysis = {
+        "activity": 0.31,
+        "tags": [{"label": "person", "confidence": 0.83, "at_s": 4.5}],
+        "detectors": {"motion": "1", "person": "1"},
+        "analyzed_at": "2026-12-08T01:02:03+00:00",
+    }
+    archive_clip(dest, tmp_path, 1, analysis=analysis)
+    archive_clip(dest, tmp_path, 2)  # not analysed yet: analysed again later
+    archive_clip(dest, tmp_path, 3, analysis={"detectors": {"person": "1"}, "tags": [{"label": 1}]})
+    engine = _engine(tmp_path)
+    report = reindex(engine, dest)
+    assert (report.added, report.analyses, report.ok) == (3, 1, True)
+    with session_scope(engine) as s:
+        clip_id = s.exec(select(Clip.id).where(Clip.blink_id == "1")).one()
+        doc = summary(s, clip_id)
+        assert doc is not None and doc["activity"] == 0.31 and doc["detectors"] == analysis["detectors"]
+        assert doc["tags"] == analysis["tags"]
+        assert len(s.exec(select(ClipAnalysis)).all()) == 1
+        # the database lost the analysis but still knows the clip: the next reindex brings it back once
+        s.exec(delete(ClipTag))
+        s.exec(delete(ClipAnalysis))
+    assert reindex(engine, dest).analyses == 1
+    assert reindex(engine, dest).analyses == 0  # already there: left as it is
+    with session_scope(engine) as s:
+        assert [(t.label, t.confidence) for t in s.exec(select(ClipTag))] == [("person", 0.83)]

@@ -199,7 +199,7 @@ class AnalysisWorker:
         self.destinations = list(destinations) if destinations is not None else build_destinations(settings)
         self.detectors = list(detectors) if detectors is not None else build_detectors(settings.analysis)
         self.queue: asyncio.Queue[int] = asyncio.Queue(maxsize=settings.analysis.queue)
-        self.listeners: list[Callable[[Analysed], None]] = []  # e.g. the MQTT clip event (not wired yet)
+        self.listeners: list[Callable[[Analysed], None]] = []  # e.g. the MQTT clip event (AnalysisReporter)
         self.done: list[Analysed] = []
         self._queued: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
@@ -278,6 +278,8 @@ class AnalysisReporter(Reporter):
 
     def __init__(self, inner: Reporter, worker: AnalysisWorker) -> None:
         self.inner, self.worker = inner, worker
+        inner.analysis_started()  # e.g. the MQTT clip event waits (bounded) for the clip's results
+        worker.listeners.append(lambda outcome: inner.clip_analysed(outcome.clip_id))
 
     def planned(self, total: int) -> None:
         self.inner.planned(total)
@@ -292,6 +294,12 @@ class AnalysisReporter(Reporter):
 
     def bytes_fetched(self, n: int) -> None:
         self.inner.bytes_fetched(n)
+
+    def analysis_started(self) -> None:
+        self.inner.analysis_started()
+
+    def clip_analysed(self, clip_id: int) -> None:
+        self.inner.clip_analysed(clip_id)
 
     def close(self) -> None:
         self.inner.close()

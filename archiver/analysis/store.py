@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archiver.analysis import Detection, Tag
 from archiver.db.models import ClipAnalysis, ClipTag, utcnow
@@ -83,6 +84,23 @@ def clips_with_tag(s: Session, label: str, clip_ids: Sequence[int] | None = None
     if clip_ids is not None:
         q = q.where(ClipTag.clip_id.in_(list(clip_ids)))  # type: ignore[attr-defined]
     return set(s.exec(q))
+
+
+def clip_filters(tags: Sequence[str] = (), min_activity: float | None = None) -> list[Any]:
+    """Conditions on ``Clip`` for the web UI's and export's filters: any of ``tags`` (``clip_tag``'s
+    label index), an activity of at least ``min_activity`` (``clip_analysis``'s activity index). Added to
+    the page's own query: still one query per page."""
+    from archiver.db.models import Clip
+
+    conds: list[Any] = []
+    labels = sorted({t.strip().lower() for t in tags if t.strip()})
+    if labels:
+        tagged = select(ClipTag.clip_id).where(col(ClipTag.label).in_(labels))
+        conds.append(col(Clip.id).in_(tagged))
+    if min_activity is not None and min_activity > 0:
+        active = select(ClipAnalysis.clip_id).where(col(ClipAnalysis.activity) >= min_activity)
+        conds.append(col(Clip.id).in_(active))
+    return conds
 
 
 def import_sidecar(s: Session, clip_id: int, doc: dict[str, object]) -> bool:

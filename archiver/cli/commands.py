@@ -253,6 +253,7 @@ def sync(
                 accounts=account,
                 reporter_factory=make_reporter,
                 sync=sync_and_prune_analysed,  # stored clips are analysed beside the sync (archiver.analysis)
+                after=lambda: _silence_check(s, engine),  # before the broker is let go: HA's "silent"
                 rescan_from=rescan,
                 retry_failed=retry_failed,
             )
@@ -268,20 +269,22 @@ def sync(
         from archiver.cli.export import print_summaries
 
         print_summaries(s, engine)
-    _silence_check(s, engine)
     release(engine)
     raise typer.Exit(code)
 
 
-def _silence_check(s: Settings, engine: Engine) -> None:
-    """After a one-shot sync (a CronJob): which camera went quiet (archiver.silence); never fails it."""
+def _silence_check(s: Settings, engine: Engine) -> bool:
+    """After a one-shot sync (a CronJob): which camera went quiet (archiver.silence); never fails it.
+    True when an alert was raised or cleared (Home Assistant's states go out again)."""
     from archiver.notify import Notifier
     from archiver.silence import check
 
     try:
-        check(engine, s.silence, Notifier(s.notify))
+        report = check(engine, s.silence, Notifier(s.notify))
     except Exception as exc:
         typer.echo(f"  silence watch: {REDACTOR.scrub(str(exc))[:200]}", err=True)
+        return False
+    return bool(report.raised or report.cleared)
 
 
 @app.command()

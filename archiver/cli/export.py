@@ -47,6 +47,16 @@ def export_cmd(
         str | None, typer.Option("--to", help="As --from; a date alone includes that whole day.")
     ] = None,
     source: Annotated[str | None, typer.Option(help="cloud or local (USB) clips only.")] = None,
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("--tag", help="Clips with this tag only (person, car...; repeat: any of them)."),
+    ] = None,
+    min_activity: Annotated[
+        float | None,
+        typer.Option(
+            "--min-activity", min=0.0, max=1.0, help="Clips whose activity score is at least this (0-1)."
+        ),
+    ] = None,
     destination: Annotated[
         str | None, typer.Option(help="Read from this destination (default: the first configured).")
     ] = None,
@@ -90,6 +100,8 @@ def export_cmd(
             start=parse_bound(start, end=False) if start else None,
             end=parse_bound(end, end=True) if end else None,
             source={"usb": "local"}.get(source.lower(), source.lower()) if source else None,
+            tags=list(tag or []),
+            min_activity=min_activity,
         )
         s = settings()
         dest = pick_destination(build_destinations(s), destination)

@@ -145,6 +145,8 @@ def reindex_cmd(
     )
     elsewhere = "".join(f", {n} in {name!r}" for name, n in report.elsewhere.items())
     typer.echo(f"  objects {would}recorded: {report.objects}{elsewhere}")
+    if report.analyses:
+        typer.echo(f"  analyses restored (activity, tags): {report.analyses}")
     for name in report.accounts:
         typer.echo(f"  account {name!r} {would}created")
     for name, since in report.cursors.items():

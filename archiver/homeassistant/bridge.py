@@ -52,6 +52,7 @@ from archiver.homeassistant.state import (
     clip_event,
     login_needed_reason,
     read_thumbnail,
+    with_tags,
 )
 from archiver.logs import REDACTOR
 from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
@@ -80,9 +81,15 @@ class ClipObserver(Reporter):
     """Forwards every hook to the reporter it wraps (the CLI's progress bar, or log lines) and tells the
     bridge about each stored clip."""
 
-    def __init__(self, inner: Reporter, on_stored: Callable[[int], None]) -> None:
+    def __init__(
+        self,
+        inner: Reporter,
+        on_stored: Callable[[int], None],
+        on_analysis: Callable[[int | None], None] | None = None,
+    ) -> None:
         self.inner = inner
         self.on_stored = on_stored
+        self.on_analysis = on_analysis  # None: the analysis runs beside the sync; an id: that clip is done
 
     def planned(self, total: int) -> None:
         self.inner.planned(total)
@@ -97,6 +104,16 @@ class ClipObserver(Reporter):
 
     def bytes_fetched(self, n: int) -> None:
         self.inner.bytes_fetched(n)
+
+    def analysis_started(self) -> None:
+        self.inner.analysis_started()
+        if self.on_analysis is not None:
+            self.on_analysis(None)
+
+    def clip_analysed(self, clip_id: int) -> None:
+        self.inner.clip_analysed(clip_id)
+        if self.on_analysis is not None:
+            self.on_analysis(clip_id)
 
     def close(self) -> None:
         self.inner.close()
@@ -122,6 +139,9 @@ class HomeAssistant:
             listening=listening,
             expire_after=None if listening else one_shot_expiry(settings),
             links=d.Links(public_url=settings.server.public_url),
+            last_person=d.tags_person(settings),
+            silence=settings.silence.enabled,
+            sync_module_alerts=settings.silence.enabled and settings.silence.sync_modules,
         )
         subscriptions = [self.topics.sync_now(a) for a in self.accounts] if listening else []
         subscriptions += [self.topics.ha_status, self.topics.own_configs]
@@ -133,7 +153,10 @@ class HomeAssistant:
         )
         self.outcomes: dict[str, SyncOutcome] = {}
         self._announced: dict[str, dict[int, d.CameraInfo]] = {}
-        self._clips: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+        self._clips: asyncio.Queue[tuple[str, int, float]] = asyncio.Queue()  # (account, clip, stored at)
+        self._analysis_wait = parse_duration(settings.mqtt.analysis_wait).total_seconds()
+        self._analysing = False  # this run's stored clips are analysed: their events wait for it (bounded)
+        self._analysed: dict[int, asyncio.Event] = {}  # clips whose event is still to go out
         self._tasks: set[asyncio.Task[Any]] = set()
         self._pressed: set[str] = set()
         self._destinations: list[Destination] | None = None
@@ -217,9 +240,32 @@ class HomeAssistant:
         def make(account: str) -> Reporter:
             self._current_account = account
             base = inner(account) if inner is not None else Reporter()
-            return ClipObserver(base, lambda clip_id: self._clips.put_nowait((account, clip_id)))
+            return ClipObserver(base, lambda clip_id: self._clip_stored(account, clip_id), self._analysis)
 
         return make
+
+    def _clip_stored(self, account: str, clip_id: int) -> None:
+        self._analysed.setdefault(clip_id, asyncio.Event())
+        self._clips.put_nowait((account, clip_id, time.monotonic()))
+
+    def _analysis(self, clip_id: int | None) -> None:
+        """The analysis worker's word: it runs beside this sync (None), or the clip's results are in."""
+        if clip_id is None:
+            self._analysing = True
+            return
+        done = self._analysed.get(clip_id)
+        if done is not None:
+            done.set()
+
+    async def _await_analysis(self, clip_id: int, stored_at: float) -> None:
+        """Until the clip's analysis finished, at most ``[mqtt] analysis_wait`` after it was stored."""
+        done = self._analysed.get(clip_id)
+        if not self._analysing or done is None or done.is_set():
+            return
+        left = stored_at + self._analysis_wait - time.monotonic()
+        if left > 0:
+            with suppress(TimeoutError):
+                await asyncio.wait_for(done.wait(), left)
 
     async def observe_sync(
         self,
@@ -230,6 +276,7 @@ class HomeAssistant:
         """Run ``run(reporter_factory)`` (a ``sync_all``), then publish the states of ``accounts``.
         Its result or exception passes through unchanged."""
         self._current_account = None
+        self._analysing = False  # until the analysis worker says it runs beside this sync
         try:
             reports = await run(self.reporter_factory(inner))
         except asyncio.CancelledError:
@@ -345,7 +392,7 @@ class HomeAssistant:
                 row = account_row(s, name)
                 if row is not None and row.id is not None:
                     for cam in cameras_of(s, row.id):
-                        cstate, last = camera_state(s, row.id, cam)
+                        cstate, last = camera_state(s, row.id, cam, last_person=self.mode.last_person)
                         self._camera_states[(name, cam.id)] = cstate
                         cams.append((cam, cstate, self._new_thumbnail(s, name, cam.id, last)))
                 out[name] = (acct, cams)
@@ -401,8 +448,9 @@ class HomeAssistant:
     # -- clip events --------------------------------------------------------------------------------
     async def _process_clips(self) -> None:
         while True:
-            account, clip_id = await self._clips.get()
+            account, clip_id, stored_at = await self._clips.get()
             try:
+                await self._await_analysis(clip_id, stored_at)
                 async with self._state_lock:
                     built = await asyncio.to_thread(self._read_clip, account, clip_id)
                     if built is not None:
@@ -417,6 +465,7 @@ class HomeAssistant:
             except Exception:  # one clip's event must never stop the others (nor the sync)
                 log.exception("mqtt: building the event of clip id=%s failed", clip_id)
             finally:
+                self._analysed.pop(clip_id, None)
                 self._clips.task_done()
 
     def _read_clip(
@@ -441,7 +490,7 @@ class HomeAssistant:
                 )
                 before = self._camera_states.get((account, cid))
                 if before is None:  # a camera not seen yet: count once
-                    cstate, last = camera_state(s, clip.account_id, cam)
+                    cstate, last = camera_state(s, clip.account_id, cam, last_person=self.mode.last_person)
                     newest = last is not None and last.id == clip.id
                 else:
                     cstate, newest = camera_state_after(cam, before, clip)
@@ -450,6 +499,9 @@ class HomeAssistant:
                     thumb = self._new_thumbnail(s, account, cid, clip)
             image = d.image_entity_id(self.topics, account, cam) if cam is not None else None
             event = clip_event(s, account, clip, self._destinations, image)
+            if cam is not None and cstate is not None and self.mode.last_person:
+                cstate = with_tags(cstate, clip, event)
+                self._camera_states[(account, cam.id)] = cstate
             return event, cam, cstate, thumb
 
     # -- "sync now" ---------------------------------------------------------------------------------

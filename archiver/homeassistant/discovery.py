@@ -25,7 +25,7 @@ import unicodedata
 from pydantic import BaseModel, ConfigDict
 
 from archiver import __version__
-from archiver.config import MqttSettings
+from archiver.config import MqttSettings, Settings
 
 ONLINE, OFFLINE = "online", "offline"
 PRESS = "PRESS"
@@ -243,6 +243,19 @@ class Mode(BaseModel):
     listening: bool = True  # the "sync now" button is offered
     expire_after: int | None = None  # seconds; set in one-shot mode
     links: Links = Links()
+    last_person: bool = False  # a tag detector (person, onnx) is on: "<camera> last person"
+    silence: bool = False  # the silence watch is on: "<camera> silent"
+    sync_module_alerts: bool = False  # ... for Sync Modules: "Sync Module offline", "USB storage inactive"
+
+
+def tags_person(settings: Settings) -> bool:
+    """A configured detector can tag a person: ``person``, or ``onnx`` whose allow-list keeps it."""
+    analysis = settings.analysis
+    if not analysis.enabled:
+        return False
+    if "person" in analysis.detectors:
+        return True
+    return "onnx" in analysis.detectors and (not analysis.onnx.allow or "person" in analysis.onnx.allow)
 
 
 def _bool_template(field: str) -> str:
@@ -344,6 +357,31 @@ def account_entities(topics: Topics, account: str, mode: Mode | None = None) -> 
             ),
         ),
     ]
+    if mode.sync_module_alerts:  # the silence watch (archiver.silence), from the homescreen
+        entities += [
+            (
+                "sync_module_offline",
+                BinarySensorConfig(
+                    name="Sync Module offline",
+                    state_topic=state,
+                    value_template=_bool_template("sync_module_offline"),
+                    icon="mdi:router-wireless-off",
+                    **ids("sync_module_offline"),
+                    **diag,
+                ),
+            ),
+            (
+                "usb_inactive",
+                BinarySensorConfig(
+                    name="USB storage inactive",
+                    state_topic=state,
+                    value_template=_bool_template("usb_inactive"),
+                    icon="mdi:usb-flash-drive-outline",
+                    **ids("usb_inactive"),
+                    **diag,
+                ),
+            ),
+        ]
     if mode.listening:
         entities.append(
             (
@@ -376,6 +414,39 @@ def camera_entities(
     def ids(obj: str) -> dict[str, str]:
         return {"unique_id": f"{node}_{cam}_{obj}"}
 
+    extra: list[tuple[str, AnyConfig]] = []
+    if mode.last_person:
+        extra.append(
+            (
+                f"{cam}_last_person",
+                SensorConfig(
+                    name="Last person",
+                    state_topic=state,
+                    value_template="{{ value_json.last_person }}",
+                    device_class="timestamp",
+                    icon="mdi:walk",
+                    expire_after=mode.expire_after,
+                    **ids("last_person"),
+                    **common,
+                ),
+            )
+        )
+    if mode.silence:
+        extra.append(
+            (
+                f"{cam}_silent",
+                BinarySensorConfig(
+                    name="Silent",
+                    state_topic=state,
+                    value_template=_bool_template("silent"),
+                    device_class="problem",
+                    icon="mdi:cctv-off",
+                    expire_after=mode.expire_after,
+                    **ids("silent"),
+                    **common,
+                ),
+            )
+        )
     return _entity_ids(
         [
             (
@@ -428,6 +499,7 @@ def camera_entities(
                     **common,
                 ),
             ),
+            *extra,
         ],
         id_base,
     )

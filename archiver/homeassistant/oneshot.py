@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ async def sync_and_prune_with_mqtt(
     accounts: list[str] | None = None,
     reporter_factory: Callable[[str], Reporter] | None = None,
     sync: Callable[..., Awaitable[list[SyncReport]]] = sync_and_prune,  # e.g. with the analysis beside it
+    after: Callable[[], bool] | None = None,
     **kwargs: Any,
 ) -> list[SyncReport]:
     """``sync_and_prune`` (what ``archiver sync`` runs), publishing clip events and states when ``[mqtt]``
@@ -26,20 +28,27 @@ async def sync_and_prune_with_mqtt(
     end a broker still connecting gets what is left of a short deadline, one that refused gets none: an
     unreachable broker costs the sync nothing. Availability is left ``online`` at a clean exit, so a
     CronJob's entities stay usable (its states expire: ``expire_after``); a run that dies leaves its
-    last will (``offline``)."""
+    last will (``offline``). ``after`` (the silence watch) runs in a thread once the sync returned, before
+    the broker is let go; True when it changed what Home Assistant shows: the states go out again."""
     if not settings.mqtt.enabled:
-        return await sync(settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs)
+        reports = await sync(settings, engine, accounts=accounts, reporter_factory=reporter_factory, **kwargs)
+        if after is not None:
+            await asyncio.to_thread(after)
+        return reports
     from archiver.homeassistant.bridge import CONNECT_GRACE_S, HomeAssistant  # loads MQTT only when used
 
     ha = HomeAssistant(settings, engine)
     names = [a.name for a in settings.account_list() if not accounts or a.name in accounts]
     await ha.start()
     try:
-        return await ha.observe_sync(
+        reports = await ha.observe_sync(
             names,
             lambda factory: sync(settings, engine, accounts=accounts, reporter_factory=factory, **kwargs),
             reporter_factory,
         )
+        if after is not None and await asyncio.to_thread(after):
+            await ha.publish_states(names)
+        return reports
     finally:
         await ha.close(offline=False, timeout=10.0, connect_grace=CONNECT_GRACE_S)
 

@@ -17,9 +17,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from archiver.analysis import Tag
+from archiver.analysis.store import last_tagged, summary
 from archiver.config import AccountSettings
 from archiver.db import repo
-from archiver.db.models import Account, Clip, ClipState, ObjectKind, StoredObject
+from archiver.db.models import Account, Clip, ClipState, ObjectKind, SilenceAlert, StoredObject
 from archiver.destinations.base import Destination, check_key
 from archiver.homeassistant.discovery import CLIP_EVENT_TYPE, CameraInfo
 from archiver.logs import REDACTOR
@@ -57,12 +59,16 @@ class AccountState(BaseModel):
     login_needed: bool
     archive_bytes: int
     failed_clips: int
+    sync_module_offline: bool = False  # the silence watch: a Sync Module of the account is offline
+    usb_inactive: bool = False  # ... or its USB storage is no longer active
     details: dict[str, Any] = Field(default_factory=dict)  # entity attributes
 
 
 class CameraState(BaseModel):
     last_clip: str | None
     clips_archived: int
+    last_person: str | None = None  # the newest clip tagged "person" (a tag detector is on)
+    silent: bool = False  # the silence watch's "camera silent" is open
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -97,6 +103,11 @@ class ClipEvent(BaseModel):
     key: str | None  # the clip's key in the archive
     files: list[StoredFile]
     image_entity: str | None = None  # the camera's thumbnail image entity (its default entity id)
+    # what is in the clip (archiver.analysis): None / [] when it was not analysed (yet)
+    analyzed: bool = False
+    activity: float | None = None  # 0.0-1.0, the share of the picture that changed
+    tags: list[Tag] = Field(default_factory=list)  # {label, confidence, at_s}
+    labels: list[str] = Field(default_factory=list)  # the tags' labels, once each (for automations)
 
 
 class CameraClipEvent(ClipEvent):
@@ -175,7 +186,19 @@ def latest_stored(s: Session, account_id: int, camera_id: int) -> Clip | None:
     ).first()
 
 
-def camera_state(s: Session, account_id: int, camera: CameraInfo) -> tuple[CameraState, Clip | None]:
+PERSON = "person"
+
+
+def silence_of(s: Session, account_id: int) -> dict[tuple[str, str], SilenceAlert]:
+    """The account's open silence-watch alerts by ``(kind, subject)`` (archiver.silence)."""
+    rows = s.exec(select(SilenceAlert).where(SilenceAlert.account_id == account_id))
+    return {(r.kind, r.subject): r for r in rows}
+
+
+def camera_state(
+    s: Session, account_id: int, camera: CameraInfo, *, last_person: bool = False
+) -> tuple[CameraState, Clip | None]:
+    """The camera's state (``last_person``: also its newest clip tagged "person")."""
     count = s.exec(
         select(func.count()).where(
             Clip.account_id == account_id,
@@ -184,7 +207,15 @@ def camera_state(s: Session, account_id: int, camera: CameraInfo) -> tuple[Camer
         )
     ).one()
     last = latest_stored(s, account_id, camera.id)
-    return _camera_state(camera, int(count), last), last
+    state = _camera_state(camera, int(count), last)
+    if last_person:
+        state.last_person = _iso(last_tagged(s, camera.id, PERSON))
+    alert = silence_of(s, account_id).get(("camera_silent", str(camera.id)))
+    state.silent = alert is not None
+    if alert is not None:
+        state.details["silent_since"] = _iso(alert.raised_at)
+        state.details["silent_detail"] = alert.detail
+    return state, last
 
 
 def _camera_state(camera: CameraInfo, count: int, last: Clip | None) -> CameraState:
@@ -205,8 +236,21 @@ def camera_state_after(camera: CameraInfo, before: CameraState, clip: Clip) -> t
     thousands of clips costs no count per clip); True when the clip is the camera's newest."""
     newest = before.last_clip is None or as_utc(clip.created_at) >= datetime.fromisoformat(before.last_clip)
     if newest:
-        return _camera_state(camera, before.clips_archived + 1, clip), True
+        after = _camera_state(camera, before.clips_archived + 1, clip)
+        after.last_person, after.silent = before.last_person, before.silent
+        return after, True
     return before.model_copy(update={"clips_archived": before.clips_archived + 1}), False
+
+
+def with_tags(state: CameraState, clip: Clip, event: ClipEvent) -> CameraState:
+    """The camera's state once the clip's tags are known: a "person" newer than the last one moves
+    ``last_person`` (no query per clip)."""
+    if PERSON not in event.labels:
+        return state
+    at = as_utc(clip.created_at)
+    if state.last_person is not None and datetime.fromisoformat(state.last_person) >= at:
+        return state
+    return state.model_copy(update={"last_person": at.isoformat()})
 
 
 def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | None) -> AccountState:
@@ -225,6 +269,13 @@ def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | N
             last_sync = cur.updated_at if cur else None
     reason = outcome.login_needed if outcome else login_needed_reason(account, row, None)
     details: dict[str, Any] = {"account": account.name, "login_reason": reason}
+    alerts = silence_of(s, row.id) if row is not None and row.id is not None else {}
+    offline = sorted(a.name for (kind, _), a in alerts.items() if kind == "sync_module_offline")
+    usb = sorted(a.name for (kind, _), a in alerts.items() if kind == "usb_inactive")
+    if offline:
+        details["sync_modules_offline"] = offline
+    if usb:
+        details["usb_storage_inactive"] = usb
     if outcome is not None:
         details.update(
             last_error=outcome.message or None,
@@ -238,6 +289,8 @@ def account_state(s: Session, account: AccountSettings, outcome: SyncOutcome | N
         login_needed=reason is not None,
         archive_bytes=archive,
         failed_clips=failed,
+        sync_module_offline=bool(offline),
+        usb_inactive=bool(usb),
         details=details,
     )
 
@@ -284,7 +337,14 @@ def clip_event(
     main = next((o for o in objects if o.kind == ObjectKind.transcode), None) or next(
         (o for o in objects if o.kind == ObjectKind.clip), None
     )
+    analysis = summary(s, clip.id) or {}
+    tags = [Tag.model_validate(t) for t in analysis.get("tags") or []]  # type: ignore[attr-defined]
+    activity = analysis.get("activity")
     return ClipEvent(
+        analyzed=bool(analysis),
+        activity=round(activity, 4) if isinstance(activity, float) else None,
+        tags=tags,
+        labels=sorted({t.label for t in tags}),
         id=clip.blink_id,
         identity=clip.identity,
         account=account,

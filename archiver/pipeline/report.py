@@ -79,5 +79,12 @@ class Reporter:
     def bytes_fetched(self, n: int) -> None:
         pass
 
+    def analysis_started(self) -> None:
+        """Stored clips of this sync are analysed beside it (archiver.analysis): ``clip_analysed`` follows
+        for each one the analysis worker took."""
+
+    def clip_analysed(self, clip_id: int) -> None:
+        """The clip's analysis finished (its results, or its failure, are in the database)."""
+
     def close(self) -> None:
         pass

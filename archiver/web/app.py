@@ -173,6 +173,20 @@ def _source(value: str | None) -> ClipSource | None:
     )
 
 
+def _tag(value: str | None) -> str | None:
+    text = (value or "").strip().lower()
+    return text[:40] if text else None
+
+
+def _activity(value: str | None) -> float | None:
+    """A minimum activity 0-1 (anything else: no minimum)."""
+    try:
+        n = float(value or "")
+    except ValueError:
+        return None
+    return n if 0.0 < n <= 1.0 else None
+
+
 def _filter(
     q: Mapping[str, str], account_id: int | None, camera_id: int | None, tz_name: str | None = None
 ) -> ClipFilter:
@@ -184,6 +198,8 @@ def _filter(
         start=_date(q.get("from")),
         end=_date(q.get("to")),
         tz_name=tz_name,
+        tag=_tag(q.get("tag")),
+        min_activity=_activity(q.get("min_activity")),
     )
 
 
@@ -292,6 +308,7 @@ class WebApp:
         flt = _filter(q, account_id, camera_id, tz_name)
         page = await self.db(queries.clip_page, flt, q.get("before"), self.page_size)
         failed = [] if q.get("before") else await self.db(queries.camera_failed, account_id, camera_id)
+        tags = await self.db(queries.tag_labels)
         return self.render(
             request,
             "camera.html",
@@ -303,8 +320,9 @@ class WebApp:
             network=network,
             page=page,
             flt=flt,
+            tags=tags,
             base=request.url.path,
-            query=_keep(q, ("source", "from", "to")),
+            query=_keep(q, ("source", "from", "to", "tag", "min_activity")),
             export_query=_export_query(name, network, flt),
             day_zip=_export_query(name, network, ClipFilter()),
         )
@@ -326,11 +344,12 @@ class WebApp:
             page=page,
             flt=flt,
             choices=choices,
+            tags=found.tags,
             selected=q.get("camera") or "",
             tz_label=", ".join(found.zones) or "UTC",
             one_zone=tz_name is not None,
             base=request.url.path,
-            query=_keep(q, ("camera", "source", "from", "to")),
+            query=_keep(q, ("camera", "source", "from", "to", "tag", "min_activity")),
         )
 
     async def clip_page(self, request: Request) -> Response:
@@ -418,10 +437,13 @@ class WebApp:
             prev_day, next_day = day - timedelta(days=1), day + timedelta(days=1)
         except OverflowError:
             raise HTTPException(404) from None
-        tl = await self.db(queries.timeline, day, start_hour, hours)
+        flt = _filter(q, None, None)
+        tl = await self.db(queries.timeline, day, start_hour, hours, flt)
         step = 3 if hours > 12 else (2 if hours > 6 else 1)
         ticks = [f"{(start_hour + h) % 24:02d}:00" for h in range(0, hours, step)]
-        window = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
+        span = "" if (start_hour, hours) == (0, 24) else f"&from={start_hour}&hours={hours}"
+        narrowed = _keep(q, ("tag", "min_activity"))  # the day links keep the filter
+        window = span + (f"&{narrowed}" if narrowed else "")
         now_hour = datetime.now(queries.zone(tl.zones[0].split(" ")[0] if tl.zones else None)).hour
         return self.render(
             request,
@@ -429,6 +451,9 @@ class WebApp:
             nav="timeline",
             title=f"Timeline {day.isoformat()}",
             t=tl,
+            flt=flt,
+            narrowed=narrowed,
+            span=span,
             ticks=ticks,
             step=step,
             window=window,
@@ -478,6 +503,8 @@ def _selection(q: Any) -> Any:
         end=parse_bound(q["to"], end=True) if q.get("to") else None,
         source=(_source(q.get("source")) or None),
         clip_ids=ids,
+        tags=[t for t in (_tag(v) for v in q.getlist("tag")) if t][:20],
+        min_activity=_activity(q.get("min_activity")),
     )
 
 
@@ -491,6 +518,10 @@ def _export_query(camera: str, network: str, flt: ClipFilter) -> str:
         pairs.append(("to", flt.end.isoformat()))
     if flt.source:
         pairs.append(("source", flt.source.value))
+    if flt.tag:
+        pairs.append(("tag", flt.tag))
+    if flt.min_activity:
+        pairs.append(("min_activity", f"{flt.min_activity:g}"))
     return urlencode(pairs)
 
 

@@ -12,8 +12,20 @@ from pydantic import BaseModel
 from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
+from archiver.analysis.store import clip_filters
 from archiver.db import repo, summary
-from archiver.db.models import Account, Clip, ClipSource, ClipState, Cursor, ObjectKind, StoredObject
+from archiver.db.models import (
+    Account,
+    Clip,
+    ClipAnalysis,
+    ClipSource,
+    ClipState,
+    ClipTag,
+    Cursor,
+    ObjectKind,
+    SilenceAlert,
+    StoredObject,
+)
 from archiver.logs import REDACTOR
 from archiver.util import as_utc
 
@@ -22,6 +34,7 @@ MAX_ID = 2**31 - 1  # id columns are 32-bit INTEGER on PostgreSQL: a larger id i
 THUMB_KINDS = (ObjectKind.thumbnail, ObjectKind.generated_thumbnail)
 VIDEO_KINDS = (ObjectKind.clip, ObjectKind.transcode)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+QUIET = 0.05  # a clip whose activity score is below this is dimmed (a still scene, wind, noise)
 
 
 def zone(name: str | None) -> tzinfo:
@@ -72,6 +85,12 @@ class ClipItem(BaseModel):
     duration: float | None
     source: str
     has_thumb: bool
+    activity: float | None = None  # archiver.analysis: None until analysed
+    tags: list[str] = []  # the clip's tag labels, once each
+
+    @property
+    def quiet(self) -> bool:
+        return self.activity is not None and self.activity < QUIET
 
 
 class DayGroup(BaseModel):
@@ -92,6 +111,11 @@ class ClipFilter(BaseModel):
     start: date | None = None
     end: date | None = None  # inclusive
     tz_name: str | None = None  # the zone the dates are read in
+    tag: str | None = None  # clips with this tag only (archiver.analysis)
+    min_activity: float | None = None  # clips at least this active (0-1)
+
+    def analysis_conds(self) -> list[object]:
+        return clip_filters([self.tag] if self.tag else [], self.min_activity)
 
 
 class MediaObject(BaseModel):
@@ -144,10 +168,20 @@ class DestinationSize(BaseModel):
     bytes: int
 
 
+class SilenceRow(BaseModel):
+    account: str
+    kind: str  # camera_silent | sync_module_offline | usb_inactive
+    what: str  # "camera silent", ...
+    name: str
+    raised_at: datetime
+    detail: str
+
+
 class StatusPage(BaseModel):
     accounts: list[AccountStatus]
     failed: list[FailedClip]
     destinations: list[DestinationSize]
+    silence: list[SilenceRow] = []  # the silence watch's open alerts (archiver.silence)
 
 
 LoginCheck = Callable[[Account], str | None]
@@ -189,9 +223,40 @@ def _stored() -> object:
     return col(Clip.state) == ClipState.stored
 
 
-def _item(c: Clip, thumbs: set[int]) -> ClipItem:
+Analysis = dict[int, tuple[float | None, list[str]]]
+
+
+def analysis_of(s: Session, ids: Sequence[int]) -> Analysis:
+    """The activity score and tag labels of the clips ``ids`` (by primary key and the clip index)."""
+    out: Analysis = {}
+    if not ids:
+        return out
+    for clip_id, activity in s.exec(
+        select(ClipAnalysis.clip_id, ClipAnalysis.activity).where(col(ClipAnalysis.clip_id).in_(ids))
+    ).all():
+        out[clip_id] = (activity, [])
+    for clip_id, label in s.exec(
+        select(ClipTag.clip_id, ClipTag.label).where(col(ClipTag.clip_id).in_(ids)).distinct()
+    ).all():
+        labels = out.setdefault(clip_id, (None, []))[1]
+        if label not in labels:
+            labels.append(label)
+    for _, labels in out.values():
+        labels.sort()
+    return out
+
+
+def tag_labels(s: Session) -> list[str]:
+    """Every tag label in the archive (the filter's choices): the label index alone."""
+    return sorted(s.exec(select(ClipTag.label).distinct()).all())
+
+
+def _item(c: Clip, thumbs: set[int], analysis: Analysis | None = None) -> ClipItem:
     assert c.id is not None
+    activity, tags = (analysis or {}).get(c.id, (None, []))
     return ClipItem(
+        activity=activity,
+        tags=tags,
         id=c.id,
         account_id=c.account_id,
         camera_id=c.camera_blink_id,
@@ -332,7 +397,7 @@ def clip_page(
     """Newest first, keyset paged. Each camera's slice is read through the (account, camera, created_at)
     index and the slices are merged here, so no query sorts the whole table. ``key_zones``: each camera's
     zone, so a date filter means each network's own local days (else ``flt.tz_name`` for all)."""
-    conds: list[object] = [_stored()]
+    conds: list[object] = [_stored(), *flt.analysis_conds()]
     if flt.source is not None:
         conds.append(Clip.source == flt.source)
     after = decode_cursor(cursor)
@@ -369,9 +434,10 @@ def clip_page(
     more = len(rows) > limit
     rows = rows[:limit]
     thumbs = _with_thumbs(s, [c.id for c in rows if c.id is not None])
+    analysis = analysis_of(s, [c.id for c in rows if c.id is not None])
     days: list[DayGroup] = []
     for c in rows:
-        item = _item(c, thumbs)
+        item = _item(c, thumbs, analysis)
         if not days or days[-1].day != item.at.date():
             days.append(DayGroup(day=item.at.date(), clips=[]))
         days[-1].clips.append(item)
@@ -402,6 +468,7 @@ class FindPage(BaseModel):
     choices: list[tuple[str, str]]
     tz_name: str | None  # the one zone of every camera, or None when they differ
     zones: list[str]  # every camera's zone
+    tags: list[str] = []  # every tag label (the tag filter's choices)
 
 
 def find_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE_SIZE) -> FindPage:
@@ -416,6 +483,7 @@ def find_page(s: Session, flt: ClipFilter, cursor: str | None, limit: int = PAGE
     zones = sorted({z or "UTC" for z in key_zones.values()})
     page = clip_page(s, flt, cursor, limit, keys, key_zones)
     return FindPage(
+        tags=tag_labels(s),
         page=page,
         choices=[(v, label) for v, label, _ in facts],
         tz_name=zones[0] if len(zones) == 1 else None,
@@ -472,6 +540,7 @@ def clip_detail(s: Session, clip_id: int) -> ClipDetail | None:
         return None
     objects = media_objects(s, clip.id)
     thumbs = {clip.id} if any(o.kind in THUMB_KINDS for o in objects) else set()
+    analysis = analysis_of(s, [clip.id])
     same = [Clip.account_id == clip.account_id, Clip.camera_blink_id == clip.camera_blink_id, _stored()]
     ts, cid = clip.created_at, clip.id
     older = s.exec(
@@ -489,7 +558,7 @@ def clip_detail(s: Session, clip_id: int) -> ClipDetail | None:
         .limit(1)
     ).first()
     return ClipDetail(
-        item=_item(clip, thumbs),
+        item=_item(clip, thumbs, analysis),
         time_zone=clip.time_zone,
         width=clip.width,
         height=clip.height,
@@ -570,7 +639,23 @@ def status(s: Session, check: LoginCheck, failed_limit: int = 50) -> StatusPage:
             .order_by(StoredObject.destination)
         ).all()
     ]
-    return StatusPage(accounts=accounts, failed=failed, destinations=sizes)
+    what = {
+        "camera_silent": "camera silent",
+        "sync_module_offline": "Sync Module offline",
+        "usb_inactive": "USB storage inactive",
+    }
+    silence = [
+        SilenceRow(
+            account=names.get(r.account_id, "?"),
+            kind=r.kind,
+            what=what.get(r.kind, r.kind),
+            name=r.name,
+            raised_at=aware(r.raised_at),
+            detail=r.detail or "",
+        )
+        for r in s.exec(select(SilenceAlert).order_by(col(SilenceAlert.raised_at))).all()
+    ]
+    return StatusPage(accounts=accounts, failed=failed, destinations=sizes, silence=silence)
 
 
 # -- timeline --------------------------------------------------------------------------------------------
@@ -582,6 +667,12 @@ class TimelineMark(BaseModel):
     duration: float | None
     source: str
     has_thumb: bool
+    activity: float | None = None
+    tags: list[str] = []
+
+    @property
+    def quiet(self) -> bool:
+        return self.activity is not None and self.activity < QUIET
 
 
 class TimelineLane(BaseModel):
@@ -605,12 +696,17 @@ class Timeline(BaseModel):
     groups: list[TimelineGroup]
     count: int
     zones: list[str]
+    tags: list[str] = []  # every tag label (the filter's choices)
 
 
-def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Timeline:
+def timeline(
+    s: Session, day: date, start_hour: int = 0, hours: int = 24, flt: ClipFilter | None = None
+) -> Timeline:
     """Every stored clip of a local window, one lane per camera grouped by network. The window is read in
     each network's own zone (a day in Chicago and a day in Berlin are each that place's day). Per camera
-    one range read of the (state, account, camera, created_at) index; thumbnails by id."""
+    one range read of the (state, account, camera, created_at) index; thumbnails by id. ``flt``: its tag
+    and minimum activity (archiver.analysis) narrow every lane."""
+    extra = flt.analysis_conds() if flt is not None else []
     lanes: dict[str, list[tuple[TimelineLane, str | None]]] = {}
     total = 0
     marks_by_id: dict[int, TimelineMark] = {}
@@ -635,6 +731,7 @@ def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Tim
                 Clip.camera_blink_id == camera_id,
                 col(Clip.created_at) >= begin,
                 col(Clip.created_at) < end,
+                *extra,  # type: ignore[arg-type]
             )
             .order_by(col(Clip.created_at))
         ).all()
@@ -664,6 +761,8 @@ def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Tim
     for i in range(0, len(ids), 900):
         for clip_id in _with_thumbs(s, ids[i : i + 900]):
             marks_by_id[clip_id].has_thumb = True
+        for clip_id, (activity, labels) in analysis_of(s, ids[i : i + 900]).items():
+            marks_by_id[clip_id].activity, marks_by_id[clip_id].tags = activity, labels
         summaries.update(
             s.exec(
                 select(StoredObject.clip_id).where(
@@ -690,7 +789,13 @@ def timeline(s: Session, day: date, start_hour: int = 0, hours: int = 24) -> Tim
             )
         )
     return Timeline(
-        day=day, start_hour=start_hour, hours=hours, groups=groups, count=total, zones=sorted(zones)
+        day=day,
+        start_hour=start_hour,
+        hours=hours,
+        groups=groups,
+        count=total,
+        zones=sorted(zones),
+        tags=tag_labels(s),
     )
 
 
