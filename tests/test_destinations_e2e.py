@@ -1,16 +1,18 @@
 # ruff: noqa: F811  (pytest fixtures imported from the *_fixtures modules are shadowed by test parameters)
 """Through the CLI: a sync into an SFTP server and an encrypted S3 bucket at once, what the bucket holds,
-verify on both, a flipped byte found by verify, a byte range decrypted through ``open``, and
+verify on both, export and the web UI (a Range request) reading the encrypted bucket, a flipped byte found
+by verify, a byte range decrypted through ``open``, and
 ``archiver copy`` into a new encrypted destination (resumable, recorded)."""
 
 from __future__ import annotations
 
 import hashlib
+import zipfile
 from pathlib import Path
 
 import boto3
 import pytest
-from helpers import cli_env, run_cli, sim_config
+from helpers import asgi_get, cli_env, run_cli, sim_config
 from remote_fixtures import PASSWORD, USER, Server, sftp_server  # noqa: F401
 from s3_fixtures import moto_server, s3_bucket  # noqa: F401
 from sqlmodel import Session, select
@@ -22,6 +24,7 @@ from archiver.destinations import build_destinations
 from archiver.destinations.base import read_all
 from archiver.destinations.crypt import HEADER_LEN
 from archiver.simulator import Simulator
+from archiver.web.app import create_app
 
 
 @pytest.fixture
@@ -115,6 +118,31 @@ def test_sync_to_sftp_and_encrypted_s3_then_verify_copy_and_tamper(setup, sftp_s
     res = run_cli(["-c", str(cfg), "verify"], env)
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"checked {2 * len(nas)} objects: {2 * len(nas)} intact" in res.stdout
+
+    # export reads the encrypted destination it is told to: the originals byte for byte, checksummed
+    out = cfg.parent / "handover.zip"
+    res = run_cli(["-c", str(cfg), "export", "--destination", "offsite", "--out", str(out)], env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    with zipfile.ZipFile(out) as z:
+        names = z.namelist()
+        exported = {n: z.read(n) for n in names if n.endswith(".mp4")}
+        sums = z.read(next(n for n in names if n.endswith("SHA256SUMS"))).decode()
+    assert sorted(exported.values()) == sorted(plain[k] for k in clips)
+    assert all(hashlib.sha256(plain[k]).hexdigest() in sums for k in clips)
+
+    # the web UI serves a byte range of a clip that only the encrypted bucket holds
+    settings = load_settings(cfg)
+    only_offsite = settings.model_copy(
+        update={"destinations": [d for d in settings.destinations if d.name == "offsite"]}
+    )
+    engine = open_engine(only_offsite)
+    with Session(engine) as s:
+        row = s.exec(select(StoredObject).where(StoredObject.key == clip)).first()
+    assert row is not None
+    app = create_app(only_offsite, engine)
+    part = asgi_get(app, f"/media/{row.clip_id}/video", headers={"Range": "bytes=70000-140000"})
+    engine.dispose()
+    assert part.status_code == 206 and part.content == plain[clip][70_000:140_001]
 
     # archiver copy into a new encrypted destination (names too); a second run has nothing to send
     cfg.write_text(cfg.read_text() + VAULT.format(path=cfg.parent / "vault"))
