@@ -148,24 +148,30 @@ def analyze_clip(
         results: dict[str, tuple[str, Detection]] = {}
         for d in detectors:
             results[d.name] = (d.version, d.analyze(path))
+        # The archive first, then its index: the sidecar with the results is put in every destination,
+        # then the results and the sidecar's new size and sha256 are recorded in one transaction. A kill
+        # in between leaves the clip unanalysed in the database, so the next run analyses it again and
+        # puts the same key (which also replaces a half-written temporary file).
         with session_scope(engine) as s:
-            record_success(s, clip_id, results)
-            s.flush()
-            doc = summary(s, clip_id) or {}
-        with session_scope(engine) as s:  # pruned meanwhile: never put a sidecar back for a clip gone
-            clip = s.get(Clip, clip_id)
+            with s.begin_nested() as preview:  # the sidecar's "analysis" as it will be recorded
+                record_success(s, clip_id, results)
+                s.flush()
+                doc = summary(s, clip_id) or {}
+                preview.rollback()
+            clip = s.get(Clip, clip_id)  # pruned meanwhile: never put a sidecar back for a clip gone
             current = list(s.exec(select(StoredObject).where(StoredObject.clip_id == clip_id)))
             for o in current:
                 s.expunge(o)
+        rewritten = []
         if settings.sync.sidecar and clip is not None and clip.state == ClipState.stored:
             rewritten = rewrite_sidecar(destinations, current, doc, workdir)
-            if rewritten:
-                with session_scope(engine) as s:
-                    for o, size, digest in rewritten:
-                        row = s.get(StoredObject, o.id)
-                        if row is not None:
-                            row.size, row.sha256 = size, digest
-                            s.add(row)
+        with session_scope(engine) as s:
+            record_success(s, clip_id, results)
+            for o, size, digest in rewritten:
+                row = s.get(StoredObject, o.id)
+                if row is not None:
+                    row.size, row.sha256 = size, digest
+                    s.add(row)
         tags = [Tag.model_validate(t) for t in doc.get("tags", [])]  # type: ignore[union-attr]
         activity = doc.get("activity")
         return Analysed(
