@@ -89,6 +89,15 @@ def verify_cmd(
     ):
         for p in problems[:20]:
             typer.echo(f"  {label}: {p.destination}:{p.key} {p.detail}".rstrip(), err=True)
+        if len(problems) > 20:
+            typer.echo(f"  ... and {len(problems) - 20} more {label}", err=True)
+    if not repair and (report.missing or report.corrupt):
+        n = len({(p.destination, p.key) for p in [*report.missing, *report.corrupt]})
+        typer.echo(
+            f"{n} object{'s' if n != 1 else ''} can be repaired: run `archiver verify --repair` to fetch "
+            "them again while Blink still has them, or copy them back from another destination",
+            err=True,
+        )
     if repair:
         typer.echo(
             f"repair: {report.requeued} clips queued for the next sync, {report.copied} objects copied back, "
