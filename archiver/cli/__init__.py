@@ -134,6 +134,7 @@ def main() -> None:
         demo,
         export,
         maintenance,
+        status,
         storage,
         web,
         worker,
