@@ -57,7 +57,7 @@ def test_status_names_failed_clips_by_camera_and_local_time_and_shows_the_last_s
     assert res.returncode == 0, res.stderr
     out = " ".join(res.stdout.split())  # rich may wrap a long line
     assert "last sync: " in out and "some clips failed (exit 1): stored 1, failed 1" in out, out
-    assert f"failed Home/Front Door 2026-11-01 23:30:00 CST (cloud cloud:{refused}, attempts 1" in out, out
+    assert f"failed Home/Front Door 2026-11-01 23:30:00 CST (cloud:{refused}, attempts 1" in out, out
     assert "HTTP 403" in out
 
     res = run_cli([*cfg, "status", "--json"], env)

@@ -1,107 +1,25 @@
 """`archiver status`: clips by source and state, the last sync, failed clips by camera and local time;
-``--json`` prints the same as one :class:`Status` document for scripts (its keys are stable)."""
+``--json`` prints the same as one ``archiver.status_report.Status`` document for scripts (stable keys).
+
+Light at import (see ``archiver.cli``): the models and rich load inside the command."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import BaseModel, Field
 
 from archiver.cli import app, fail, release, settings
 from archiver.errors import ArchiverError
-from archiver.last_sync import LastSync
-from archiver.logs import REDACTOR, safe_markup
+from archiver.logs import safe_markup
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from archiver.db.summary import AccountSummary, FailedClip
-
-JSON_VERSION = 1
-
-
-class FailedClipStatus(BaseModel):
-    identity: str  # cloud:<media id>, local:…
-    source: str
-    network: str | None = None
-    camera: str | None = None
-    recorded_at: datetime | None = None  # UTC
-    recorded_local: str | None = None  # ISO 8601 in the network's time zone, with its offset
-    time_zone: str | None = None  # that zone (IANA); None: unknown, times are UTC
-    attempts: int = 0
-    reason: str | None = None
-    next_try: datetime | None = None  # UTC; None: tried at the next sync
-
-
-class AccountStatus(BaseModel):
-    name: str
-    logged_in: bool
-    tier: str | None = None
-    login_needed: str | None = None  # why a person must run `archiver login`
-    signin_blocked_until: datetime | None = None
-    clips: dict[str, dict[str, int]] = Field(default_factory=dict)  # source -> state -> count
-    cursor: datetime | None = None  # where the next cloud listing starts
-    archive_bytes: int = 0
-    last_sync: LastSync | None = None
-    failed: list[FailedClipStatus] = Field(default_factory=list)  # the newest few
-
-
-class Status(BaseModel):
-    version: int = JSON_VERSION
-    accounts: list[AccountStatus] = Field(default_factory=list)
-
-
-def _zone(name: str | None) -> tzinfo:
-    from zoneinfo import ZoneInfo
-
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ValueError, OSError, KeyError):
-            pass
-    return UTC
-
-
-def local_time(ts: datetime, zone: str | None) -> str:
-    """``2026-12-06 23:14:05 CET``: the clip's network's local time, labelled with its zone."""
-    local = ts.astimezone(_zone(zone))
-    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname() or 'UTC'}"
-
-
-def failed_status(c: FailedClip) -> FailedClipStatus:
-    local = c.created_at.astimezone(_zone(c.time_zone)).isoformat() if c.created_at else None
-    return FailedClipStatus(
-        identity=c.identity,
-        source=c.source,
-        network=c.network_name,
-        camera=c.camera_name,
-        recorded_at=c.created_at,
-        recorded_local=local,
-        time_zone=c.time_zone,
-        attempts=c.attempts,
-        reason=REDACTOR.scrub(c.last_error) if c.last_error else None,
-        next_try=c.next_attempt_at,
-    )
-
-
-def account_status(a: AccountSummary, last: LastSync | None) -> AccountStatus:
-    from archiver.db.summary import SOURCES, STATES
-
-    sources = [*SOURCES, *sorted({src for src, _ in a.counts} - set(SOURCES))]
-    return AccountStatus(
-        name=a.name,
-        logged_in=a.logged_in,
-        tier=a.tier,
-        login_needed=a.login_needed_reason,
-        signin_blocked_until=a.signin_blocked_until,
-        clips={src: {st: a.counts.get((src, st), 0) for st in STATES} for src in sources},
-        cursor=a.cursor,
-        archive_bytes=a.archive_bytes,
-        last_sync=last,
-        failed=[failed_status(c) for c in a.failed],
-    )
+    from archiver.db.summary import AccountSummary
+    from archiver.last_sync import LastSync
+    from archiver.status_report import FailedClipStatus, Status
 
 
 @app.command()
@@ -115,6 +33,7 @@ def status(
     from archiver import last_sync
     from archiver.db.engine import open_engine
     from archiver.db.summary import account_summaries  # Core: no ORM
+    from archiver.status_report import Status, account_status
 
     try:
         s = settings()
@@ -130,7 +49,8 @@ def status(
         typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
     else:
         _print(doc, summaries)
-    release(engine)
+    if summaries:  # as before: an empty database (a first run) leaves through the usual teardown
+        release(engine)
 
 
 def _print(doc: Status, summaries: list[AccountSummary]) -> None:
@@ -184,12 +104,12 @@ def _print_last_sync(console: Console, last: LastSync | None) -> None:
 
 def _failed_line(c: FailedClipStatus) -> str:
     """``Home/Front Door 2026-12-06 23:14:05 CET (cloud:123, attempts 3, next try …): reason``."""
-    from archiver.db.summary import source_label
+    from archiver.status_report import local_time
 
     where = "/".join(n for n in (c.network, c.camera) if n) or "unknown camera"
     when = local_time(c.recorded_at, c.time_zone) if c.recorded_at else "unknown time"
     retry = f", next try {local_time(c.next_try, c.time_zone)}" if c.next_try else ", next try: next sync"
     return safe_markup(
-        f"{where} {when} ({source_label(c.source)} {c.identity}, attempts {c.attempts}{retry}): "
+        f"{where} {when} ({c.identity}, attempts {c.attempts}{retry}): "
         f"{c.reason or ''}"
     )
