@@ -193,6 +193,7 @@ class Worker:
             else:
                 log.exception("sync crashed account=%s", name)
             self.metrics.record_sync(None, "error")
+            last_sync.record(self.settings.data_dir, {name: last_sync.of_error(msg, 1)})
             await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg)
             return
         finally:
