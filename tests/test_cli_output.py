@@ -49,7 +49,7 @@ def test_status_names_failed_clips_by_camera_and_local_time_and_shows_the_last_s
     sim.add_clip(cam, created_at=datetime.now(UTC) - timedelta(hours=2), size=20_000)
     refused = sim.add_clip(cam, created_at=DAY1, size=20_000)
     sim.quirks.forbidden_ids = {refused}
-    env, cfg = _setup(tmp_path, sim, "[sync]\nsince = \"2026-10-01\"\n")
+    env, cfg = _setup(tmp_path, sim, '[sync]\nsince = "2026-10-01"\n')
     res = run_cli([*cfg, "sync"], env)
     assert res.returncode == 1, res.stdout + res.stderr
 
@@ -90,7 +90,7 @@ def test_prune_dry_run_lists_what_would_go_by_camera_and_local_day(tmp_path: Pat
         sim.add_clip(front, created_at=at, size=20_000)
     sim.add_clip(yard, created_at=DAY2, size=20_000)
     sim.add_clip(yard, created_at=datetime.now(UTC) - timedelta(hours=1), size=20_000)  # young: kept
-    env, cfg = _setup(tmp_path, sim, "[sync]\nsince = \"2026-10-01\"\n")
+    env, cfg = _setup(tmp_path, sim, '[sync]\nsince = "2026-10-01"\n')
     assert run_cli([*cfg, "sync"], env).returncode == 0  # (a sync prunes too: the rule comes after it)
     res = run_cli([*cfg, "prune", "--dry-run"], {**env, "ARCHIVER_RETENTION__MAX_AGE_DAYS": "7"})
     assert res.returncode == 0, res.stderr
@@ -152,3 +152,13 @@ def test_a_misspelt_key_gets_did_you_mean(tmp_path: Path, toml: str, line: str) 
     with pytest.raises(ConfigError) as err:
         load_settings(cfg)
     assert str(err.value) == line
+
+
+def test_log_settings_in_the_config_are_honoured_by_a_one_shot_sync(tmp_path: Path, sim: Simulator) -> None:
+    """A CronJob that asked for JSON log lines (`[log] json = true`) keeps getting them on stderr."""
+    sim.add_clips(sim.add_camera(sim.add_network("Home"), "Front Door"), 1, size=20_000)
+    env, cfg = _setup(tmp_path, sim, "[log]\njson = true\n")
+    res = run_cli([*cfg, "sync"], env)
+    assert res.returncode == 0, res.stderr
+    records = [json.loads(line) for line in res.stderr.splitlines()]
+    assert any(r["msg"].startswith("stored clip=cloud:") for r in records), res.stderr

@@ -109,7 +109,4 @@ def _failed_line(c: FailedClipStatus) -> str:
     where = "/".join(n for n in (c.network, c.camera) if n) or "unknown camera"
     when = local_time(c.recorded_at, c.time_zone) if c.recorded_at else "unknown time"
     retry = f", next try {local_time(c.next_try, c.time_zone)}" if c.next_try else ", next try: next sync"
-    return safe_markup(
-        f"{where} {when} ({c.identity}, attempts {c.attempts}{retry}): "
-        f"{c.reason or ''}"
-    )
+    return safe_markup(f"{where} {when} ({c.identity}, attempts {c.attempts}{retry}): {c.reason or ''}")
