@@ -162,3 +162,15 @@ def test_log_settings_in_the_config_are_honoured_by_a_one_shot_sync(tmp_path: Pa
     assert res.returncode == 0, res.stderr
     records = [json.loads(line) for line in res.stderr.splitlines()]
     assert any(r["msg"].startswith("stored clip=cloud:") for r in records), res.stderr
+
+
+def test_the_sync_summary_counts_duplicates_once(capsys: pytest.CaptureFixture[str]) -> None:
+    from archiver.cli.commands import print_reports
+    from archiver.pipeline.report import SyncReport
+
+    assert print_reports([SyncReport(account="home", listed=3, new=3, stored=2, duplicates=1)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("account home: listed 3 (3 new), stored 2, failed 0, 1 already stored from another "
+                          "source, 0.0 MB"), out  # fmt: skip
+    print_reports([SyncReport(account="home", stored=2)])
+    assert "another source" not in capsys.readouterr().out

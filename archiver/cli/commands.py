@@ -192,7 +192,8 @@ def print_reports(reports: list[SyncReport]) -> int:
             continue
         typer.echo(
             f"account {r.account}: listed {r.listed} ({r.new} new), stored {r.stored}, failed {r.failed}, "
-            f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
+            + (f"{r.duplicates} already stored from another source, " if r.duplicates else "")
+            + f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
         )
         for e in r.notes:
             typer.echo(f"  note: {REDACTOR.scrub(e)}")
