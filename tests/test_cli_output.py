@@ -174,3 +174,27 @@ def test_the_sync_summary_counts_duplicates_once(capsys: pytest.CaptureFixture[s
                           "source, 0.0 MB"), out  # fmt: skip
     print_reports([SyncReport(account="home", stored=2)])
     assert "another source" not in capsys.readouterr().out
+
+
+def test_the_terminal_progress_view_shows_warnings_without_timestamps() -> None:
+    import io
+    import logging
+
+    from rich.console import Console
+
+    from archiver.cli.progress import RichReporter
+    from archiver.logs import setup_logging
+
+    shown = io.StringIO()
+    setup_logging("WARNING", human=True)
+    try:
+        reporter = RichReporter("home", Console(file=shown, force_terminal=True, width=120))
+        reporter.planned(1)
+        logging.getLogger("archiver.test").info("hidden without -v")
+        logging.getLogger("archiver.test").warning("a warning worth seeing")
+        reporter.close()
+    finally:
+        setup_logging("WARNING")
+    text = shown.getvalue()
+    assert "a warning worth seeing" in text and "hidden without -v" not in text
+    assert not re.search(r"\d\d:\d\d:\d\d\]", text), text
