@@ -5,6 +5,7 @@ Every default works with no file at all: SQLite and the archive folder live unde
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
 from datetime import timedelta
@@ -632,14 +633,58 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     try:
         return cls(**overrides)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(f"invalid setting {_key(err['loc'])}: {msg}{more}") from None
+        raise ConfigError(validation_message(exc)) from None
     except SettingsError as exc:  # an environment value that must be JSON (a list or a table) is not
         raise ConfigError(_env_json_error(str(exc))) from None
     except OSError as exc:  # the TOML file vanished or turned unreadable between the checks
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Every problem pydantic found, each naming its key: one line for one problem, else a heading and
+    one indented line per key (a misspelt key gets "did you mean …")."""
+    problems = [_problem(err["loc"], err["type"], str(err["msg"])) for err in exc.errors()]
+    problems = list(dict.fromkeys(problems))  # a union reports the same key once per member
+    if len(problems) == 1:
+        return f"invalid setting {problems[0]}"
+    return f"{len(problems)} invalid settings:\n" + "\n".join(f"  {p}" for p in problems)
+
+
+def _problem(loc: tuple[int | str, ...], kind: str, msg: str) -> str:
+    key = _key(loc)
+    if kind != "extra_forbidden" or not loc:
+        return f"{key}: {msg.removeprefix('Value error, ')}"
+    known = _known_keys(loc[:-1])
+    hint = difflib.get_close_matches(str(loc[-1]).lower(), known, n=1, cutoff=0.6)
+    where = "this section" if len(loc) > 1 else "the top level"
+    return f"{key}: unknown key" + (f" (did you mean `{hint[0]}`?)" if hint else f" in {where}")
+
+
+def _known_keys(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the model at ``loc`` (a path into Settings) accepts: field names and aliases."""
+    model: Any = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if isinstance(part, str) and part in BACKENDS and model is None:
+            model = BACKENDS[part].settings
+            continue
+        field = getattr(model, "model_fields", {}).get(part) if model is not None else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation)
+    fields = getattr(model, "model_fields", {}) if model is not None else {}
+    return [k for name, f in fields.items() for k in {name, f.alias or name}]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The pydantic model a field holds (itself, or a list's items); None for a union of them."""
+    from typing import get_args
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = [a for a in get_args(annotation) if isinstance(a, type) and issubclass(a, BaseModel)]
+    return args[0] if len(args) == 1 else None
 
 
 def _key(loc: tuple[int | str, ...]) -> str:

@@ -123,12 +123,25 @@ def route_through(handler: logging.Handler) -> Callable[[], None]:
     return undo
 
 
-def setup_logging(level: str = "INFO", json_format: bool = False, stream=None) -> None:  # type: ignore[no-untyped-def]
+class HumanFormatter(PlainFormatter):
+    """``warning: message``: no timestamp, no logger name (a command's own output around it is human)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {escape_controls(record.getMessage())}"
+
+
+def setup_logging(  # type: ignore[no-untyped-def]
+    level: str = "INFO", json_format: bool = False, stream=None, *, human: bool = False
+) -> None:
+    """Log lines to ``stream`` (stderr): JSON, plain with timestamps, or ``human`` (``level: message``)."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.addFilter(REDACTOR)
-    handler.setFormatter(
-        JsonFormatter() if json_format else PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    if json_format:
+        handler.setFormatter(JsonFormatter())
+    elif human:
+        handler.setFormatter(HumanFormatter())
+    else:
+        handler.setFormatter(PlainFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     for h in _ours(root):
         root.removeHandler(h)

@@ -210,6 +210,15 @@ class DestinationDeletes(BaseModel):
     bytes: int = 0
 
 
+class PruneGroup(BaseModel):
+    """The forgotten clips of one camera on one local day (the clip's own time zone, else UTC)."""
+
+    camera: str  # "network/camera"
+    day: date
+    clips: int = 0
+    bytes: int = 0
+
+
 class PruneReport(BaseModel):
     dry_run: bool = False
     candidates: int = 0  # stored clips the policy looked at
@@ -217,6 +226,7 @@ class PruneReport(BaseModel):
     bytes: int = 0  # their size (per-clip footprint, see module docstring)
     pruned: int = 0  # clips now fully removed (state pruned); 0 on a dry run
     clip_ids: list[int] = Field(default_factory=list)  # forgotten clip ids, oldest first
+    groups: list[PruneGroup] = Field(default_factory=list)  # what they are: by camera, then local day
     destinations: dict[str, DestinationDeletes] = Field(default_factory=dict)  # deleted (or would be)
     errors: list[str] = Field(default_factory=list)
 
@@ -228,6 +238,18 @@ class PruneReport(BaseModel):
     def deleted_anything(self) -> bool:
         """Objects or rows are gone (never on a dry run): the archive's size and counts changed."""
         return not self.dry_run and (self.pruned > 0 or any(d.objects for d in self.destinations.values()))
+
+
+def group_by_camera_day(items: Sequence[RetentionItem]) -> list[PruneGroup]:
+    groups: dict[tuple[str, date], PruneGroup] = {}
+    for item in items:
+        day = _local_date(item)
+        g = groups.get((item.camera, day))
+        if g is None:
+            g = groups[item.camera, day] = PruneGroup(camera=item.camera, day=day)
+        g.clips += 1
+        g.bytes += item.size
+    return [groups[k] for k in sorted(groups, key=lambda k: (k[0].casefold(), k[1]))]
 
 
 class _Obj(NamedTuple):
@@ -299,6 +321,7 @@ def prune(
         clips=len(result.forget),
         bytes=result.forget_bytes,
         clip_ids=[i.clip_id for i in result.forget],
+        groups=group_by_camera_day(result.forget),
     )
     unconfigured: dict[str, int] = defaultdict(int)
     down: dict[str, int] = {}  # destinations found unreachable mid-prune -> objects skipped

@@ -24,6 +24,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
+from archiver import last_sync
 from archiver.blink.credentials import login_hint
 from archiver.blink.http import metrics_hooks
 from archiver.config import Settings, parse_duration
@@ -179,6 +180,7 @@ class Worker:
                 self._login_needed[name] = msg if hint in msg else f"{msg} (run `{hint}`)"
             self.metrics.record_sync(None, "error")
             self.metrics.last_duration.labels(name).set(time.monotonic() - started)
+            last_sync.record(self.settings.data_dir, {name: last_sync.of_error(msg, exc.exit_code)})
             await asyncio.to_thread(
                 self.alerts.record, name, False, started=started_wall, message=msg, error=exc
             )
@@ -193,11 +195,13 @@ class Worker:
             else:
                 log.exception("sync crashed account=%s", name)
             self.metrics.record_sync(None, "error")
+            last_sync.record(self.settings.data_dir, {name: last_sync.of_error(msg, 1)})
             await asyncio.to_thread(self.alerts.record, name, False, started=started_wall, message=msg)
             return
         finally:
             CURRENT_ACCOUNT.reset(token)
         self._login_needed.pop(name, None)
+        last_sync.record(self.settings.data_dir, {r.account: last_sync.of_report(r) for r in reports})
         for r in reports:
             if r.skipped_lease:
                 log.info("sync skipped account=%s: another run holds the lease", r.account)

@@ -128,3 +128,16 @@ def test_a_crash_with_v_prints_a_redacted_traceback_and_one_error_line(tmp_path:
         res.stderr.strip().splitlines()[-1]
         == "error: unexpected RuntimeError: bug while holding *** (run with -v for details)"
     )
+
+
+def test_human_log_lines_have_no_timestamp_are_redacted_and_escaped() -> None:
+    out = io.StringIO()
+    REDACTOR.add("Hum4n-Secret")
+    setup_logging("WARNING", stream=out, human=True)
+    try:
+        log = logging.getLogger("archiver.test")
+        log.info("not shown")
+        log.warning("camera=%s password Hum4n-Secret", "Front\x1b[2JDoor")
+    finally:
+        setup_logging("WARNING")
+    assert out.getvalue() == "warning: camera=Front\\x1b[2JDoor password ***\n"

@@ -115,6 +115,27 @@ def test_a_third_source_is_archived_filtered_and_deduplicated_like_the_others(
     assert counts[("folder", "duplicate")] == 1 and counts[("folder", "stored")] == 1
 
 
+def test_a_skipped_duplicate_is_logged_once_over_every_sync(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One line when the clip is found to be a duplicate (not "not fetched" and "skipped" both), and
+    nothing on the syncs after: a settled duplicate is never planned again."""
+    front = sim.add_camera(sim.add_network("Home"), "Front Door")
+    sim.add_clip(front, created_at=AT, size=10_000)
+    monkeypatch.setattr(FolderSource, "fetched", [])
+    monkeypatch.setattr(FolderSource, "recordings", [("twin", front, "Front Door", AT)])
+    monkeypatch.setitem(SOURCES, FolderSource.name, FolderSource)
+    settings = make_settings(tmp_path, sim)
+    engine = open_engine(settings)
+    caplog.set_level(logging.DEBUG, logger="archiver")
+    for _ in range(3):
+        [report] = asyncio.run(sync_all(settings, engine))
+        assert report.exit_code == 0, report
+    lines = [r.getMessage() for r in caplog.records if "folder:twin" in r.getMessage()]
+    assert len([line for line in lines if "stored as cloud:" in line]) == 1, lines
+    assert FolderSource.fetched == []
+
+
 def test_progress_total_counts_usb_clips_and_log_lines_go_through_the_bar(
     tmp_path: Path, usb_sim: Simulator
 ) -> None:

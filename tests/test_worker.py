@@ -19,6 +19,7 @@ from sqlmodel import select
 
 from archiver.db.engine import make_engine, session_scope
 from archiver.db.models import Clip, ClipState
+from archiver.last_sync import read as read_last_syncs
 from archiver.simulator import SimConfig, Simulator
 
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
@@ -121,6 +122,8 @@ def test_worker_health_metrics_sigterm_and_resume(tmp_path: Path) -> None:
         log1 = (tmp_path / "worker1.log").read_text()
         assert sim.config.password not in log1
         assert '"msg": "sync done account=default result=ok' in log1
+        ran = read_last_syncs(tmp_path / "data")["default"]  # what `archiver status` shows
+        assert (ran.result, ran.stored, ran.exit_code) == ("ok", 6, 0)
 
         # 2) a slow sync is in flight when SIGTERM arrives: exit 0 fast, nothing half-written
         sim.add_clips(cam, 8)

@@ -61,16 +61,27 @@ def _root(
     STATE.verbose = verbose
 
 
-def settings(**overrides: object) -> Settings:
+def settings(*, service: bool = False, **overrides: object) -> Settings:
     from archiver.config import load_settings
 
-    return use_settings(load_settings(STATE.config, **overrides))
+    return use_settings(load_settings(STATE.config, **overrides), service=service)
 
 
-def use_settings(s: Settings) -> Settings:
-    """Set up logging as ``s`` says and keep its passwords out of every message."""
+def use_settings(s: Settings, *, service: bool = False) -> Settings:
+    """Set up logging and keep the config's passwords out of every message.
+
+    A service (``run``, ``serve``) logs as ``[log]`` says, with timestamps. Every other command prints
+    its own human output: its log lines go to stderr only with ``-v`` (timestamped, DEBUG); without it,
+    only warnings, as ``warning: …`` lines. A ``[log] level`` or ``json = true`` set in the config is
+    honoured as written (a CronJob that collects JSON lines keeps them)."""
     STATE.settings = s
-    setup_logging("DEBUG" if STATE.verbose else s.log.level, s.log.json_format)
+    explicit = bool({"level", "json_format"} & s.log.model_fields_set)
+    if STATE.verbose:
+        setup_logging("DEBUG", s.log.json_format)
+    elif service or explicit:
+        setup_logging(s.log.level, s.log.json_format)
+    else:
+        setup_logging("WARNING", human=True)
     REDACTOR.add(s.blink.password.get_secret_value() if s.blink.password else None)
     for acct in s.accounts:
         REDACTOR.add(acct.password.get_secret_value() if acct.password else None)
@@ -96,8 +107,14 @@ def _leave(code: int) -> NoReturn:
     os._exit(code)
 
 
+def error_text(exc: BaseException) -> str:
+    """``error: <message>``, redacted, controls escaped; a message listing several problems (all the
+    bad settings at once) keeps its own line breaks."""
+    return "error: " + "\n".join(escape_controls(REDACTOR.scrub(line)) for line in str(exc).splitlines())
+
+
 def fail(exc: ArchiverError) -> typer.Exit:
-    typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(exc)))}", err=True)
+    typer.echo(error_text(exc), err=True)
     return typer.Exit(exc.exit_code)
 
 
@@ -117,6 +134,7 @@ def main() -> None:
         demo,
         export,
         maintenance,
+        status,
         storage,
         web,
         worker,
@@ -138,7 +156,7 @@ def main() -> None:
                 setup_logging("DEBUG")
             log.error("%s", type(exc).__name__, exc_info=exc)
         if known is not None:
-            typer.echo(f"error: {escape_controls(REDACTOR.scrub(str(known)))}", err=True)
+            typer.echo(error_text(known), err=True)
             sys.exit(known.exit_code)
         typer.echo(
             f"error: unexpected {type(exc).__name__}: {escape_controls(REDACTOR.scrub(_first_line(exc)))} "

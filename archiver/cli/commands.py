@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import getpass
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from archiver.cli import app, fail, release, settings
 from archiver.errors import ArchiverError, ConfigError
-from archiver.logs import REDACTOR, escape_controls, safe_markup
+from archiver.logs import REDACTOR, escape_controls
 from archiver.util import as_utc
 
 # Settings, the pipeline, the Blink client and the ORM load inside the commands that use them:
@@ -192,7 +192,8 @@ def print_reports(reports: list[SyncReport]) -> int:
             continue
         typer.echo(
             f"account {r.account}: listed {r.listed} ({r.new} new), stored {r.stored}, failed {r.failed}, "
-            f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
+            + (f"{r.duplicates} already stored from another source, " if r.duplicates else "")
+            + f"{r.bytes / 1e6:.1f} MB, {r.requests} requests in {r.duration_s:.1f} s"
         )
         for e in r.notes:
             typer.echo(f"  note: {REDACTOR.scrub(e)}")
@@ -235,6 +236,9 @@ def sync(
     ] = False,
 ) -> None:
     """One sync: list new clips, archive every clip not yet stored, exit (0 ok, 1 some failed, 2 error)."""
+    import time
+
+    from archiver import last_sync
     from archiver.analysis.runner import sync_and_prune_analysed
     from archiver.cli.progress import make_reporter
     from archiver.db.engine import open_engine
@@ -242,8 +246,9 @@ def sync(
     from archiver.pipeline.report import AccountsFailed
     from archiver.util import aio
 
+    started, loaded = time.monotonic(), None
     try:
-        s = settings()
+        s = loaded = settings()
         rescan = _parse_since(since) if since else None
         engine = open_engine(s)  # the runner's preflight checks staging, ffmpeg, destinations first
         reports = aio.run(
@@ -259,11 +264,21 @@ def sync(
             )
         )
     except AccountsFailed as exc:  # the other accounts were synced: their reports, then the one line
+        took = time.monotonic() - started
+        runs = {r.account: last_sync.of_report(r) for r in exc.reports}
+        runs |= {name: last_sync.of_error(str(e), e.exit_code, took) for name, e in exc.failures}
+        last_sync.record(s.data_dir, runs)
         code = print_reports(exc.reports)
         fail(exc)
         raise typer.Exit(max(code, exc.exit_code)) from None
     except ArchiverError as exc:
+        if loaded is not None:  # the settings loaded: the run itself stopped (an outage, a login needed)
+            names = account or [a.name for a in loaded.account_list()]
+            took = time.monotonic() - started
+            runs = {n: last_sync.of_error(str(exc), exc.exit_code, took) for n in names}
+            last_sync.record(loaded.data_dir, runs)
         raise fail(exc) from None
+    last_sync.record(s.data_dir, {r.account: last_sync.of_report(r) for r in reports})
     code = print_reports(reports)
     if s.summaries.daily:  # the camera-days this sync changed get their summary (never changes the exit code)
         from archiver.cli.export import print_summaries
@@ -285,48 +300,3 @@ def _silence_check(s: Settings, engine: Engine) -> bool:
         typer.echo(f"  silence watch: {REDACTOR.scrub(str(exc))[:200]}", err=True)
         return False
     return bool(report.raised or report.cleared)
-
-
-@app.command()
-def status() -> None:
-    """Cursor, clips by source and state (duplicates: stored once from another source), last errors, size."""
-    from rich.console import Console
-    from rich.table import Table
-
-    from archiver.db.engine import open_engine
-    from archiver.db.summary import SOURCES, STATES, account_summaries, source_label  # Core: no ORM
-
-    console = Console()
-    try:
-        s = settings()
-        engine = open_engine(s)
-    except ArchiverError as exc:
-        raise fail(exc) from None
-    accounts = account_summaries(engine)
-    if not accounts:
-        typer.echo("no account yet: run `archiver login` (or `archiver demo` to try it)")
-        return
-    for a in accounts:
-        counts = a.counts
-        logged_in = "yes" if a.logged_in else "no"
-        table = Table(title=safe_markup(f"account {a.name} (logged in: {logged_in}, tier {a.tier or '?'})"))
-        table.add_column("source")
-        for st in STATES:
-            table.add_column(st, justify="right")
-        for src in [*SOURCES, *sorted({src for src, _ in counts} - set(SOURCES))]:
-            table.add_row(safe_markup(source_label(src)), *(str(counts.get((src, st), 0)) for st in STATES))
-        console.print(table)
-        cursor = a.cursor.isoformat() if a.cursor else "not yet listed"
-        console.print(f"cursor (media/changed since): {cursor}")
-        if a.cursor is not None and a.cursor > datetime.now(UTC) + timedelta(minutes=5):
-            console.print("[red]the cursor is in the future[/]: the next sync repairs it")
-        console.print(f"archive size: {a.archive_bytes / 1e6:.1f} MB")
-        _print_login_state(console, a)
-        for c in a.failed:
-            # names come from the server: no markup, no terminal escapes
-            retry = f", next try {c.next_attempt_at:%Y-%m-%d %H:%M:%S}" if c.next_attempt_at else ""
-            console.print(
-                f"[red]failed[/] {safe_markup(c.identity)} (attempts {c.attempts}{retry}): "
-                f"{safe_markup(c.last_error or '')}"
-            )
-    release(engine)

@@ -78,6 +78,9 @@ def demo(
             reports = aio.run(go())
         except ArchiverError as exc:
             raise fail(exc) from None
+        from archiver import last_sync
+
+        last_sync.record(s.data_dir, {r.account: last_sync.of_report(r) for r in reports})  # for `status`
         code = print_reports(reports)
         files = sorted(p for p in s.archive_dir.rglob("*") if p.is_file())
         typer.echo(f"\n{len(files)} files in {s.archive_dir}:")

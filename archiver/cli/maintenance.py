@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from archiver.cli import app, fail, settings
 from archiver.errors import ArchiverError
+
+if TYPE_CHECKING:
+    from archiver.retention import PruneReport
 
 
 @app.command("prune")
@@ -50,11 +53,32 @@ def prune_cmd(
         if report.pruned < report.clips:
             summary += f" ({report.clips - report.pruned} of {report.clips} to forget are kept for now)"
     typer.echo(f"{report.candidates} stored clips checked; {summary}")
+    if dry_run and report.groups:
+        _print_groups(report)
     for name, d in report.destinations.items():
         typer.echo(f"  {name}: {d.objects} objects, {d.bytes / 1e6:.1f} MB")
     for e in report.errors:
         typer.echo(f"  error: {e}", err=True)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_groups(report: PruneReport) -> None:
+    """What a dry run would delete: one line per camera and local day, then the total."""
+    from archiver.logs import escape_controls
+
+    names = [escape_controls(g.camera) for g in report.groups]
+    width = max(len("total"), *(len(n) for n in names))
+    for name, g in zip(names, report.groups, strict=True):
+        typer.echo(f"  {name:<{width}}  {g.day.isoformat()}  {_clips(g.clips):>11}  {_mb(g.bytes):>10}")
+    typer.echo(f"  {'total':<{width}}  {'':10}  {_clips(report.clips):>11}  {_mb(report.bytes):>10}")
+
+
+def _clips(n: int) -> str:
+    return f"{n} clip{'s' if n != 1 else ''}"
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 @app.command("verify")
@@ -89,6 +113,15 @@ def verify_cmd(
     ):
         for p in problems[:20]:
             typer.echo(f"  {label}: {p.destination}:{p.key} {p.detail}".rstrip(), err=True)
+        if len(problems) > 20:
+            typer.echo(f"  ... and {len(problems) - 20} more {label}", err=True)
+    if not repair and (report.missing or report.corrupt):
+        n = len({(p.destination, p.key) for p in [*report.missing, *report.corrupt]})
+        typer.echo(
+            f"{n} object{'s' if n != 1 else ''} can be repaired: run `archiver verify --repair` to fetch "
+            "them again while Blink still has them, or copy them back from another destination",
+            err=True,
+        )
     if repair:
         typer.echo(
             f"repair: {report.requeued} clips queued for the next sync, {report.copied} objects copied back, "

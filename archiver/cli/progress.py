@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -13,6 +14,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from archiver.db.models import Clip
+
+log = logging.getLogger("archiver.sync")
 
 
 class RichReporter(Reporter):
@@ -38,7 +41,13 @@ class RichReporter(Reporter):
         self.task = self.progress.add_task("sync", total=0, mb=0.0)
         self._bytes = 0
         self._undo_logging: Callable[[], None] | None = route_through(
-            RichHandler(console=self.console, show_path=False, markup=False, rich_tracebacks=False)
+            RichHandler(
+                console=self.console,
+                show_path=False,
+                show_time=logging.getLogger().level <= logging.DEBUG,  # timestamps with -v only
+                markup=False,
+                rich_tracebacks=False,
+            )
         )
 
     def planned(self, total: int) -> None:
@@ -65,7 +74,18 @@ class RichReporter(Reporter):
             self._undo_logging = None
 
 
+class PlainReporter(Reporter):
+    """No terminal: the summary ``print_reports`` prints after the run says it all (each failed clip
+    included), so a failure is a log line of its own only with ``-v``."""
+
+    def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
+        if ok:
+            super().clip_done(clip, ok, message)
+        else:
+            log.info("failed clip=%s: %s", clip.identity, message)
+
+
 def make_reporter(account: str) -> Reporter:
     if sys.stderr.isatty():
         return RichReporter(account)
-    return Reporter()
+    return PlainReporter()

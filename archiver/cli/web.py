@@ -23,7 +23,7 @@ def serve(
     from archiver.web.server import WebServer
 
     try:
-        s = settings()
+        s = settings(service=True)
         s = s.model_copy(update={"server": s.server.model_copy(update={"ui": True})})
         server = WebServer(create_app(s, open_engine(s)), s.server, host, port)
     except ArchiverError as exc:

@@ -16,7 +16,7 @@ def run() -> None:
     from archiver.worker import run_worker
 
     try:
-        s = settings()
+        s = settings(service=True)
         for url in s.notify.urls:
             from archiver.logs import REDACTOR
 

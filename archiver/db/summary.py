@@ -64,6 +64,10 @@ CLIP = table(
     column("attempts", Integer),
     column("last_error", String),
     column("next_attempt_at", DateTime(timezone=True)),
+    column("camera_name", String),
+    column("network_name", String),
+    column("created_at", DateTime(timezone=True)),
+    column("time_zone", String),
 )
 STORED_OBJECT = table("storedobject", column("clip_id", Integer), column("size", Integer))
 CURSOR = table(
@@ -80,6 +84,11 @@ class FailedClip:
     attempts: int
     last_error: str | None
     next_attempt_at: datetime | None = None  # a failed clip backing off: not tried before this
+    source: str = "cloud"
+    camera_name: str | None = None
+    network_name: str | None = None
+    created_at: datetime | None = None  # when it was recorded (UTC)
+    time_zone: str | None = None  # its network's zone (IANA), for showing local times
 
 
 @dataclass
@@ -150,7 +159,17 @@ def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSumma
             sources = [src for (src, state), n in summary.counts.items() if state == "failed" and n]
             if sources:  # naming the sources lets the (account, source, state) index find them
                 failed = conn.execute(
-                    select(CLIP.c.identity, CLIP.c.attempts, CLIP.c.last_error, CLIP.c.next_attempt_at)
+                    select(
+                        CLIP.c.identity,
+                        CLIP.c.attempts,
+                        CLIP.c.last_error,
+                        CLIP.c.next_attempt_at,
+                        CLIP.c.source,
+                        CLIP.c.camera_name,
+                        CLIP.c.network_name,
+                        CLIP.c.created_at,
+                        CLIP.c.time_zone,
+                    )
                     .where(
                         CLIP.c.account_id == acct_id,
                         CLIP.c.source.in_(sources),
@@ -159,6 +178,9 @@ def account_summaries(engine: Engine, last_errors: int = 5) -> list[AccountSumma
                     .order_by(CLIP.c.id.desc())
                     .limit(last_errors)
                 )
-                summary.failed = [FailedClip(i, int(a or 0), e, _aware(t)) for i, a, e, t in failed]
+                summary.failed = [
+                    FailedClip(i, int(a or 0), e, _aware(t), str(src), cam, net, _aware(at), tz)
+                    for i, a, e, t, src, cam, net, at, tz in failed
+                ]
             out.append(summary)
     return out

@@ -324,7 +324,6 @@ class SyncJob:
             else:
                 source.settled(clip, "waiting")
                 reason = f"the same recording is pending as {twin}, fetched from there first"
-            log.info("clip=%s not fetched: %s", clip.identity, reason)
             self.reporter.clip_skipped(clip, reason)
             return
         await self.archive_clip(source, clip, report)
