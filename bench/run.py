@@ -25,6 +25,8 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
 7.  Unknown server limit: the server allows 4 requests/s (Retry-After 2 s), the user set 10; time against
     requests / 4 and the number of 429s; then a second run that starts at the learned rate.
 8.  CPU per clip: 100 x 512 KiB with the default processing, whole processes, vs blinkpy.
+8b. Per-clip slope: the same at 400 clips; (CPU at 400 - CPU at 100) / 300 for both, and the wall time's
+    slope: what each additional clip costs once start-up is paid (issue 27: <= 1.5x blinkpy's CPU).
 9.  Start-up, whole processes: ``--help``, ``status`` and a no-op ``sync`` at 100,000 clips (inside 6).
 10. Requests per archived clip: the default (thumbnail made from the clip) against ``thumbnail = "blink"``.
 11. Analysis: CPU of the ``motion`` detector on a 30 s 1080p clip (budget 0.3 s), and a backlog's wall
@@ -50,7 +52,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import MIB, Bench, print_table
+from harness import MIB, Bench, archiver_cmd, print_table
 from scenarios import analysis, backlog, cpu, limit, memory, noop, requests, scale
 
 
@@ -74,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--limit-clips", type=int, help="scenario 7 clips per run (default 60, quick 20)")
     ap.add_argument("--cpu-clips", type=int, help="scenario 8 clips (default 100, quick 40)")
     ap.add_argument(
+        "--slope-clips", type=int, help="scenario 8b: the second backlog (default 400, quick 120; 0: off)"
+    )
+    ap.add_argument(
         "--analysis-s", type=int, help="scenario 11: the 1080p clip's length (default 30, quick 10)"
     )
     ap.add_argument("--startup-reps", type=int, default=3, help="scenario 9: best of this many runs")
@@ -84,6 +89,8 @@ def parse_args() -> argparse.Namespace:
     args.scale = args.scale or (20_000 if args.quick else 100_000)
     args.limit_clips = args.limit_clips or (20 if args.quick else 60)
     args.cpu_clips = args.cpu_clips or (40 if args.quick else 100)
+    if args.slope_clips is None:
+        args.slope_clips = 120 if args.quick else 400
     args.analysis_s = args.analysis_s or (10 if args.quick else 30)
     if args.extra_concurrency is None:
         args.extra_concurrency = 0 if args.quick else 8
@@ -117,7 +124,8 @@ def main() -> int:
     b = Bench(args, tmp)
     load = os.getloadavg()[0]
     print(
-        f"blink-archiver bench: {args.clips} clips x {args.clip_kib} KiB, "
+        f"blink-archiver bench: `{' '.join(archiver_cmd())}` (whole processes), "
+        f"{args.clips} clips x {args.clip_kib} KiB, "
         f"{args.latency * 1000:.0f} ms/request, "
         f"{args.bandwidth / MIB:.1f} MiB/s per connection; {os.cpu_count()} CPUs, load {load:.1f}; tmp {tmp}",
         flush=True,

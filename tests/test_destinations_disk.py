@@ -10,7 +10,9 @@ from destination_suite import DestinationSuite, Tamper, make_file
 
 from archiver.config import DiskDestinationSettings, S3DestinationSettings, Settings, load_settings
 from archiver.destinations import BACKENDS, DiskDestination, build_destinations, unique_names
-from archiver.destinations.base import DestinationError, is_temporary_key
+from archiver.destinations import disk as disk_module
+from archiver.destinations.base import DestinationError, PutItem, is_temporary_key, put_many
+from archiver.util import sha256_file
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 
@@ -276,3 +278,44 @@ def test_config_examples_load(name: str, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     settings = load_settings(CONFIG_DIR / f"archiver.{name}.example.toml")
     assert settings.destination_list()
+
+
+def _items(tmp_path: Path, folder: str, names: list[str]) -> list[PutItem]:
+    out = []
+    for name in names:
+        src = tmp_path / f"src-{name}"
+        src.write_bytes(name.encode() * 100)
+        out.append(PutItem(src, f"{folder}/{name}", sha256_file(src), {}))
+    return out
+
+
+def test_put_many_makes_the_clips_folder_durable_once_for_all_its_files(
+    tmp_path: Path, dest: DiskDestination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src, sha = make_file(tmp_path / "first", b"x")
+    dest.put(src, "Home/Cam/day/first.mp4", sha256=sha, metadata={})  # the folder exists already
+    synced: list[Path] = []
+    real = disk_module._fsync_dir
+    monkeypatch.setattr(disk_module, "_fsync_dir", lambda p: (synced.append(Path(p)), real(p)))
+    items = _items(tmp_path, "Home/Cam/day", ["a.mp4", "a.jpg", "a.json"])
+    done: list[str] = []
+    put_many(dest, items, lambda item, info: done.append(info.key))
+    assert done == [i.key for i in items]
+    assert synced == [dest.root / "Home/Cam/day"]  # one fsync of the folder, not one per file
+    assert all(dest.hash(i.key) == i.sha256 for i in items)
+
+
+def test_put_many_reports_what_it_stored_before_a_failure(
+    tmp_path: Path, dest: DiskDestination, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    items = _items(tmp_path, "Home/Cam/day", ["b.mp4", "b.jpg"])
+    items[1].src.unlink()  # the second source vanished
+    synced: list[Path] = []
+    real = disk_module._fsync_dir
+    monkeypatch.setattr(disk_module, "_fsync_dir", lambda p: (synced.append(Path(p)), real(p)))
+    done: list[str] = []
+    with pytest.raises(DestinationError):
+        put_many(dest, items, lambda item, info: done.append(info.key))
+    assert done == ["Home/Cam/day/b.mp4"]  # durable (its folder fsynced) before it was reported
+    assert dest.root / "Home/Cam/day" in synced
+    assert dest.stat("Home/Cam/day/b.jpg") is None

@@ -8,10 +8,10 @@ already sanitised by the naming step; a backend still refuses any key that would
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import ClassVar, NamedTuple, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 
@@ -47,6 +47,7 @@ class Capability(enum.StrEnum):
     stored_sha256 = "stored_sha256"  # stat() returns the sha256 without re-reading the object
     incomplete_uploads = "incomplete_uploads"  # abort_incomplete_uploads() frees interrupted uploads
     free_space = "free_space"  # preflight() refuses when the backend is (nearly) full
+    batch_put = "batch_put"  # put_many() makes a clip's objects durable together (else put by put)
 
 
 @runtime_checkable
@@ -101,6 +102,18 @@ class Destination(Protocol):
 
     def abort_incomplete_uploads(self, older_than: timedelta) -> tuple[int, int]:
         """Abort uploads interrupted longer than ``older_than`` ago; returns (uploads, bytes)."""
+
+
+class PutItem(NamedTuple):
+    """One object of :func:`put_many`: what :meth:`Destination.put` takes."""
+
+    src: Path
+    key: str
+    sha256: str
+    metadata: Mapping[str, str]
+
+
+PutDone = Callable[[PutItem, ObjectInfo], None]
 
 
 class DestinationBase:
@@ -192,6 +205,18 @@ def delete_many(dest: Destination, keys: Sequence[str]) -> dict[str, Exception]:
         return dict(dest.delete_many(keys))
     except Exception as exc:  # a backend bug: every key failed
         return dict.fromkeys(keys, exc)
+
+
+def put_many(dest: Destination, items: Sequence[PutItem], done: PutDone) -> None:
+    """Put every item; ``done(item, info)`` is called for each once it is durable (also when a later one
+    fails: then the error is raised after the ``done`` calls of those before it). A backend with the
+    ``batch_put`` capability does it in one go (a disk makes each folder durable once, not once per
+    object); any other gets one ``put`` after the other."""
+    if Capability.batch_put in dest.capabilities:
+        dest.put_many(items, done)  # type: ignore[attr-defined]  # what the capability promises
+        return
+    for item in items:
+        done(item, dest.put(item.src, item.key, sha256=item.sha256, metadata=item.metadata))
 
 
 def preflight_all(destinations: Sequence[Destination]) -> tuple[list[DestinationError], list[str]]:

@@ -218,7 +218,11 @@ class EncryptedDestination:
         self.keys = Keys(master)
         self.encrypt_names = encrypt_names
         # the backend's stored sha256 is the ciphertext's: never the plaintext's the callers compare
-        self.capabilities = inner.capabilities - {Capability.stored_sha256}  # type: ignore[misc]
+        # (and its put_many would store plaintext: this layer puts one object at a time)
+        self.capabilities = inner.capabilities - {  # type: ignore[misc]
+            Capability.stored_sha256,
+            Capability.batch_put,
+        }
 
     def __repr__(self) -> str:
         return f"EncryptedDestination({self.inner!r}, encrypt_names={self.encrypt_names})"

@@ -25,6 +25,8 @@ from archiver.destinations.base import (
     DestinationBase,
     DestinationError,
     ObjectInfo,
+    PutDone,
+    PutItem,
     check_key,
     is_temporary_key,
 )
@@ -127,7 +129,7 @@ class DiskDestination(DestinationBase):
     """
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.health_check, Capability.bulk_delete, Capability.free_space}
+        {Capability.health_check, Capability.bulk_delete, Capability.free_space, Capability.batch_put}
     )
 
     def __init__(
@@ -271,6 +273,49 @@ class DiskDestination(DestinationBase):
 
     # -- Destination --------------------------------------------------------------------------------
     def put(self, src: Path, key: str, *, sha256: str, metadata: Mapping[str, str]) -> ObjectInfo:
+        info, folder = self._put(src, key, sha256)
+        if folder is not None:
+            self._sync_folder(folder, key)
+        return info
+
+    def put_many(self, items: Sequence[PutItem], done: PutDone) -> None:
+        """Every item as ``put`` does, but each folder is fsynced once, after the last rename into it (a
+        clip, its thumbnail and its sidecar share one): ``done`` follows for each item. When an item
+        fails, the folders of those before it are made durable and reported done first."""
+        renamed: list[tuple[PutItem, ObjectInfo, Path | None]] = []
+        folders: dict[Path, str] = {}  # folder -> the first key put into it (for the error message)
+        error: BaseException | None = None
+        try:
+            for item in items:
+                info, folder = self._put(item.src, item.key, item.sha256)
+                renamed.append((item, info, folder))
+                if folder is not None:
+                    folders.setdefault(folder, item.key)
+        except BaseException as exc:
+            error = exc
+        synced: set[Path] = set()
+        for folder, key in folders.items():
+            try:
+                self._sync_folder(folder, key)
+            except DestinationError as exc:
+                error = error or exc
+            else:
+                synced.add(folder)
+        for item, info, folder in renamed:
+            if folder is None or folder in synced:
+                done(item, info)
+        if error is not None:
+            raise error
+
+    def _sync_folder(self, folder: Path, key: str) -> None:
+        try:
+            _fsync_dir(folder)
+        except OSError as exc:
+            raise self._error("writing", key, exc) from None
+
+    def _put(self, src: Path, key: str, sha256: str) -> tuple[ObjectInfo, Path | None]:
+        """Link or copy ``src`` under ``key`` (the file fsynced, then renamed into place); the folder
+        that gained the entry, which the caller fsyncs (None: the object was there already)."""
         dest = self._resolve(key)
         try:
             size = os.stat(src).st_size
@@ -280,7 +325,7 @@ class DiskDestination(DestinationBase):
             ) from None
         current = self.stat(key)
         if current is not None and current.size == size and self.hash(key) == sha256:
-            return ObjectInfo(key=key, size=size, sha256=sha256)
+            return ObjectInfo(key=key, size=size, sha256=sha256), None
 
         # One temp name per key (one writer per key: the account lease), so a put killed half-way leaves
         # nothing behind once the key is put again; no directory scan needed.
@@ -297,7 +342,6 @@ class DiskDestination(DestinationBase):
                     if attempt == 2 or not Path(src).exists():
                         raise
             os.replace(tmp, dest)
-            _fsync_dir(dest.parent)
         except OSError as exc:
             self._discard(tmp)
             raise self._error("writing", key, exc) from None
@@ -305,7 +349,7 @@ class DiskDestination(DestinationBase):
             self._discard(tmp)
             raise
         self._discard(tmp)  # rename of a hard link onto the same inode is a no-op that leaves tmp behind
-        return ObjectInfo(key=key, size=size, sha256=sha256)
+        return ObjectInfo(key=key, size=size, sha256=sha256), dest.parent
 
     def _link_or_copy(self, src: Path, tmp: Path, sha256: str, key: str) -> None:
         try:

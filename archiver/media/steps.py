@@ -28,6 +28,7 @@ from archiver.errors import ConfigError, MediaError
 from archiver.media.probe import MediaInfo, probe
 from archiver.media.thumbnail import make_preview, make_thumbnail
 from archiver.media.transcode import get_profile, transcode
+from archiver.util import sha256_file
 
 if TYPE_CHECKING:
     from archiver.media.processor import MediaProcessor
@@ -40,6 +41,7 @@ class DerivedFile(BaseModel):
     path: Path
     suffix: str  # what replaces ".mp4" in the stored name: ".jpg", ".h265.mp4", ".webp"
     replaces_original: bool = False  # a transcode with keep_original off: the original is not stored
+    sha256: str | None = None  # when the step hashed it already (in its own worker-thread trip)
 
 
 @dataclass
@@ -119,15 +121,15 @@ class ThumbnailStep(MediaStep):
         if m.settings.thumbnail not in ("generated", "both") and task.has_blink_thumbnail:
             return []
         exe = m.in_process_or_ffmpeg()
-        path = await m.job(
-            make_thumbnail,
-            task.clip,
-            task.out(".jpg"),
-            exe,
-            timeout=m.settings.timeout_s,
-            duration=task.duration,
-        )
-        return [DerivedFile(kind="thumbnail", path=path, suffix=".jpg")]
+        out, timeout, duration = task.out(".jpg"), m.settings.timeout_s, task.duration
+
+        def thumbnail() -> tuple[Path, str]:
+            """Made and hashed in one worker-thread trip (the pipeline would otherwise hash it in another)."""
+            path = make_thumbnail(task.clip, out, exe, timeout=timeout, duration=duration)
+            return path, sha256_file(path)
+
+        path, digest = await m.job(thumbnail)
+        return [DerivedFile(kind="thumbnail", path=path, suffix=".jpg", sha256=digest)]
 
 
 class TranscodeStep(MediaStep):

@@ -112,6 +112,10 @@ def _thumbnail_av(
             encoder.width, encoder.height, encoder.pix_fmt = w, h, "yuvj420p"
             encoder.time_base = Fraction(1, 25)
             encoder.qmin = encoder.qmax = 3  # about ffmpeg's -q:v 3
+            # one JPEG: libav's default (a thread per core) would start and join a thread pool for it,
+            # which costs three times the encoding itself (0.47 -> 0.14 ms CPU, 1.7 -> 0.14 ms wall for
+            # Blink's 160x90 stills; also fewer restart markers, so smaller files)
+            encoder.thread_count = 1
             still = frame.reformat(width=w, height=h, format="yuvj420p")
             return b"".join(bytes(p) for p in [*encoder.encode(still), *encoder.encode(None)])
     except av.FFmpegError as exc:

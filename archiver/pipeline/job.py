@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -130,6 +132,10 @@ class SyncJob:
         sync = settings.sync
         self._transfers = TransferGate(sync.concurrency, max(sync.concurrency, sync.max_concurrency))
         self._seen_sources: set[str] = set()  # sources with clips of this account (the duplicate rule)
+        # staging folders emptied after their clip, for the next one: creating and removing a folder
+        # per clip costs more than its files (a directory inode is allocated and freed each time)
+        self._spare_dirs: list[Path] = []
+        self._made_dirs = 0
         self.completed = False  # the last run() got through every source before its deadline
 
     @property
@@ -195,6 +201,9 @@ class SyncJob:
             report.requests = self.http.stats.requests
             report.throttled = self.http.stats.throttled
             report.duration_s = round(time.monotonic() - started, 3)
+            spare, self._spare_dirs = self._spare_dirs, []
+            for folder in spare:  # (empty already)
+                shutil.rmtree(folder, ignore_errors=True)
         return report
 
     def _remember_rate(self) -> None:
@@ -347,9 +356,8 @@ class SyncJob:
         (auth errors, the breaker and an unavailable source do propagate)."""
         assert clip.id is not None
         clip_id = clip.id
-        work = self.staging / str(clip_id)
-        work.mkdir(parents=True, exist_ok=True)
-        cleaned = False  # the staging folder is removed (by the worker-thread trip that stored the clip)
+        work = self._workdir()
+        cleaned = False  # the staging folder is emptied (by the worker-thread trip that stored the clip)
         try:
             task = ClipTask(clip, work, self.key_for(clip))
             fresh = clip.state == ClipState.discovered and clip.attempts == 0  # never tried before
@@ -395,8 +403,7 @@ class SyncJob:
                     dests = self.destinations
                     self.repo.store(clip_id, task.files, dests, metadata, finish, fresh=fresh)
                 finally:
-                    shutil.rmtree(work, True)
-                    cleaned = True
+                    cleaned = _emptied(work)
 
             await asyncio.to_thread(keep)
         except SourceUnavailable:
@@ -418,13 +425,40 @@ class SyncJob:
             return False
         finally:
             if not cleaned:
-                await asyncio.to_thread(shutil.rmtree, work, True)
+                cleaned = await asyncio.to_thread(_emptied, work)
+            if cleaned:
+                self._spare_dirs.append(work)
         report.stored += 1
         report.bytes += sum(f.size for f in task.files)
         source.settled(clip, "stored")
         self.reporter.clip_done(clip, True)
         return True
 
+    def _workdir(self) -> Path:
+        """An empty staging folder for one clip (one left by an earlier clip, or a new one)."""
+        if self._spare_dirs:
+            return self._spare_dirs.pop()
+        self._made_dirs += 1
+        work = self.staging / f"w{self._made_dirs}"
+        work.mkdir(parents=True, exist_ok=True)
+        return work
+
     def _clean_staging(self) -> None:
         """Leftovers of a killed run are never trusted: they are refetched."""
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _emptied(folder: Path) -> bool:
+    """Remove what a clip left in its staging folder; True when the folder is empty (reusable), else it is
+    removed as a whole (best effort) and False."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        return True
+    except OSError:
+        shutil.rmtree(folder, ignore_errors=True)
+        return False

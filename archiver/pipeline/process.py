@@ -22,7 +22,9 @@ async def process_clip(steps: Sequence[Step], task: ClipTask) -> None:
     if not steps:
         return
     original = task.files[0]
-    work = StepTask(original.path, task.work / "derived", task.has_thumbnail, subject=task.clip)
+    # the outputs go beside the original in the clip's staging folder ("clip.jpg", "clip.h265.mp4"...):
+    # no folder of their own to create and remove for each clip
+    work = StepTask(original.path, task.work, task.has_thumbnail, subject=task.clip)
     derived = await run_steps(steps, work)
     if work.info is not None:
         i = work.info
@@ -33,7 +35,7 @@ async def process_clip(steps: Sequence[Step], task: ClipTask) -> None:
         kind, suffix = d.kind, d.suffix
         if kind == ObjectKind.thumbnail and task.has_thumbnail:  # Blink's own keeps the plain name
             kind, suffix = ObjectKind.generated_thumbnail, ".generated.jpg"
-        digest = await asyncio.to_thread(sha256_file, d.path)
+        digest = d.sha256 or await asyncio.to_thread(sha256_file, d.path)
         out.append(StagedFile(kind, d.path, sibling(task.key, suffix), d.path.stat().st_size, digest))
     task.files = out
     if work.warnings:

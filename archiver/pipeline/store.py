@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from archiver.db import repo
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ObjectKind, StoredObject
-from archiver.destinations.base import Destination, DestinationError
+from archiver.destinations.base import Destination, DestinationError, ObjectInfo, PutItem, put_many
 from archiver.pipeline.naming import EXTENSION, with_suffix_number
 from archiver.util import fsync_file
 
@@ -253,13 +253,19 @@ class _PartlyPut(Exception):
 def _put_all(
     dest: Destination, files: Sequence[StagedFile], metadata: Mapping[str, str]
 ) -> list[tuple[StagedFile, str]]:
-    """All of a clip's files into one destination, in one worker-thread trip: (file, key) of each put."""
+    """All of a clip's files into one destination, in one worker-thread trip (``put_many``: a disk
+    fsyncs the clip's folder once for all of them): (file, key) of each put."""
     done: list[tuple[StagedFile, str]] = []
-    for f in files:
-        meta = {**metadata, "kind": str(f.kind), "sha256": f.sha256}
-        try:
-            info = dest.put(f.path, f.key, sha256=f.sha256, metadata=meta)
-        except Exception as exc:
-            raise _PartlyPut(done, exc) from exc
-        done.append((f, info.key))
+    items = [
+        PutItem(f.path, f.key, f.sha256, {**metadata, "kind": str(f.kind), "sha256": f.sha256}) for f in files
+    ]
+    by_item = {id(item): f for item, f in zip(items, files, strict=True)}
+
+    def put(item: PutItem, info: ObjectInfo) -> None:
+        done.append((by_item[id(item)], info.key))
+
+    try:
+        put_many(dest, items, put)
+    except Exception as exc:
+        raise _PartlyPut(done, exc) from exc
     return done
