@@ -8,6 +8,7 @@ import importlib.util
 import json
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,31 @@ def test_the_analysis_queue_is_bounded_and_what_it_could_not_take_is_caught_up_l
                 with_analysis(settings, engine, lambda f: sync_all(settings, engine, reporter_factory=f))
             )
         assert analysed() == 4
+    finally:
+        engine.dispose()
+
+
+def test_a_syncs_catch_up_takes_recent_clips_and_leaves_an_old_archive_to_archiver_analyze(
+    tmp_path: Path, sim: Simulator, camera: int
+) -> None:
+    sim.add_clips(camera, 3, size=20_000)
+    settings = make_settings(tmp_path, sim, analysis={"enabled": False})  # archived before analysis
+    assert run_sync(settings).stored == 3
+    engine = open_engine(settings)
+    try:
+        with session_scope(engine) as s:
+            old = list(s.exec(select(Clip).order_by(Clip.created_at)))[:2]
+            for clip in old:  # stored a week ago
+                clip.stored_at = datetime.now(UTC) - timedelta(days=7)
+                s.add(clip)
+            old_ids = {c.id for c in old}
+        on = settings.model_copy(update={"analysis": settings.analysis.model_copy(update={"enabled": True})})
+        asyncio.run(with_analysis(on, engine, lambda f: sync_all(on, engine, reporter_factory=f)))
+        with session_scope(engine) as s:
+            analysed = {r.clip_id for r in s.exec(select(ClipAnalysis)) if r.analyzed_at is not None}
+        assert len(analysed) == 1 and not analysed & old_ids  # the recent one only
+        detectors = build_detectors(settings.analysis)
+        assert set(pending_clips(engine, detectors, max_attempts=5)) == old_ids  # `archiver analyze`'s
     finally:
         engine.dispose()
 

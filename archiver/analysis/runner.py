@@ -17,7 +17,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,9 @@ class Analysed(BaseModel):
     error: str | None = None
 
 
+CATCH_UP = timedelta(days=2)  # how far back a sync's analysis pass looks for clips left unanalysed
+
+
 def needs(row: ClipAnalysis | None, detectors: Sequence[Detector]) -> bool:
     """A clip needs analysing when one of ``detectors`` has no result of its current version."""
     done = versions(row)
@@ -63,6 +66,7 @@ def pending_clips(
     *,
     max_attempts: int,
     since: datetime | None = None,
+    stored_since: datetime | None = None,
     cameras: Sequence[str] = (),
     retry_failed: bool = False,
     now: datetime | None = None,
@@ -82,6 +86,8 @@ def pending_clips(
         )
         if since is not None:
             q = q.where(Clip.created_at >= since)
+        if stored_since is not None:
+            q = q.where(Clip.stored_at >= stored_since)  # type: ignore[operator]
         for clip_id, name, cam_id, row in s.exec(q):
             if wanted and (name or "").lower() not in wanted and str(cam_id) not in wanted:
                 continue
@@ -241,10 +247,16 @@ class AnalysisWorker:
         return True
 
     def catch_up(self) -> int:
-        """Queue clips stored earlier that still need the detectors (new, or a failure now due)."""
+        """Queue clips stored in the last :data:`CATCH_UP` that still need the detectors (the queue was
+        full, or a failure is now due). Older clips are ``archiver analyze``'s: an upgrade or a new
+        detector never makes every sync analyse (and every no-op sync read) the whole archive."""
         room = self.queue.maxsize - self.queue.qsize()
         ids = pending_clips(
-            self.engine, self.detectors, max_attempts=self.settings.analysis.max_attempts, limit=room
+            self.engine,
+            self.detectors,
+            max_attempts=self.settings.analysis.max_attempts,
+            stored_since=datetime.now(UTC) - CATCH_UP,
+            limit=room,
         )
         return sum(1 for i in ids if self._put(i))
 
