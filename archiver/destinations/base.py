@@ -8,6 +8,7 @@ already sanitised by the naming step; a backend still refuses any key that would
 from __future__ import annotations
 
 import enum
+import hashlib
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from pathlib import Path
@@ -128,6 +129,23 @@ class DestinationBase:
 
     def location(self, key: str) -> str | None:
         return None
+
+    def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        raise NotImplementedError  # pragma: no cover - every backend implements it
+
+    def hash(self, key: str) -> str:
+        """The sha256 of what :meth:`open` gives (a backend that can do better overrides it)."""
+        digest = hashlib.sha256()
+        for chunk in self.open(key):
+            digest.update(chunk)
+        return digest.hexdigest()
+
+    def read_to(self, key: str, path: Path) -> None:
+        """What :meth:`open` gives, written to ``path``."""
+        chunks = self.open(key)
+        with open(path, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
 
     def check(self) -> None:
         return None

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from archiver.destinations.base import (
     Capability,
     Destination,
+    DestinationBase,
     DestinationError,
     ObjectCorrupt,
     ObjectInfo,
@@ -207,7 +208,7 @@ def encrypt_file(keys: Keys, src: Path, dst: Path) -> tuple[str, str, int]:
     return plain_digest.hexdigest(), cipher_digest.hexdigest(), size
 
 
-class EncryptedDestination:
+class EncryptedDestination(DestinationBase):
     """``inner`` with every object encrypted (and, with ``encrypt_names``, every name)."""
 
     capabilities: ClassVar[frozenset[Capability]] = frozenset()  # set per instance: the backend's
@@ -361,18 +362,6 @@ class EncryptedDestination:
             return None
         size = plain_size(info.size)
         return ObjectInfo(key=key, size=-1 if size is None else size)
-
-    def hash(self, key: str) -> str:
-        digest = hashlib.sha256()
-        for chunk in self.open(key):
-            digest.update(chunk)
-        return digest.hexdigest()
-
-    def read_to(self, key: str, path: Path) -> None:
-        chunks = self.open(key)
-        with open(path, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
 
     def location(self, key: str) -> str | None:
         return None  # the backend's copy is ciphertext: read it through open()

@@ -353,18 +353,6 @@ class FsspecDestination(DestinationBase):
             return None
         return ObjectInfo(key=key, size=int(info.get("size") or 0))
 
-    def hash(self, key: str) -> str:
-        digest = hashlib.sha256()
-        for chunk in self.open(key):
-            digest.update(chunk)
-        return digest.hexdigest()
-
-    def read_to(self, key: str, path: Path) -> None:
-        chunks = self.open(key)
-        with open(path, "wb") as out:
-            for chunk in chunks:
-                out.write(chunk)
-
     def open(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         path = self._path(key)
         if end is not None and end <= start:
