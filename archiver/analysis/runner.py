@@ -27,7 +27,7 @@ from sqlmodel import select
 
 from archiver.analysis import Detection, Detector, Tag, build_detectors
 from archiver.analysis.sidecar import rewrite_sidecar
-from archiver.analysis.store import record_failure, record_success, summary, versions
+from archiver.analysis.store import preview, record_failure, record_success, versions
 from archiver.config import Settings, parse_duration
 from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipAnalysis, ClipState, ObjectKind, StoredObject
@@ -158,12 +158,9 @@ def analyze_clip(
         # then the results and the sidecar's new size and sha256 are recorded in one transaction. A kill
         # in between leaves the clip unanalysed in the database, so the next run analyses it again and
         # puts the same key (which also replaces a half-written temporary file).
+        now = datetime.now(UTC)
         with session_scope(engine) as s:
-            with s.begin_nested() as preview:  # the sidecar's "analysis" as it will be recorded
-                record_success(s, clip_id, results)
-                s.flush()
-                doc = summary(s, clip_id) or {}
-                preview.rollback()
+            doc = preview(s, clip_id, results, now)  # the sidecar's "analysis" as it will be recorded
             clip = s.get(Clip, clip_id)  # pruned meanwhile: never put a sidecar back for a clip gone
             current = list(s.exec(select(StoredObject).where(StoredObject.clip_id == clip_id)))
             for o in current:
@@ -172,7 +169,7 @@ def analyze_clip(
         if settings.sync.sidecar and clip is not None and clip.state == ClipState.stored:
             rewritten = rewrite_sidecar(destinations, current, doc, workdir)
         with session_scope(engine) as s:
-            record_success(s, clip_id, results)
+            record_success(s, clip_id, results, now)
             for o, size, digest in rewritten:
                 row = s.get(StoredObject, o.id)
                 if row is not None:

@@ -65,6 +65,34 @@ def tags_of(s: Session, clip_id: int) -> list[Tag]:
     return [Tag(label=r.label, confidence=r.confidence, at_s=r.at_s) for r in rows]
 
 
+def preview(
+    s: Session, clip_id: int, results: dict[str, tuple[str, Detection]], now: datetime
+) -> dict[str, object]:
+    """What :func:`summary` will say once :func:`record_success` recorded ``results`` at ``now``,
+    computed without writing (the sidecar is put before the database records it)."""
+    row = s.get(ClipAnalysis, clip_id)
+    done = versions(row)
+    activity = row.activity if row is not None else None
+    tags = [(name, t) for name, t in _tags_by_detector(s, clip_id) if name not in results]
+    for name, (version, found) in results.items():
+        done[name] = version
+        if found.activity is not None:
+            activity = found.activity
+        tags.extend((name, t) for t in found.tags)
+    ordered = sorted((t for _, t in tags), key=lambda t: (t.at_s, t.label))
+    return {
+        "activity": activity,
+        "tags": [t.model_dump() for t in ordered],
+        "detectors": done,
+        "analyzed_at": now.astimezone(UTC).isoformat(),
+    }
+
+
+def _tags_by_detector(s: Session, clip_id: int) -> list[tuple[str, Tag]]:
+    rows = s.exec(select(ClipTag).where(ClipTag.clip_id == clip_id))
+    return [(r.detector, Tag(label=r.label, confidence=r.confidence, at_s=r.at_s)) for r in rows]
+
+
 def summary(s: Session, clip_id: int) -> dict[str, object] | None:
     """The sidecar's ``"analysis"`` for a clip, from the database (None: not analysed yet)."""
     row = s.get(ClipAnalysis, clip_id)
