@@ -244,7 +244,7 @@ def scale(b: Bench) -> None:
 def status_in_process(data: Path) -> float:
     import logging
 
-    from archiver.cli import commands
+    from archiver.cli import status as status_command
 
     saved = {k: v for k, v in os.environ.items() if k.startswith("ARCHIVER_")}
     for k in saved:
@@ -254,7 +254,7 @@ def status_in_process(data: Path) -> float:
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             t0 = time.perf_counter()
-            commands.status()
+            status_command.status(as_json=False)
             return time.perf_counter() - t0
     finally:
         del os.environ["ARCHIVER_DATA_DIR"]
