@@ -9,7 +9,6 @@ import asyncio
 import io
 import os
 import re
-import shutil
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from browser_fixtures import chromium, have_chromium
 from export_fixtures import CHICAGO, ExportArchive, build
 from helpers import run_cli
 from sqlmodel import Session, select
@@ -30,9 +30,6 @@ from archiver.db.engine import open_engine, session_scope
 from archiver.db.models import Clip
 from archiver.silence import check
 from archiver.web.app import create_app
-
-CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 
 
 @dataclass
@@ -217,11 +214,9 @@ def test_export_by_tag_and_minimum_activity_on_the_cli_and_the_web(
 
 @pytest.mark.timeout(120)
 def test_the_tag_filter_in_chromium_shows_only_tagged_clips(analysed: Analysed) -> None:
-    webdriver = pytest.importorskip("selenium.webdriver")
-    if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+    pytest.importorskip("selenium.webdriver")
+    if not have_chromium():
         pytest.skip("chromium and chromedriver are not installed")
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -231,31 +226,25 @@ def test_the_tag_filter_in_chromium_shows_only_tagged_clips(analysed: Analysed) 
     settings = analysed.archive.settings
     srv = WebServer(create_app(settings, engine), settings.server, "127.0.0.1", 0)
     srv.start()
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    flags = "--headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run"
-    for flag in [*flags.split(), "--window-size=1280,900"]:
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     try:
-        driver.get(f"{srv.url}/clips")
-        shown = lambda: sorted(  # noqa: E731
-            int(str(a.get_attribute("href")).rsplit("/", 1)[1])
-            for a in driver.find_elements(By.CSS_SELECTOR, "a.clip")
-        )
-        assert len(shown()) > len(analysed.person)
-        Select(driver.find_element(By.NAME, "tag")).select_by_value("person")
-        driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
-        WebDriverWait(driver, 10).until(lambda d: "tag=person" in d.current_url)
-        assert shown() == sorted(analysed.person)
-        chips = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "a.clip .tag")]
-        assert chips == ["person"] * len(analysed.person)
-        quiet = driver.find_elements(By.CSS_SELECTOR, "li.quiet a.clip")
-        assert len(quiet) == 1 and float(quiet[0].value_of_css_property("opacity")) < 0.9  # dimmed
-        folder = Path(os.environ.get("WEB_SCREENSHOTS", "") or analysed.archive.settings.data_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        driver.save_screenshot(str(folder / "clips-tag-person.png"))
+        with chromium() as driver:
+            driver.get(f"{srv.url}/clips")
+            shown = lambda: sorted(  # noqa: E731
+                int(str(a.get_attribute("href")).rsplit("/", 1)[1])
+                for a in driver.find_elements(By.CSS_SELECTOR, "a.clip")
+            )
+            assert len(shown()) > len(analysed.person)
+            Select(driver.find_element(By.NAME, "tag")).select_by_value("person")
+            driver.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+            WebDriverWait(driver, 10).until(lambda d: "tag=person" in d.current_url)
+            assert shown() == sorted(analysed.person)
+            chips = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "a.clip .tag")]
+            assert chips == ["person"] * len(analysed.person)
+            quiet = driver.find_elements(By.CSS_SELECTOR, "li.quiet a.clip")
+            assert len(quiet) == 1 and float(quiet[0].value_of_css_property("opacity")) < 0.9  # dimmed
+            folder = Path(os.environ.get("WEB_SCREENSHOTS", "") or analysed.archive.settings.data_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            driver.save_screenshot(str(folder / "clips-tag-person.png"))
     finally:
-        driver.quit()
         srv.stop()
         engine.dispose()

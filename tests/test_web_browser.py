@@ -8,37 +8,21 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from browser_fixtures import chromium, have_chromium
 from web_fixtures import WebArchive, web_archive  # noqa: F401
 
 from archiver.db.engine import open_engine
 from archiver.web.app import create_app
 from archiver.web.server import WebServer
 
-CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-default-apps",
-    "--disable-sync",
-    "--no-first-run",
-    "--mute-audio",
-    "--autoplay-policy=no-user-gesture-required",
-]
-
 webdriver = pytest.importorskip("selenium.webdriver")
-if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+if not have_chromium():
     pytest.skip("chromium and chromedriver are not installed", allow_module_level=True)
 
 
@@ -54,21 +38,8 @@ def server(web_archive: WebArchive) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in FLAGS:
-        opts.add_argument(flag)
-    opts.add_argument("--window-size=1280,900")
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium(logging={"performance": "ALL", "browser": "ALL"}) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def requested_urls(driver: object) -> list[str]:

@@ -7,12 +7,12 @@ desktop and phone screenshots."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from browser_fixtures import chromium, have_chromium
 from export_fixtures import ExportArchive, export_archive  # noqa: F401
 from sqlmodel import Session, select
 
@@ -21,10 +21,8 @@ from archiver.db.models import Clip, ClipState
 from archiver.web.app import create_app
 from archiver.web.server import WebServer
 
-CHROMIUM = os.environ.get("TEST_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver")
-if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
+if not have_chromium():
     pytest.skip("chromium and chromedriver are not installed", allow_module_level=True)
 
 
@@ -42,31 +40,8 @@ def server(export_archive: ExportArchive) -> Iterator[WebServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--no-first-run",
-        "--mute-audio",
-        "--autoplay-policy=no-user-gesture-required",
-        "--window-size=1280,900",
-    ):
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    driver.set_page_load_timeout(30)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
