@@ -593,7 +593,7 @@ def write_video(
     import tempfile
     from pathlib import Path
 
-    from archiver.media.ffmpeg import encoders, path_arg, run
+    from archiver.media.ffmpeg import GLOBAL_ARGS, encoders, path_arg, run
 
     result = VideoResult()
     font = find_font() if burn_in else None
@@ -655,9 +655,7 @@ def write_video(
             run(
                 [
                     ffmpeg,
-                    "-hide_banner",
-                    "-nostdin",
-                    "-nostats",
+                    *GLOBAL_ARGS,
                     "-v",
                     "error",
                     "-y",
@@ -689,9 +687,7 @@ def write_video(
             run(
                 [
                     ffmpeg,
-                    "-hide_banner",
-                    "-nostdin",
-                    "-nostats",
+                    *GLOBAL_ARGS,
                     "-v",
                     "error",
                     "-y",
