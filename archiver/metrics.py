@@ -85,6 +85,33 @@ class DatabaseCollector(Collector):
         yield ahead
 
 
+class SilenceCollector(Collector):
+    """``archiver_silence_alerts{account,kind,name}`` = 1 per open alert, read at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        from sqlmodel import select
+
+        from archiver.db.engine import session_scope
+        from archiver.db.models import Account, SilenceAlert
+
+        family = GaugeMetricFamily(
+            "archiver_silence_alerts",
+            "Open silence-watch alerts (camera silent, Sync Module offline, USB storage inactive)",
+            labels=["account", "kind", "name"],
+        )
+        try:
+            with session_scope(self.engine) as s:
+                names = {a.id: a.name for a in s.exec(select(Account))}
+                for r in s.exec(select(SilenceAlert)):
+                    family.add_metric([names.get(r.account_id, "?"), r.kind, r.name], 1.0)
+        except Exception as exc:  # a scrape never fails on the database
+            log.debug("silence metrics unavailable: %s", exc)
+        yield family
+
+
 class Metrics:
     def __init__(self, engine: Engine | None = None) -> None:
         self.registry = CollectorRegistry()
@@ -119,8 +146,6 @@ class Metrics:
         )
         if engine is not None:
             r.register(DatabaseCollector(engine))
-            from archiver.silence import SilenceCollector
-
             r.register(SilenceCollector(engine))  # archiver_silence_alerts (archiver.silence)
 
     def observe_request(self, what: str, status: int, seconds: float) -> None:

@@ -15,7 +15,7 @@ From the homescreen the sync already reads (the Sync Module rows): a module whos
 homescreen says so again.
 
 Hooks for other areas: :func:`open_alerts` (status page, the HA binary sensor "<camera> silent" with
-device class problem), :class:`SilenceCollector` (registered with the metrics registry).
+device class problem), ``archiver.metrics.SilenceCollector`` (the ``archiver_silence_alerts`` metric).
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from archiver.config import SilenceSettings, parse_duration
 from archiver.db.engine import session_scope
@@ -103,44 +101,48 @@ def evaluate(s: Session, account_id: int, cfg: SilenceSettings, now: datetime) -
     """The alerts that hold for one account now."""
     alerts: list[Alert] = []
     window_start = now - timedelta(days=cfg.window_days)
-    names: dict[int, str] = {
-        cam: name
-        for cam, name in s.exec(
-            select(Clip.camera_blink_id, Clip.camera_name).where(Clip.account_id == account_id).distinct()
-        )
-        if cam is not None and name
-    }
-    names.update({c.blink_id: c.name for c in s.exec(select(Camera).where(Camera.account_id == account_id))})
-    last_seen = dict(
-        s.exec(
+    counted = Clip.state.in_(COUNTED)  # type: ignore[attr-defined]
+    # Core rows, no ORM objects: at 100,000 clips this runs after every one-shot sync (both queries are
+    # answered from the index on (account, camera, created_at))
+    db = s.connection()
+    last_seen: dict[int, datetime | None] = {
+        cam: last
+        for cam, last in db.execute(
             select(Clip.camera_blink_id, func.max(Clip.created_at))
             .where(Clip.account_id == account_id, Clip.camera_blink_id.is_not(None))  # type: ignore[union-attr]
-            .where(Clip.state.in_(COUNTED))  # type: ignore[attr-defined]
+            .where(counted)
             .group_by(Clip.camera_blink_id)
-        ).all()
-    )
+        )
+    }
     recent: dict[int, list[datetime]] = {}
-    rows = s.exec(
+    rows = db.execute(
         select(Clip.camera_blink_id, Clip.created_at).where(
-            Clip.account_id == account_id,
-            Clip.created_at >= window_start,
-            Clip.state.in_(COUNTED),  # type: ignore[attr-defined]
+            Clip.account_id == account_id, Clip.created_at >= window_start, counted
         )
     )
     for cam, created in rows:
         if cam is not None:
             recent.setdefault(cam, []).append(created)
+    silent: list[tuple[int, str]] = []
     for cam, last in last_seen.items():
         if last is None:
             continue
         quiet = now - _utc(last)
         limit = threshold(recent.get(cam, []), now, cfg)
         if quiet > limit:
-            name = names.get(cam) or f"camera {cam}"
-            detail = f"no clip for {_fmt(quiet)} (usually reported after {_fmt(limit)})"
-            alerts.append(
-                Alert(account_id=account_id, kind="camera_silent", subject=str(cam), name=name, detail=detail)
+            silent.append((cam, f"no clip for {_fmt(quiet)} (usually reported after {_fmt(limit)})"))
+    if silent:
+        names = _camera_names(s, account_id, [cam for cam, _ in silent])
+        alerts += [
+            Alert(
+                account_id=account_id,
+                kind="camera_silent",
+                subject=str(cam),
+                name=names.get(cam) or f"camera {cam}",
+                detail=detail,
             )
+            for cam, detail in silent
+        ]
     if cfg.sync_modules:
         modules = s.exec(select(SyncModule).where(SyncModule.account_id == account_id))
         for m in modules:
@@ -168,6 +170,25 @@ def evaluate(s: Session, account_id: int, cfg: SilenceSettings, now: datetime) -
                     )
                 )
     return alerts
+
+
+def _camera_names(s: Session, account_id: int, cams: Sequence[int]) -> dict[int, str]:
+    """The cameras' names: the homescreen's, else the newest a clip of theirs was listed with."""
+    names = {
+        c.blink_id: c.name
+        for c in s.exec(select(Camera).where(Camera.account_id == account_id, col(Camera.blink_id).in_(cams)))
+    }
+    for cam in set(cams) - set(names):
+        name = s.exec(
+            select(Clip.camera_name)
+            .where(Clip.account_id == account_id, Clip.camera_blink_id == cam)
+            .where(col(Clip.camera_name).is_not(None))
+            .order_by(col(Clip.created_at).desc())
+            .limit(1)
+        ).first()
+        if name:
+            names[cam] = name
+    return names
 
 
 def _had_usb_clips(s: Session, account_id: int, module: int) -> bool:
@@ -233,25 +254,3 @@ def open_alerts(engine: Engine) -> list[SilenceAlert]:
         for r in rows:
             s.expunge(r)
         return rows
-
-
-class SilenceCollector(Collector):
-    """``archiver_silence_alerts{account,kind,name}`` = 1 per open alert, read at scrape time."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        family = GaugeMetricFamily(
-            "archiver_silence_alerts",
-            "Open silence-watch alerts (camera silent, Sync Module offline, USB storage inactive)",
-            labels=["account", "kind", "name"],
-        )
-        try:
-            with session_scope(self.engine) as s:
-                names = {a.id: a.name for a in s.exec(select(Account))}
-                for r in s.exec(select(SilenceAlert)):
-                    family.add_metric([names.get(r.account_id, "?"), r.kind, r.name], 1.0)
-        except Exception as exc:  # a scrape never fails on the database
-            log.debug("silence metrics unavailable: %s", exc)
-        yield family

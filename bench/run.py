@@ -14,7 +14,7 @@ per-request latency, a per-connection bandwidth cap and an optional server rate 
     ``download_videos(delay=0)``, both logged in beforehand.
 1w. The same as whole processes, log-in included: ``archiver sync`` in a fresh data folder (the schema
     created beforehand, no account yet) against a process running blinkpy's ``Blink.start()`` +
-    ``download_videos(delay=0)``. Goal: >= 4x faster.
+    ``download_videos(delay=0)``. Goal: >= 5x faster.
 1b. Scenario 1 with a higher ``sync.concurrency`` (context).
 2.  Backlog, polite: the archiver's defaults against blinkpy's delay=1, and requests per archived clip.
 3.  The ideal time of scenario 1 from its requests, latency and bandwidth at the starting transfer count.
