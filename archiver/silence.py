@@ -102,18 +102,17 @@ def evaluate(s: Session, account_id: int, cfg: SilenceSettings, now: datetime) -
     alerts: list[Alert] = []
     window_start = now - timedelta(days=cfg.window_days)
     counted = Clip.state.in_(COUNTED)  # type: ignore[attr-defined]
-    # Core rows, no ORM objects: at 100,000 clips this runs after every one-shot sync (both queries are
-    # answered from the index on (account, camera, created_at))
+    # Core rows, no ORM objects: at 100,000 clips this runs after every one-shot sync
     db = s.connection()
-    last_seen: dict[int, datetime | None] = {
-        cam: last
-        for cam, last in db.execute(
-            select(Clip.camera_blink_id, func.max(Clip.created_at))
-            .where(Clip.account_id == account_id, Clip.camera_blink_id.is_not(None))  # type: ignore[union-attr]
-            .where(counted)
-            .group_by(Clip.camera_blink_id)
-        )
-    }
+    last_seen: dict[int, datetime] = {}
+    # grouped by state too: answered from the (state, account, camera, created_at) index alone
+    for cam, last in db.execute(
+        select(Clip.camera_blink_id, func.max(Clip.created_at))
+        .where(counted, Clip.account_id == account_id, Clip.camera_blink_id.is_not(None))  # type: ignore[union-attr]
+        .group_by(Clip.state, Clip.camera_blink_id)
+    ):
+        if last is not None and (cam not in last_seen or _utc(last) > last_seen[cam]):
+            last_seen[cam] = _utc(last)
     recent: dict[int, list[datetime]] = {}
     rows = db.execute(
         select(Clip.camera_blink_id, Clip.created_at).where(
@@ -125,9 +124,7 @@ def evaluate(s: Session, account_id: int, cfg: SilenceSettings, now: datetime) -
             recent.setdefault(cam, []).append(created)
     silent: list[tuple[int, str]] = []
     for cam, last in last_seen.items():
-        if last is None:
-            continue
-        quiet = now - _utc(last)
+        quiet = now - last
         limit = threshold(recent.get(cam, []), now, cfg)
         if quiet > limit:
             silent.append((cam, f"no clip for {_fmt(quiet)} (usually reported after {_fmt(limit)})"))

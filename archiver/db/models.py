@@ -132,6 +132,8 @@ class Clip(SQLModel, table=True):
         # the web UI's overviews without reading the table: clips per camera (stored, newest) and the
         # newest failed clips are answered from this index alone
         Index("ix_clip_state_camera", "state", "account_id", "camera_blink_id", "created_at"),
+        # what was stored lately (the analysis catch-up after every sync) without reading every clip
+        Index("ix_clip_state_stored_at", "state", "stored_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
     account_id: int = Field(foreign_key="account.id")

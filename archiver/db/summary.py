@@ -42,6 +42,7 @@ SOURCE_LABELS = {"cloud": "cloud", "local": "USB"}
 def source_label(source: str) -> str:
     return SOURCE_LABELS.get(source, source)
 
+
 ACCOUNT = table(
     "account",
     column("id", Integer),

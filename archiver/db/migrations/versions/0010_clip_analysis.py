@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0008"  # the lead re-chains it after 0009 at the merge
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 
