@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import os
 import subprocess
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,7 +20,7 @@ from sqlmodel import delete, select
 
 from archiver.analysis import DETECTORS, Detection, Tag, build_detectors
 from archiver.analysis.motion import MotionDetector, activity
-from archiver.analysis.runner import analyze_clip, pending_clips, with_analysis
+from archiver.analysis.runner import AnalysisWorker, analyze_clip, pending_clips, with_analysis
 from archiver.analysis.store import import_sidecar, last_tagged, summary
 from archiver.config import AnalysisSettings
 from archiver.db.engine import open_engine, session_scope
@@ -174,6 +176,46 @@ def test_the_analysis_queue_is_bounded_and_what_it_could_not_take_is_caught_up_l
                 with_analysis(settings, engine, lambda f: sync_all(settings, engine, reporter_factory=f))
             )
         assert analysed() == 4
+    finally:
+        engine.dispose()
+
+
+class _PairDetector:
+    """Returns only once another clip is being analysed at the same time (a barrier of two)."""
+
+    name = "pair"
+    version = "1"
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def analyze(self, path: Path) -> Detection:
+        self.barrier.wait()
+        return Detection(activity=0.5)
+
+
+def test_the_queue_left_after_a_sync_drains_with_a_consumer_per_core(
+    tmp_path: Path, sim: Simulator, camera: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sim.add_clips(camera, 2, size=20_000)
+    settings = make_settings(tmp_path, sim, analysis={"enabled": False})
+    assert run_sync(settings).stored == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    engine = open_engine(settings)
+    try:
+        with session_scope(engine) as s:
+            ids = [c.id for c in s.exec(select(Clip))]
+
+        async def drain() -> list[bool]:
+            # one consumer beside the sync (analysis.workers = 1); both clips wait for finish()
+            worker = AnalysisWorker(settings, engine, detectors=[_PairDetector()])
+            worker.start()
+            assert all(worker.submit(clip_id) for clip_id in ids)
+            await worker.finish()
+            return [a.ok for a in worker.done]
+
+        assert settings.analysis.workers == 1
+        assert asyncio.run(drain()) == [True, True]  # with one consumer, the barrier breaks: not ok
     finally:
         engine.dispose()
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -51,6 +52,7 @@ class Analysed(BaseModel):
     error: str | None = None
 
 
+DRAIN_WORKERS = 4  # consumers once the sync is over (one per core, at most this many)
 CATCH_UP = timedelta(days=2)  # how far back a sync's analysis pass looks for clips left unanalysed
 
 
@@ -277,9 +279,16 @@ class AnalysisWorker:
                 self.queue.task_done()
 
     async def finish(self, wait: bool = True) -> None:
-        """Wait until every queued clip is analysed (``wait``), then stop the consumers."""
+        """Wait until every queued clip is analysed (``wait``), then stop the consumers.
+
+        The sync is over by then, so nothing else wants the CPU: the queue drains with a consumer per
+        core (at most :data:`DRAIN_WORKERS`), not the ``analysis.workers`` that ran beside the sync, and
+        a one-shot run ends sooner after a backlog."""
         try:
             if wait:
+                drain = max(self.settings.analysis.workers, min(DRAIN_WORKERS, os.cpu_count() or 1))
+                extra = min(drain - len(self._tasks), self.queue.qsize())
+                self._tasks += [asyncio.create_task(self._consume()) for _ in range(max(0, extra))]
                 await self.queue.join()
         finally:
             for t in self._tasks:
