@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from ha_schema import parse_topic, validate, validate_event
@@ -139,7 +140,8 @@ def test_categories_camera_devices_and_an_event_per_stored_clip_with_its_url(
         clip = row_of[body["id"]]
         assert m.topic == f"blink-archiver/default/camera/{clip.camera_blink_id}/event"
         assert body.pop("event_type") == "clip"
-        assert body.pop("url") == f"{PUBLIC}/clip/{clip.id}"
+        assert clip.archive_key and body["key"] == clip.archive_key
+        assert body.pop("url") == f"{PUBLIC}/clip/key/{quote(clip.archive_key)}"  # a reindex keeps it
         assert body == clips[body["id"]], "the same attributes as the clip message"
 
 

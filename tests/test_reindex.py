@@ -8,9 +8,10 @@ import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from helpers import make_settings, run_sync
+from helpers import asgi_get, make_settings, run_sync
 from sqlalchemy import delete, func
 from sqlmodel import select
 
@@ -21,6 +22,7 @@ from archiver.destinations.disk import DiskDestination
 from archiver.pipeline.sidecar import Place, Sidecar, SidecarFile
 from archiver.reindex import accounts_without_clips, reindex
 from archiver.simulator import Simulator
+from archiver.web.app import create_app
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -283,6 +285,43 @@ def test_clips_that_got_a_numbered_key_get_it_back(tmp_path: Path, sim: Simulato
     engine.dispose()
     assert (report.added, report.ok) == (3, True)
     assert _identities_and_keys(settings) == before
+
+
+def test_a_clips_link_by_key_reaches_the_same_clip_after_the_database_is_rebuilt(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    net = sim.add_network("Home")
+    front, back = sim.add_camera(net, "Front Door"), sim.add_camera(net, "Back Yard")
+    for cam in (front, back, front):
+        sim.add_clips(cam, 1, size=20_000)
+    settings = make_settings(tmp_path, sim, processing={"probe": False})
+    assert run_sync(settings).stored == 3
+
+    def pages() -> dict[str, str]:
+        """archive key -> the identity of the clip page its /clip/key/ link leads to"""
+        engine = open_database(settings.database_url)
+        app = create_app(settings, engine)
+        with session_scope(engine) as s:
+            clips = list(s.exec(select(Clip)))
+        identity_of = {f"/clip/{c.id}": c.identity for c in clips}
+        out = {}
+        for c in clips:
+            assert c.archive_key
+            r = asgi_get(app, f"/clip/key/{quote(c.archive_key)}")
+            assert r.status_code == 302, r.text
+            assert asgi_get(app, r.headers["location"]).status_code == 200
+            out[c.archive_key] = identity_of[r.headers["location"]]
+        assert asgi_get(app, "/clip/key/Home/nothing.mp4").status_code == 404
+        engine.dispose()
+        return out
+
+    before = pages()
+    assert len(before) == 3
+    _forget_database(tmp_path)
+    engine = open_database(settings.database_url)
+    assert reindex(engine, DiskDestination(tmp_path / "archive")).added == 3
+    engine.dispose()
+    assert pages() == before
 
 
 def test_a_two_destination_archive_is_whole_again_after_the_guarded_sync(

@@ -460,7 +460,7 @@ class HomeAssistant:
                             self._publish_camera(account, cam, cstate, thumb)
                         self.link.send(self._json(self.topics.clip_event(account), event))
                         if cam is not None:  # the camera's event entity: the same, plus the clip's page
-                            fired = CameraClipEvent(**event.model_dump(), url=self.mode.links.clip(clip_id))
+                            fired = CameraClipEvent(**event.model_dump(), url=self.mode.links.clip(event.key))
                             self.link.send(self._json(self.topics.camera_event(account, cam.id), fired))
             except Exception:  # one clip's event must never stop the others (nor the sync)
                 log.exception("mqtt: building the event of clip id=%s failed", clip_id)

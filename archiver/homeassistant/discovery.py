@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 
@@ -233,8 +234,9 @@ class Links(BaseModel):
             return self.home()
         return self._join(f"/camera/{camera.account_id}/{camera.id}")
 
-    def clip(self, clip_id: int | None) -> str | None:
-        return self._join(f"/clip/{clip_id}") if clip_id is not None else None
+    def clip(self, key: str | None) -> str | None:
+        """The clip's page by its archive key, which a reindex keeps (the row id may change)."""
+        return self._join(f"/clip/key/{quote(key)}") if key else None
 
 
 class Mode(BaseModel):

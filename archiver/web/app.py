@@ -18,7 +18,7 @@ from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -241,6 +241,7 @@ class WebApp:
                 Route("/camera/{account_id:int}/{camera_id:int}", self.camera_page, methods=["GET", "HEAD"]),
                 Route("/clips", self.clips_page, methods=["GET", "HEAD"]),
                 Route("/clip/{clip_id:int}", self.clip_page, methods=["GET", "HEAD"]),
+                Route("/clip/key/{key:path}", self.clip_by_key, methods=["GET", "HEAD"]),
                 Route("/media/{clip_id:int}/{what:str}", self.media_file, methods=["GET", "HEAD"]),
                 Route("/status", self.status_page, methods=["GET", "HEAD"]),
                 Route("/export", self.export_zip, methods=["GET"]),
@@ -351,6 +352,14 @@ class WebApp:
             base=request.url.path,
             query=_keep(q, ("camera", "source", "from", "to", "tag", "min_activity")),
         )
+
+    async def clip_by_key(self, request: Request) -> Response:
+        """The clip page by archive key (the stable link Home Assistant's events carry): a redirect."""
+        key = request.path_params["key"]
+        clip_id = await self.db(queries.clip_id_for_key, key) if 0 < len(key) <= 1024 else None
+        if clip_id is None:
+            raise HTTPException(404)
+        return RedirectResponse(f"/clip/{clip_id}", status_code=302)
 
     async def clip_page(self, request: Request) -> Response:
         detail = await self.db(queries.clip_detail, _path_id(request, "clip_id"))

@@ -534,6 +534,16 @@ def stored_clip(s: Session, clip_id: int) -> Clip | None:
     return clip if clip is not None and clip.state == ClipState.stored else None
 
 
+def clip_id_for_key(s: Session, key: str) -> int | None:
+    """The stored clip whose archive key, or one of whose stored objects, is ``key``: links that leave
+    the archive (Home Assistant's events) name the key, which a reindex keeps, not the row's id."""
+    clip_id = s.exec(select(Clip.id).where(Clip.archive_key == key)).first()
+    if clip_id is None:
+        clip_id = s.exec(select(StoredObject.clip_id).where(StoredObject.key == key).limit(1)).first()
+    clip = stored_clip(s, clip_id) if clip_id is not None else None
+    return clip.id if clip is not None else None
+
+
 def clip_detail(s: Session, clip_id: int) -> ClipDetail | None:
     clip = stored_clip(s, clip_id)
     if clip is None or clip.id is None:
