@@ -5,9 +5,10 @@ One ``ThreadingHTTPServer`` on loopback answers every Blink host (OAuth, rest-pr
 all of a client's base URLs at ``Simulator.url``. HTTP/1.1 keep-alive, ``Content-Length`` on every
 response, bodies streamed in 64 KiB pieces (optionally bandwidth-capped).
 
-Fault order per request: record start → ``on_request`` hook → ``latency_s`` sleep → (API/media only,
-or also auth with ``faults_on_auth``) rate limit 429 → connection reset → 5xx → route. For media downloads
-that would answer 200, ``garbage_rate`` and ``truncate_rate`` are drawn afterwards.
+Fault order per request: ``on_request`` hook → ``latency_s`` sleep → (API/media only, or also auth with
+``faults_on_auth``) rate limit 429 → connection reset → 5xx → route. For media downloads that would answer
+200, ``garbage_rate`` and ``truncate_rate`` are drawn afterwards. A request is recorded once it is
+answered, so ``request_count`` does not count one the hook is still holding.
 
 Offline sync modules: every local-storage call on an offline module answers HTTP 409
 ``{"message":"Sync Module is offline","code":1007}`` (not the "busy" message, so clients that retry on
