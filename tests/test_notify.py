@@ -1,24 +1,21 @@
+# ruff: noqa: F811  (the webhook fixture imported from notify_fixtures is shadowed by test parameters)
 """Apprise notifications: one per failure streak, "run archiver login" when a PIN is needed, no secrets,
 delivered to a real JSON webhook on loopback — in-process and from a real `archiver run` worker."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from helpers import free_port
+from notify_fixtures import Webhook, webhook  # noqa: F401  (the fixture)
 from pydantic import SecretStr
 
 from archiver.config import NotifySettings
@@ -29,41 +26,6 @@ from archiver.simulator import Faults, SimConfig, Simulator
 
 CLI = "import archiver.cli.worker; from archiver.cli import main; main()"
 WRONG_PASSWORD = "Wr0ng-Hunter2-password"
-
-
-class Webhook:
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        self.raw: list[bytes] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.raw.append(body)
-                outer.payloads.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.httpd.server_address[1]}/"
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    hook.thread.start()
-    yield hook
-    hook.httpd.shutdown()
-    hook.httpd.server_close()
 
 
 class FakeNotifier:

@@ -1,18 +1,14 @@
+# ruff: noqa: F811  (the webhook fixture imported from notify_fixtures is shadowed by test parameters)
 """Silence watch (issue 24): a camera that stops recording is reported once and cleared by its next clip;
 a camera that is only rarely triggered is not reported; Sync Module offline and USB storage inactive."""
 
 from __future__ import annotations
 
-import json
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
-import pytest
 from helpers import make_settings, run_sync, usb_settings
+from notify_fixtures import Webhook, webhook  # noqa: F401  (the fixture)
 from sqlmodel import select
 
 from archiver.config import NotifySettings, SilenceSettings
@@ -22,44 +18,6 @@ from archiver.metrics import Metrics
 from archiver.notify import Notifier
 from archiver.silence import check, open_alerts, threshold
 from archiver.simulator import Simulator
-
-
-class Webhook:
-    """An Apprise ``json://`` target on loopback: every notification the archiver sends lands here."""
-
-    def __init__(self) -> None:
-        self.payloads: list[dict[str, Any]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.payloads.append(json.loads(body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.httpd.server_address[1]}/"
-
-    def titles(self) -> list[str]:
-        return [p["title"] for p in self.payloads]
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    hook.thread.start()
-    yield hook
-    hook.httpd.shutdown()
-    hook.httpd.server_close()
 
 
 def ago(**kw: float) -> datetime:
