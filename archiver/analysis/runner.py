@@ -34,7 +34,7 @@ from archiver.db.engine import session_scope
 from archiver.db.models import Clip, ClipAnalysis, ClipState, ObjectKind, StoredObject
 from archiver.destinations.base import Destination, DestinationError
 from archiver.errors import ArchiverError
-from archiver.pipeline.report import Reporter
+from archiver.pipeline.report import ForwardingReporter, Reporter
 from archiver.util import one_line
 
 log = logging.getLogger("archiver.analysis")
@@ -297,36 +297,19 @@ class AnalysisWorker:
             self._tasks = []
 
 
-class AnalysisReporter(Reporter):
+class AnalysisReporter(ForwardingReporter):
     """Forwards a sync's progress to ``inner`` and hands each stored clip to the analysis worker."""
 
     def __init__(self, inner: Reporter, worker: AnalysisWorker) -> None:
-        self.inner, self.worker = inner, worker
+        super().__init__(inner)
+        self.worker = worker
         inner.analysis_started()  # e.g. the MQTT clip event waits (bounded) for the clip's results
         worker.listeners.append(lambda outcome: inner.clip_analysed(outcome.clip_id))
 
-    def planned(self, total: int) -> None:
-        self.inner.planned(total)
-
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
-        self.inner.clip_done(clip, ok, message)
+        super().clip_done(clip, ok, message)
         if ok and clip.id is not None:
             self.worker.submit(clip.id)
-
-    def clip_skipped(self, clip: Clip, reason: str) -> None:
-        self.inner.clip_skipped(clip, reason)
-
-    def bytes_fetched(self, n: int) -> None:
-        self.inner.bytes_fetched(n)
-
-    def analysis_started(self) -> None:
-        self.inner.analysis_started()
-
-    def clip_analysed(self, clip_id: int) -> None:
-        self.inner.clip_analysed(clip_id)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 ReporterFactory = Callable[[str], Reporter]

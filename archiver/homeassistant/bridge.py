@@ -55,7 +55,7 @@ from archiver.homeassistant.state import (
     with_tags,
 )
 from archiver.logs import REDACTOR
-from archiver.pipeline.report import AccountsFailed, Reporter, SyncReport
+from archiver.pipeline.report import AccountsFailed, ForwardingReporter, Reporter, SyncReport
 from archiver.util import as_utc, one_line
 
 log = logging.getLogger("archiver.mqtt")
@@ -77,7 +77,7 @@ def one_shot_expiry(settings: Settings) -> int:
     return max(MIN_EXPIRE_AFTER_S, int(3 * interval))
 
 
-class ClipObserver(Reporter):
+class ClipObserver(ForwardingReporter):
     """Forwards every hook to the reporter it wraps (the CLI's progress bar, or log lines) and tells the
     bridge about each stored clip."""
 
@@ -87,36 +87,24 @@ class ClipObserver(Reporter):
         on_stored: Callable[[int], None],
         on_analysis: Callable[[int | None], None] | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.on_stored = on_stored
         self.on_analysis = on_analysis  # None: the analysis runs beside the sync; an id: that clip is done
 
-    def planned(self, total: int) -> None:
-        self.inner.planned(total)
-
     def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
-        self.inner.clip_done(clip, ok, message)
+        super().clip_done(clip, ok, message)
         if ok and clip.id is not None:
             self.on_stored(clip.id)
 
-    def clip_skipped(self, clip: Clip, reason: str) -> None:
-        self.inner.clip_skipped(clip, reason)
-
-    def bytes_fetched(self, n: int) -> None:
-        self.inner.bytes_fetched(n)
-
     def analysis_started(self) -> None:
-        self.inner.analysis_started()
+        super().analysis_started()
         if self.on_analysis is not None:
             self.on_analysis(None)
 
     def clip_analysed(self, clip_id: int) -> None:
-        self.inner.clip_analysed(clip_id)
+        super().clip_analysed(clip_id)
         if self.on_analysis is not None:
             self.on_analysis(clip_id)
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 class HomeAssistant:

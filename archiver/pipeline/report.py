@@ -88,3 +88,32 @@ class Reporter:
 
     def close(self) -> None:
         pass
+
+
+class ForwardingReporter(Reporter):
+    """Passes every hook on to ``inner`` (the CLI's progress bar, or log lines); a subclass overrides the
+    hooks it also acts on and calls ``super()`` for the forwarding."""
+
+    def __init__(self, inner: Reporter) -> None:
+        self.inner = inner
+
+    def planned(self, total: int) -> None:
+        self.inner.planned(total)
+
+    def clip_done(self, clip: Clip, ok: bool, message: str = "") -> None:
+        self.inner.clip_done(clip, ok, message)
+
+    def clip_skipped(self, clip: Clip, reason: str) -> None:
+        self.inner.clip_skipped(clip, reason)
+
+    def bytes_fetched(self, n: int) -> None:
+        self.inner.bytes_fetched(n)
+
+    def analysis_started(self) -> None:
+        self.inner.analysis_started()
+
+    def clip_analysed(self, clip_id: int) -> None:
+        self.inner.clip_analysed(clip_id)
+
+    def close(self) -> None:
+        self.inner.close()
