@@ -240,7 +240,7 @@ def plan(s: Session, sel: Selection, destination: str) -> ExportPlan:
             clips += s.exec(
                 select(Clip).where(
                     Clip.account_id == account_id,
-                    queries._camera_is(camera_id),  # type: ignore[arg-type]
+                    queries.camera_is(camera_id),  # type: ignore[arg-type]
                     *conds,  # type: ignore[arg-type]
                 )
             ).all()

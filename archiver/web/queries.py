@@ -325,7 +325,7 @@ def cameras(s: Session) -> list[NetworkGroup]:
     ]
 
 
-def _camera_is(camera_id: int | None) -> object:
+def camera_is(camera_id: int | None) -> object:
     return col(Clip.camera_blink_id).is_(None) if camera_id is None else Clip.camera_blink_id == camera_id
 
 
@@ -340,7 +340,7 @@ def camera_keys(s: Session, account_id: int | None = None) -> list[tuple[int, in
 def latest_clip(s: Session, account_id: int, camera_id: int | None) -> Clip | None:
     return s.exec(
         select(Clip)
-        .where(Clip.account_id == account_id, _camera_is(camera_id), _stored())  # type: ignore[arg-type]
+        .where(Clip.account_id == account_id, camera_is(camera_id), _stored())  # type: ignore[arg-type]
         .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
         .limit(1)
     ).first()
@@ -426,7 +426,7 @@ def clip_page(
             bounds.append(col(Clip.created_at) < end)
         rows += s.exec(
             select(Clip)
-            .where(Clip.account_id == account_id, _camera_is(camera_id), *conds, *bounds)  # type: ignore[arg-type]
+            .where(Clip.account_id == account_id, camera_is(camera_id), *conds, *bounds)  # type: ignore[arg-type]
             .order_by(col(Clip.created_at).desc(), col(Clip.id).desc())
             .limit(limit + 1)
         ).all()
